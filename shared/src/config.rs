@@ -1,0 +1,300 @@
+//! One typed configuration, read from `IDENTITY_*` variables and an optional
+//! TOML file (`IDENTITY_CONFIG`). Variables win over the file. A bad value
+//! fails at boot with the variable's name.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, message: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub public_base_url: String,
+    pub admin_token: Option<String>,
+    /// Hex or base64 text of the 32-byte master key, if configured.
+    pub master_key: Option<String>,
+    pub dev_mode: bool,
+    pub auto_migrate: bool,
+    pub dns_nameservers: Vec<SocketAddr>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub log_format: LogFormat,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// Safety-net TTL of the project-resolution cache; invalidation is explicit.
+    pub resolution_cache_ttl: Duration,
+    /// Connections per database pool.
+    pub db_max_connections: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://./identity.db".into(),
+            public_addr: ([0, 0, 0, 0], 8080).into(),
+            admin_addr: ([127, 0, 0, 1], 8081).into(),
+            public_base_url: "http://localhost:8080".into(),
+            admin_token: None,
+            master_key: None,
+            dev_mode: false,
+            auto_migrate: false,
+            dns_nameservers: Vec::new(),
+            trusted_proxies: Vec::new(),
+            log_format: LogFormat::Pretty,
+            body_limit_bytes: 1024 * 1024,
+            resolution_cache_ttl: Duration::from_secs(60),
+            db_max_connections: 16,
+        }
+    }
+}
+
+impl Config {
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// Reads the process environment (and the TOML file it names).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("IDENTITY_"))
+            .collect();
+        Self::from_sources(&env)
+    }
+
+    /// Builds the configuration from a map of `IDENTITY_*` variables; a TOML
+    /// file named by `IDENTITY_CONFIG` supplies keys the map lacks (keys are
+    /// the variable names without the prefix, lowercased: `database_url`).
+    pub fn from_sources(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut vars = env.clone();
+        if let Some(path) = env.get("IDENTITY_CONFIG") {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::new("IDENTITY_CONFIG", format!("cannot read {path}: {e}")))?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError::new("IDENTITY_CONFIG", format!("invalid TOML in {path}: {e}")))?;
+            for (key, value) in table {
+                let name = format!("IDENTITY_{}", key.to_ascii_uppercase());
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                };
+                vars.entry(name).or_insert(text);
+            }
+        }
+
+        let d = Config::default();
+        let get = |name: &str| vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let database_url = get("IDENTITY_DATABASE_URL").unwrap_or(d.database_url);
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "IDENTITY_DATABASE_URL",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        let public_base_url = get("IDENTITY_PUBLIC_BASE_URL")
+            .unwrap_or(d.public_base_url)
+            .trim_end_matches('/')
+            .to_string();
+        if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "IDENTITY_PUBLIC_BASE_URL",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        let admin_token = get("IDENTITY_ADMIN_TOKEN");
+        if let Some(t) = &admin_token
+            && t.len() < 24
+        {
+            return Err(ConfigError::new(
+                "IDENTITY_ADMIN_TOKEN",
+                "must be at least 24 characters",
+            ));
+        }
+        let master_key = get("IDENTITY_MASTER_KEY");
+        if let Some(k) = &master_key {
+            crate::crypto::MasterKey::parse(k)
+                .map_err(|e| ConfigError::new("IDENTITY_MASTER_KEY", e))?;
+        }
+        let config = Config {
+            public_addr: parse_opt(&get, "IDENTITY_PUBLIC_ADDR")?.unwrap_or(d.public_addr),
+            admin_addr: parse_opt(&get, "IDENTITY_ADMIN_ADDR")?.unwrap_or(d.admin_addr),
+            dev_mode: parse_bool(&get, "IDENTITY_DEV_MODE")?.unwrap_or(d.dev_mode),
+            auto_migrate: parse_bool(&get, "IDENTITY_AUTO_MIGRATE")?.unwrap_or(d.auto_migrate),
+            dns_nameservers: parse_list(&get, "IDENTITY_DNS_NAMESERVERS")?,
+            trusted_proxies: parse_list(&get, "IDENTITY_TRUSTED_PROXIES")?,
+            log_format: match get("IDENTITY_LOG_FORMAT").as_deref() {
+                None | Some("pretty") => LogFormat::Pretty,
+                Some("json") => LogFormat::Json,
+                Some(_) => {
+                    return Err(ConfigError::new("IDENTITY_LOG_FORMAT", "must be json or pretty"));
+                }
+            },
+            body_limit_bytes: parse_opt(&get, "IDENTITY_BODY_LIMIT_BYTES")?.unwrap_or(d.body_limit_bytes),
+            resolution_cache_ttl: parse_opt::<u64>(&get, "IDENTITY_RESOLUTION_CACHE_TTL_SECONDS")?
+                .map(Duration::from_secs)
+                .unwrap_or(d.resolution_cache_ttl),
+            db_max_connections: parse_opt(&get, "IDENTITY_DB_MAX_CONNECTIONS")?
+                .unwrap_or(d.db_max_connections),
+            database_url,
+            public_base_url,
+            admin_token,
+            master_key,
+        };
+        if config.db_max_connections == 0 {
+            return Err(ConfigError::new("IDENTITY_DB_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        if !config.is_sqlite() && config.master_key.is_none() {
+            return Err(ConfigError::new(
+                "IDENTITY_MASTER_KEY",
+                "is required with Postgres (32 bytes, hex or base64)",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Where the generated master key of an SQLite deployment lives: beside
+    /// the database file. `None` for an in-memory database.
+    pub fn sqlite_master_key_path(&self) -> Option<PathBuf> {
+        let path = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path.contains(":memory:") {
+            return None;
+        }
+        Some(PathBuf::from(format!("{path}.master-key")))
+    }
+}
+
+fn parse_opt<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    get(name)
+        .map(|v| v.parse::<T>().map_err(|e| ConfigError::new(name, format!("invalid value {v:?}: {e}"))))
+        .transpose()
+}
+
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<bool>, ConfigError> {
+    get(name)
+        .map(|v| match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(ConfigError::new(name, format!("expected true or false, got {v:?}"))),
+        })
+        .transpose()
+}
+
+fn parse_list<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Vec<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let Some(v) = get(name) else { return Ok(Vec::new()) };
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<T>().map_err(|e| ConfigError::new(name, format!("invalid entry {s:?}: {e}"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_sqlite() {
+        let c = Config::from_sources(&env(&[])).unwrap();
+        assert!(c.is_sqlite());
+        assert_eq!(c.public_addr.port(), 8080);
+        assert_eq!(c.admin_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.sqlite_master_key_path().unwrap().to_str(), Some("./identity.db.master-key"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (k, v) in [
+            ("IDENTITY_PUBLIC_ADDR", "nope"),
+            ("IDENTITY_DEV_MODE", "maybe"),
+            ("IDENTITY_DNS_NAMESERVERS", "1.2.3.4"),
+            ("IDENTITY_TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("IDENTITY_LOG_FORMAT", "xml"),
+            ("IDENTITY_DATABASE_URL", "mysql://x"),
+            ("IDENTITY_MASTER_KEY", "short"),
+        ] {
+            let err = Config::from_sources(&env(&[(k, v)])).unwrap_err();
+            assert_eq!(err.variable, k, "{err}");
+        }
+    }
+
+    #[test]
+    fn postgres_requires_master_key() {
+        let err = Config::from_sources(&env(&[("IDENTITY_DATABASE_URL", "postgres://x/y")])).unwrap_err();
+        assert_eq!(err.variable, "IDENTITY_MASTER_KEY");
+    }
+
+    #[test]
+    fn toml_file_fills_gaps_and_env_wins() {
+        let dir = std::env::temp_dir().join(format!("identity-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("identity.toml");
+        std::fs::write(
+            &path,
+            "public_addr = \"127.0.0.1:9999\"\ndev_mode = true\ndns_nameservers = [\"127.0.0.1:53\"]\n",
+        )
+        .unwrap();
+        let c = Config::from_sources(&env(&[
+            ("IDENTITY_CONFIG", path.to_str().unwrap()),
+            ("IDENTITY_DEV_MODE", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(c.public_addr.port(), 9999);
+        assert!(!c.dev_mode);
+        assert_eq!(c.dns_nameservers.len(), 1);
+    }
+}

@@ -1,0 +1,442 @@
+//! Storage: one code path for Postgres and SQLite.
+//!
+//! SQL is built with sea-query, bound with sea-query-sqlx and decoded with
+//! `derive(FromRow)` into portable types. All work runs in a transaction
+//! opened by [`Db::scope`] (one project, data-plane role, RLS applies) or
+//! [`Db::control`] (control-plane role, every project).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+use sea_query_sqlx::SqlxBinder;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, FromRow, Postgres, Sqlite, Transaction};
+
+use crate::invalidation::{CHANNEL, Invalidation, InvalidationBus};
+
+/// The Postgres role data-plane transactions switch to; it must not bypass RLS.
+pub const APP_ROLE: &str = "identity_app";
+/// The Postgres role control-plane transactions switch to; its policies see every project.
+pub const CONTROL_ROLE: &str = "identity_control";
+
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("unique constraint violated: {0}")]
+    UniqueViolation(String),
+    #[error("database error: {0}")]
+    Sqlx(sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                DbError::UniqueViolation(d.constraint().unwrap_or_default().to_string())
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                DbError::Unavailable(e.to_string())
+            }
+            _ => DbError::Sqlx(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Pg(PgPool),
+    Lite(SqlitePool),
+}
+
+/// A handle on one database (one shard). Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    bus: InvalidationBus,
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrationStatus {
+    pub version: i64,
+    pub description: String,
+    pub applied: bool,
+}
+
+impl Db {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let in_memory = url.contains(":memory:");
+            let pool = SqlitePoolOptions::new()
+                // An in-memory database lives as long as its one connection.
+                .max_connections(if in_memory { 1 } else { max_connections })
+                .min_connections(if in_memory { 1 } else { 0 })
+                .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+                .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(1800)) })
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Pool::Lite(pool)
+        } else {
+            let options = PgConnectOptions::from_str(url)?.application_name("identity");
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Pool::Pg(pool)
+        };
+        Ok(Self {
+            pool,
+            bus: InvalidationBus::new(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Pg(_) => Backend::Postgres,
+            Pool::Lite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// The Postgres pool, for the few callers that need Postgres itself
+    /// (LISTEN, tests that prove RLS).
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Pg(p) => Some(p),
+            Pool::Lite(_) => None,
+        }
+    }
+
+    pub fn invalidations(&self) -> &InvalidationBus {
+        &self.bus
+    }
+
+    /// A transaction scoped to one project: on Postgres it runs as the
+    /// data-plane role with `app.project_id` set, so RLS applies whatever
+    /// role the server connected as.
+    pub async fn scope(&self, project_id: &str) -> Result<Tx, DbError> {
+        let inner = match &self.pool {
+            Pool::Pg(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT set_config('role', 'identity_app', true), set_config('app.project_id', $1, true)")
+                    .bind(project_id)
+                    .execute(&mut *tx)
+                    .await?;
+                TxInner::Pg(tx)
+            }
+            Pool::Lite(pool) => TxInner::Lite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        };
+        Ok(Tx {
+            inner,
+            bus: self.bus.clone(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// A control-plane transaction: sees every project.
+    pub async fn control(&self) -> Result<Tx, DbError> {
+        let inner = match &self.pool {
+            Pool::Pg(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT set_config('role', 'identity_control', true), set_config('app.project_id', '', true)")
+                    .execute(&mut *tx)
+                    .await?;
+                TxInner::Pg(tx)
+            }
+            Pool::Lite(pool) => TxInner::Lite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        };
+        Ok(Tx {
+            inner,
+            bus: self.bus.clone(),
+            pending: Vec::new(),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        match &self.pool {
+            Pool::Pg(p) => sqlx::query("SELECT 1").execute(p).await?,
+            Pool::Lite(p) => {
+                sqlx::query("SELECT 1").execute(p).await?;
+                return Ok(());
+            }
+        };
+        Ok(())
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.pool {
+            Pool::Pg(_) => &PG_MIGRATOR,
+            Pool::Lite(_) => &SQLITE_MIGRATOR,
+        }
+    }
+
+    pub async fn migrate_up(&self) -> Result<(), DbError> {
+        match &self.pool {
+            Pool::Pg(p) => PG_MIGRATOR.run(p).await?,
+            Pool::Lite(p) => SQLITE_MIGRATOR.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Reverts the newest applied migration; returns its version.
+    pub async fn migrate_down(&self) -> Result<Option<i64>, DbError> {
+        let applied: Vec<i64> = self
+            .migration_status()
+            .await?
+            .into_iter()
+            .filter(|m| m.applied)
+            .map(|m| m.version)
+            .collect();
+        let Some(&last) = applied.last() else { return Ok(None) };
+        let target = applied.iter().rev().nth(1).copied().unwrap_or(0);
+        match &self.pool {
+            Pool::Pg(p) => PG_MIGRATOR.undo(p, target).await?,
+            Pool::Lite(p) => SQLITE_MIGRATOR.undo(p, target).await?,
+        }
+        Ok(Some(last))
+    }
+
+    pub async fn migration_status(&self) -> Result<Vec<MigrationStatus>, DbError> {
+        const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+        let applied: Vec<i64> = match &self.pool {
+            Pool::Pg(p) => {
+                let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                    .fetch_one(p)
+                    .await?;
+                if exists.is_some() {
+                    sqlx::query_scalar(APPLIED).fetch_all(p).await?
+                } else {
+                    Vec::new()
+                }
+            }
+            Pool::Lite(p) => {
+                let exists: Option<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                )
+                .fetch_optional(p)
+                .await?;
+                if exists.is_some() {
+                    sqlx::query_scalar(APPLIED).fetch_all(p).await?
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| MigrationStatus {
+                version: m.version,
+                description: m.description.to_string(),
+                applied: applied.contains(&m.version),
+            })
+            .collect())
+    }
+
+    pub async fn migrations_current(&self) -> Result<bool, DbError> {
+        Ok(self.migration_status().await?.iter().all(|m| m.applied))
+    }
+
+    /// Refuses to run unless both roles exist, this connection may switch to
+    /// them, and the data-plane role cannot bypass row-level security.
+    pub async fn check_roles(&self) -> Result<(), DbError> {
+        let Pool::Pg(pool) = &self.pool else { return Ok(()) };
+        for role in [APP_ROLE, CONTROL_ROLE] {
+            let row: Option<(bool, bool, bool)> = sqlx::query_as(
+                "SELECT rolsuper, rolbypassrls, pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = $1",
+            )
+            .bind(role)
+            .fetch_optional(pool)
+            .await?;
+            let Some((superuser, bypass, member)) = row else {
+                return Err(DbError::Setup(format!(
+                    "role {role} does not exist; run `identity migrate up`"
+                )));
+            };
+            if role == APP_ROLE && (superuser || bypass) {
+                return Err(DbError::Setup(format!(
+                    "role {APP_ROLE} is superuser or has BYPASSRLS; row-level security would not apply. \
+                     Run: ALTER ROLE {APP_ROLE} NOSUPERUSER NOBYPASSRLS"
+                )));
+            }
+            if !member {
+                return Err(DbError::Setup(format!(
+                    "the connecting role cannot switch to {role}; run: GRANT {role} TO <connecting role>"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// On Postgres, forwards `NOTIFY identity_invalidate` from every node into
+    /// this process's bus. After a lost connection it clears everything, since
+    /// messages sent meanwhile are gone.
+    pub fn spawn_invalidation_listener(&self) {
+        let Pool::Pg(pool) = &self.pool else { return };
+        let pool = pool.clone();
+        let bus = self.bus.clone();
+        tokio::spawn(async move {
+            loop {
+                match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => {
+                        if let Err(e) = listener.listen(CHANNEL).await {
+                            tracing::warn!(error = %e, "LISTEN failed");
+                        } else {
+                            bus.publish(Invalidation::All);
+                            loop {
+                                match listener.try_recv().await {
+                                    Ok(Some(n)) => match serde_json::from_str::<Invalidation>(n.payload()) {
+                                        Ok(msg) => bus.publish(msg),
+                                        Err(_) => bus.publish(Invalidation::All),
+                                    },
+                                    Ok(None) => {
+                                        tracing::warn!("invalidation listener reconnecting");
+                                        bus.publish(Invalidation::All);
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "invalidation listener failed");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(e) => tracing::warn!(error = %e, "invalidation listener cannot connect"),
+                }
+                if pool.is_closed() {
+                    return;
+                }
+                bus.publish(Invalidation::All);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Pg(p) => p.close().await,
+            Pool::Lite(p) => p.close().await,
+        }
+    }
+}
+
+enum TxInner {
+    Pg(Transaction<'static, Postgres>),
+    Lite(Transaction<'static, Sqlite>),
+}
+
+/// An open transaction (project-scoped or control). Dropping it rolls back.
+pub struct Tx {
+    inner: TxInner,
+    bus: InvalidationBus,
+    pending: Vec<Invalidation>,
+}
+
+/// Rows decodable from both backends.
+pub trait Row: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin {}
+impl<T> Row for T where T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin {}
+
+macro_rules! run {
+    ($self:ident, $stmt:ident, |$sql:ident, $values:ident, $conn:ident| $body:expr) => {
+        match &mut $self.inner {
+            TxInner::Pg(tx) => {
+                let ($sql, $values) = $stmt.build_sqlx(PostgresQueryBuilder);
+                let $conn = &mut **tx;
+                $body
+            }
+            TxInner::Lite(tx) => {
+                let ($sql, $values) = $stmt.build_sqlx(SqliteQueryBuilder);
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Pg(_) => Backend::Postgres,
+            TxInner::Lite(_) => Backend::Sqlite,
+        }
+    }
+
+    pub async fn fetch_all<T: Row>(&mut self, stmt: &impl SqlxBinder) -> Result<Vec<T>, DbError> {
+        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .fetch_all(conn)
+            .await?))
+    }
+
+    pub async fn fetch_optional<T: Row>(&mut self, stmt: &impl SqlxBinder) -> Result<Option<T>, DbError> {
+        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .fetch_optional(conn)
+            .await?))
+    }
+
+    /// Runs a statement; returns the number of rows it touched.
+    pub async fn execute(&mut self, stmt: &impl SqlxBinder) -> Result<u64, DbError> {
+        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_with(AssertSqlSafe(sql), values)
+            .execute(conn)
+            .await?
+            .rows_affected()))
+    }
+
+    /// The raw Postgres connection of this transaction (tests prove RLS with it).
+    pub fn pg_conn(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match &mut self.inner {
+            TxInner::Pg(tx) => Some(&mut **tx),
+            TxInner::Lite(_) => None,
+        }
+    }
+
+    /// Queues a cache invalidation that takes effect when this transaction commits.
+    pub async fn invalidate(&mut self, message: Invalidation) -> Result<(), DbError> {
+        if let TxInner::Pg(tx) = &mut self.inner {
+            let payload = serde_json::to_string(&message).unwrap_or_default();
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(payload)
+                .execute(&mut **tx)
+                .await?;
+        }
+        self.pending.push(message);
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self.inner {
+            TxInner::Pg(tx) => tx.commit().await?,
+            TxInner::Lite(tx) => tx.commit().await?,
+        }
+        // Postgres delivers its NOTIFYs to every node, this one included; the
+        // local bus is published anyway so this node never waits on the round trip.
+        for message in self.pending {
+            self.bus.publish(message);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! HTTP helpers shared by both planes: extractors whose rejections use our
+//! error shape, request ids and logging, list pagination.
+
+use std::time::Instant;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+
+/// `axum::Json`, but malformed bodies are answered with our error shape:
+/// 400 `invalid_request`, or 413 when the body is over the limit.
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    return Err(ApiError::payload_too_large());
+                }
+                use axum::extract::rejection::JsonRejection as R;
+                let message = match &rejection {
+                    R::MissingJsonContentType(_) => "expected a body with Content-Type: application/json".to_string(),
+                    R::JsonSyntaxError(_) => "the body is not valid JSON".to_string(),
+                    R::JsonDataError(e) => format!("invalid body: {}", e.body_text()),
+                    _ => "the body could not be read".to_string(),
+                };
+                Err(ApiError::invalid_request(message))
+            }
+        }
+    }
+}
+
+/// `axum::extract::Query` with our error shape.
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::invalid_request(format!("invalid query string: {}", e.body_text())))
+    }
+}
+
+pub const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 200;
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ListParams {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    pub fn limit(&self) -> Result<u64, ApiError> {
+        match &self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| ApiError::invalid_request(format!("limit must be an integer from 1 to {MAX_LIMIT}"))),
+        }
+    }
+
+    /// The cursor is the last id of the previous page.
+    pub fn cursor(&self) -> Result<Option<&str>, ApiError> {
+        match self.cursor.as_deref() {
+            None | Some("") => Ok(None),
+            Some(c) if c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => Ok(Some(c)),
+            Some(_) => Err(ApiError::invalid_request("cursor is not valid")),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows fetched in id order.
+    pub fn from_rows<R>(mut rows: Vec<R>, limit: u64, id: impl Fn(&R) -> String, map: impl Fn(R) -> T) -> Self {
+        let next_cursor = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(&id)
+        } else {
+            None
+        };
+        Page {
+            items: rows.into_iter().map(map).collect(),
+            next_cursor,
+        }
+    }
+}
+
+/// Gives each request an id (kept from `X-Request-Id` when sane), a tracing
+/// span carrying it (handlers record `project_id` into it) and one log line.
+pub async fn request_context(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::ids::random_base32(20));
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id,
+        project_id = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        let micros = started.elapsed().as_micros() as u64;
+        if status >= 500 {
+            tracing::error!(status, micros, "request failed");
+        } else {
+            tracing::info!(status, micros, "request");
+        }
+    });
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+}
+
+/// Answers `413` with our shape when a body declared larger than the limit
+/// arrives, before any extractor runs.
+pub async fn enforce_content_length(limit: usize, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::payload_too_large().into_response();
+    }
+    next.run(req).await
+}

@@ -1,0 +1,17 @@
+//! Pieces both planes stand on: configuration, errors, ids, crypto, storage,
+//! cache invalidation and HTTP helpers.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod hostname;
+pub mod http;
+pub mod ids;
+pub mod invalidation;
+pub mod jwks;
+pub mod settings;
+pub mod time;
+
+pub use error::ApiError;

@@ -1,0 +1,167 @@
+//! Per-project settings, stored as JSON on the project row.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    EdDSA,
+    RS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::EdDSA => "EdDSA",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EdDSA" => Some(SigningAlg::EdDSA),
+            "RS256" => Some(SigningAlg::RS256),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProjectSettings {
+    pub allowed_origins: Vec<String>,
+    pub signing_alg: SigningAlg,
+    pub access_token_ttl_seconds: u32,
+    pub refresh_token_ttl_seconds: u32,
+}
+
+impl Default for ProjectSettings {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            signing_alg: SigningAlg::EdDSA,
+            access_token_ttl_seconds: 900,
+            refresh_token_ttl_seconds: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl ProjectSettings {
+    /// Reads settings stored by this server; unknown or damaged JSON falls
+    /// back to defaults field by field rather than failing a request.
+    pub fn from_stored(text: &str) -> Self {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    pub fn to_stored(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Applies a partial update from the admin API. Unknown fields and bad
+    /// values are rejected with a message naming the field.
+    pub fn apply_patch(&mut self, patch: &Value) -> Result<(), String> {
+        let Value::Object(map) = patch else {
+            return Err("settings must be an object".into());
+        };
+        for (key, value) in map {
+            match key.as_str() {
+                "allowed_origins" => {
+                    let Value::Array(items) = value else {
+                        return Err("settings.allowed_origins must be a list of origins".into());
+                    };
+                    if items.len() > 100 {
+                        return Err("settings.allowed_origins has more than 100 entries".into());
+                    }
+                    let mut origins = Vec::with_capacity(items.len());
+                    for item in items {
+                        let origin = item
+                            .as_str()
+                            .and_then(parse_origin)
+                            .ok_or_else(|| format!("settings.allowed_origins: {item} is not an origin like https://app.example.com"))?;
+                        if !origins.contains(&origin) {
+                            origins.push(origin);
+                        }
+                    }
+                    self.allowed_origins = origins;
+                }
+                "signing_alg" => {
+                    self.signing_alg = value
+                        .as_str()
+                        .and_then(SigningAlg::parse)
+                        .ok_or("settings.signing_alg must be \"EdDSA\" or \"RS256\"")?;
+                }
+                "access_token_ttl_seconds" => {
+                    self.access_token_ttl_seconds = bounded(value, 60, 86_400)
+                        .ok_or("settings.access_token_ttl_seconds must be an integer from 60 to 86400")?;
+                }
+                "refresh_token_ttl_seconds" => {
+                    self.refresh_token_ttl_seconds = bounded(value, 300, 365 * 86_400)
+                        .ok_or("settings.refresh_token_ttl_seconds must be an integer from 300 to 31536000")?;
+                }
+                other => return Err(format!("settings.{other} is not a known setting")),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bounded(value: &Value, min: u64, max: u64) -> Option<u32> {
+    value.as_u64().filter(|v| (min..=max).contains(v)).map(|v| v as u32)
+}
+
+/// `scheme://host[:port]` with nothing after it, lowercased.
+pub fn parse_origin(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return None;
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    if let Some(p) = port
+        && p.parse::<u16>().ok().filter(|p| *p > 0).is_none()
+    {
+        return None;
+    }
+    let host = host.to_ascii_lowercase();
+    if host != "localhost" && crate::hostname::parse_hostname(&host).is_err() && host.parse::<std::net::Ipv4Addr>().is_err() {
+        return None;
+    }
+    Some(match port {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn patch_validates_each_field() {
+        let mut s = ProjectSettings::default();
+        s.apply_patch(&json!({"allowed_origins": ["https://App.example.com", "http://localhost:3000"], "signing_alg": "RS256", "access_token_ttl_seconds": 600}))
+            .unwrap();
+        assert_eq!(s.allowed_origins, vec!["https://app.example.com", "http://localhost:3000"]);
+        assert_eq!(s.signing_alg, SigningAlg::RS256);
+        assert_eq!(s.access_token_ttl_seconds, 600);
+        for bad in [
+            json!({"allowed_origins": ["app.example.com"]}),
+            json!({"allowed_origins": ["https://a.com/path"]}),
+            json!({"allowed_origins": "https://a.com"}),
+            json!({"signing_alg": "HS256"}),
+            json!({"access_token_ttl_seconds": 5}),
+            json!({"refresh_token_ttl_seconds": -1}),
+            json!({"nope": 1}),
+            json!([1]),
+        ] {
+            assert!(s.clone().apply_patch(&bad).is_err(), "{bad} accepted");
+        }
+    }
+}
