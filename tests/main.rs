@@ -1,1 +1,9 @@
+//! The one integration-test binary: boots the real server in-process and
+//! drives it over HTTP, on SQLite and on Postgres.
 
+mod support;
+
+mod control_plane;
+mod dns_verification;
+mod postgres_only;
+mod resolution;

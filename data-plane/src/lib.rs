@@ -1,1 +1,109 @@
+//! The data plane: resolves the project of every request and serves the
+//! end-user flows against project-scoped storage.
 #![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::get;
+use identity_shared::config::Config;
+use identity_shared::db::Db;
+use identity_shared::error::ApiError;
+
+pub mod openapi;
+pub mod resolve;
+pub mod wellknown;
+
+pub use resolve::{ProjectResolver, Resolved};
+
+#[derive(Clone)]
+pub struct DataState {
+    /// The database holding the control plane (projects, keys, domains, signing keys).
+    pub control_db: Db,
+    /// One pool per data-plane shard, by shard id.
+    pub shards: Arc<HashMap<String, Db>>,
+    pub resolver: Arc<ProjectResolver>,
+    pub config: Arc<Config>,
+}
+
+impl DataState {
+    pub fn new(control_db: Db, shards: HashMap<String, Db>, config: Arc<Config>) -> Self {
+        let resolver = ProjectResolver::start(control_db.clone(), config.resolution_cache_ttl);
+        Self {
+            control_db,
+            shards: Arc::new(shards),
+            resolver,
+            config,
+        }
+    }
+
+    /// The database of the shard a project lives on. A project on a shard
+    /// this node has no pool for is refused, never served from elsewhere.
+    pub fn shard(&self, resolved: &Resolved) -> Result<&Db, ApiError> {
+        self.shards.get(&resolved.project.shard_id).ok_or_else(|| {
+            ApiError::unavailable(
+                "shard_unavailable",
+                "this project's data is not reachable from this node",
+            )
+        })
+    }
+
+    /// The issuer of the project's tokens: its primary verified auth domain
+    /// when it has one, else the public base URL plus the project id.
+    pub fn issuer(&self, project: &resolve::ProjectInfo) -> String {
+        match &project.primary_host {
+            Some(host) => {
+                let scheme = if self.config.public_base_url.starts_with("http://") {
+                    "http"
+                } else {
+                    "https"
+                };
+                format!("{scheme}://{host}")
+            }
+            None => format!("{}/{}", self.config.public_base_url, project.id),
+        }
+    }
+}
+
+pub fn router(state: DataState) -> Router {
+    let limit = state.config.body_limit_bytes;
+    let resolved = Router::new()
+        .route("/.well-known/jwks.json", get(wellknown::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(wellknown::openid_configuration),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.resolver.clone(),
+            resolve::require_project,
+        ));
+    Router::new()
+        .merge(resolved)
+        .route(
+            "/{project_id}/.well-known/jwks.json",
+            get(wellknown::jwks_by_path),
+        )
+        .route(
+            "/{project_id}/.well-known/openid-configuration",
+            get(wellknown::openid_configuration_by_path),
+        )
+        .route("/healthz", get(identity_shared::http::healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi::spec))
+        .fallback(identity_shared::http::not_found)
+        .method_not_allowed_fallback(identity_shared::http::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            identity_shared::http::enforce_content_length(limit, req, next)
+        }))
+        .layer(axum::middleware::from_fn(
+            identity_shared::http::request_context,
+        ))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<DataState>) -> axum::response::Response {
+    identity_shared::http::readiness(&state.control_db).await
+}

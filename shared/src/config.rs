@@ -93,18 +93,23 @@ impl Config {
     pub fn from_sources(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut vars = env.clone();
         if let Some(path) = env.get("IDENTITY_CONFIG") {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::new("IDENTITY_CONFIG", format!("cannot read {path}: {e}")))?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e| ConfigError::new("IDENTITY_CONFIG", format!("invalid TOML in {path}: {e}")))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new("IDENTITY_CONFIG", format!("cannot read {path}: {e}"))
+            })?;
+            let table: toml::Table = text.parse().map_err(|e| {
+                ConfigError::new("IDENTITY_CONFIG", format!("invalid TOML in {path}: {e}"))
+            })?;
             for (key, value) in table {
                 let name = format!("IDENTITY_{}", key.to_ascii_uppercase());
                 let text = match value {
                     toml::Value::String(s) => s,
                     toml::Value::Array(items) => items
                         .iter()
-                        .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
                         .collect::<Vec<_>>()
                         .join(","),
                     other => other.to_string(),
@@ -114,7 +119,11 @@ impl Config {
         }
 
         let d = Config::default();
-        let get = |name: &str| vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
 
         let database_url = get("IDENTITY_DATABASE_URL").unwrap_or(d.database_url);
         if !(database_url.starts_with("sqlite:")
@@ -161,10 +170,14 @@ impl Config {
                 None | Some("pretty") => LogFormat::Pretty,
                 Some("json") => LogFormat::Json,
                 Some(_) => {
-                    return Err(ConfigError::new("IDENTITY_LOG_FORMAT", "must be json or pretty"));
+                    return Err(ConfigError::new(
+                        "IDENTITY_LOG_FORMAT",
+                        "must be json or pretty",
+                    ));
                 }
             },
-            body_limit_bytes: parse_opt(&get, "IDENTITY_BODY_LIMIT_BYTES")?.unwrap_or(d.body_limit_bytes),
+            body_limit_bytes: parse_opt(&get, "IDENTITY_BODY_LIMIT_BYTES")?
+                .unwrap_or(d.body_limit_bytes),
             resolution_cache_ttl: parse_opt::<u64>(&get, "IDENTITY_RESOLUTION_CACHE_TTL_SECONDS")?
                 .map(Duration::from_secs)
                 .unwrap_or(d.resolution_cache_ttl),
@@ -176,7 +189,10 @@ impl Config {
             master_key,
         };
         if config.db_max_connections == 0 {
-            return Err(ConfigError::new("IDENTITY_DB_MAX_CONNECTIONS", "must be at least 1"));
+            return Err(ConfigError::new(
+                "IDENTITY_DB_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
         }
         if !config.is_sqlite() && config.master_key.is_none() {
             return Err(ConfigError::new(
@@ -210,16 +226,25 @@ where
     T::Err: std::fmt::Display,
 {
     get(name)
-        .map(|v| v.parse::<T>().map_err(|e| ConfigError::new(name, format!("invalid value {v:?}: {e}"))))
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|e| ConfigError::new(name, format!("invalid value {v:?}: {e}")))
+        })
         .transpose()
 }
 
-fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<bool>, ConfigError> {
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<bool>, ConfigError> {
     get(name)
         .map(|v| match v.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(true),
             "false" | "0" | "no" => Ok(false),
-            _ => Err(ConfigError::new(name, format!("expected true or false, got {v:?}"))),
+            _ => Err(ConfigError::new(
+                name,
+                format!("expected true or false, got {v:?}"),
+            )),
         })
         .transpose()
 }
@@ -231,11 +256,16 @@ fn parse_list<T: std::str::FromStr>(
 where
     T::Err: std::fmt::Display,
 {
-    let Some(v) = get(name) else { return Ok(Vec::new()) };
+    let Some(v) = get(name) else {
+        return Ok(Vec::new());
+    };
     v.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<T>().map_err(|e| ConfigError::new(name, format!("invalid entry {s:?}: {e}"))))
+        .map(|s| {
+            s.parse::<T>()
+                .map_err(|e| ConfigError::new(name, format!("invalid entry {s:?}: {e}")))
+        })
         .collect()
 }
 
@@ -244,7 +274,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -253,7 +286,10 @@ mod tests {
         assert!(c.is_sqlite());
         assert_eq!(c.public_addr.port(), 8080);
         assert_eq!(c.admin_addr.to_string(), "127.0.0.1:8081");
-        assert_eq!(c.sqlite_master_key_path().unwrap().to_str(), Some("./identity.db.master-key"));
+        assert_eq!(
+            c.sqlite_master_key_path().unwrap().to_str(),
+            Some("./identity.db.master-key")
+        );
     }
 
     #[test]
@@ -274,7 +310,8 @@ mod tests {
 
     #[test]
     fn postgres_requires_master_key() {
-        let err = Config::from_sources(&env(&[("IDENTITY_DATABASE_URL", "postgres://x/y")])).unwrap_err();
+        let err =
+            Config::from_sources(&env(&[("IDENTITY_DATABASE_URL", "postgres://x/y")])).unwrap_err();
         assert_eq!(err.variable, "IDENTITY_MASTER_KEY");
     }
 

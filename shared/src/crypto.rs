@@ -49,7 +49,9 @@ pub struct MasterKey {
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,16 +79,17 @@ impl MasterKey {
                 .or_else(|_| URL_SAFE_NO_PAD.decode(text))
                 .map_err(|_| "must be 32 bytes as 64 hex characters or base64".to_string())?
         };
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "must be exactly 32 bytes (64 hex characters or 44 base64 characters)".to_string())?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
+            "must be exactly 32 bytes (64 hex characters or 44 base64 characters)".to_string()
+        })?;
         Ok(Self::from_bytes(bytes))
     }
 
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         // The id is a digest of the key under a fixed label: it names the key
         // without revealing anything usable about it.
-        let id = sha256_hex(&[b"identity-master-key-id:".as_slice(), &bytes].concat())[..12].to_string();
+        let id =
+            sha256_hex(&[b"identity-master-key-id:".as_slice(), &bytes].concat())[..12].to_string();
         Self {
             id,
             cipher: Aes256Gcm::new(&bytes.into()),
@@ -118,18 +121,26 @@ impl MasterKey {
             .unwrap_or_default();
         let mut body = nonce.to_vec();
         body.extend_from_slice(&ciphertext);
-        format!("{SEAL_VERSION}:{}:{}", self.id, URL_SAFE_NO_PAD.encode(body))
+        format!(
+            "{SEAL_VERSION}:{}:{}",
+            self.id,
+            URL_SAFE_NO_PAD.encode(body)
+        )
     }
 
     pub fn open(&self, sealed: &str, context: &str) -> Result<Vec<u8>, SealError> {
         let mut parts = sealed.splitn(3, ':');
-        let (Some(SEAL_VERSION), Some(kid), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(SEAL_VERSION), Some(kid), Some(body)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
             return Err(SealError::Malformed);
         };
         if kid != self.id {
             return Err(SealError::UnknownKey(kid.to_string()));
         }
-        let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| SealError::Malformed)?;
+        let body = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| SealError::Malformed)?;
         if body.len() < 12 + 16 {
             return Err(SealError::Malformed);
         }
@@ -156,17 +167,29 @@ mod tests {
         let sealed = key.seal(b"secret", "row-1");
         assert!(sealed.starts_with(&format!("v1:{}:", key.id())));
         assert_eq!(key.open(&sealed, "row-1").unwrap(), b"secret");
-        assert!(matches!(key.open(&sealed, "row-2"), Err(SealError::Authentication)));
+        assert!(matches!(
+            key.open(&sealed, "row-2"),
+            Err(SealError::Authentication)
+        ));
         let other = MasterKey::parse(&MasterKey::generate_hex()).unwrap();
-        assert!(matches!(other.open(&sealed, "row-1"), Err(SealError::UnknownKey(_))));
-        assert!(matches!(key.open("v1:x", "row-1"), Err(SealError::Malformed)));
+        assert!(matches!(
+            other.open(&sealed, "row-1"),
+            Err(SealError::UnknownKey(_))
+        ));
+        assert!(matches!(
+            key.open("v1:x", "row-1"),
+            Err(SealError::Malformed)
+        ));
     }
 
     #[test]
     fn master_key_formats() {
         let hex_key = "00".repeat(32);
         let b64_key = STANDARD.encode([0u8; 32]);
-        assert_eq!(MasterKey::parse(&hex_key).unwrap().id(), MasterKey::parse(&b64_key).unwrap().id());
+        assert_eq!(
+            MasterKey::parse(&hex_key).unwrap().id(),
+            MasterKey::parse(&b64_key).unwrap().id()
+        );
         assert!(MasterKey::parse("abcd").is_err());
         assert!(MasterKey::parse(&"00".repeat(31)).is_err());
     }

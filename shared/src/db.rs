@@ -11,7 +11,10 @@ use std::time::Duration;
 use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_query_sqlx::SqlxBinder;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, FromRow, Postgres, Sqlite, Transaction};
 
 use crate::invalidation::{CHANNEL, Invalidation, InvalidationBus};
@@ -92,8 +95,16 @@ impl Db {
                 // An in-memory database lives as long as its one connection.
                 .max_connections(if in_memory { 1 } else { max_connections })
                 .min_connections(if in_memory { 1 } else { 0 })
-                .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-                .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(1800)) })
+                .idle_timeout(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                })
+                .max_lifetime(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(1800))
+                })
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
@@ -209,7 +220,9 @@ impl Db {
             .filter(|m| m.applied)
             .map(|m| m.version)
             .collect();
-        let Some(&last) = applied.last() else { return Ok(None) };
+        let Some(&last) = applied.last() else {
+            return Ok(None);
+        };
         let target = applied.iter().rev().nth(1).copied().unwrap_or(0);
         match &self.pool {
             Pool::Pg(p) => PG_MIGRATOR.undo(p, target).await?,
@@ -222,9 +235,10 @@ impl Db {
         const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
         let applied: Vec<i64> = match &self.pool {
             Pool::Pg(p) => {
-                let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
-                    .fetch_one(p)
-                    .await?;
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                        .fetch_one(p)
+                        .await?;
                 if exists.is_some() {
                     sqlx::query_scalar(APPLIED).fetch_all(p).await?
                 } else {
@@ -263,7 +277,9 @@ impl Db {
     /// Refuses to run unless both roles exist, this connection may switch to
     /// them, and the data-plane role cannot bypass row-level security.
     pub async fn check_roles(&self) -> Result<(), DbError> {
-        let Pool::Pg(pool) = &self.pool else { return Ok(()) };
+        let Pool::Pg(pool) = &self.pool else {
+            return Ok(());
+        };
         for role in [APP_ROLE, CONTROL_ROLE] {
             let row: Option<(bool, bool, bool)> = sqlx::query_as(
                 "SELECT rolsuper, rolbypassrls, pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = $1",
@@ -305,16 +321,18 @@ impl Db {
                         if let Err(e) = listener.listen(CHANNEL).await {
                             tracing::warn!(error = %e, "LISTEN failed");
                         } else {
-                            bus.publish(Invalidation::All);
+                            bus.publish(Invalidation::All).await;
                             loop {
                                 match listener.try_recv().await {
-                                    Ok(Some(n)) => match serde_json::from_str::<Invalidation>(n.payload()) {
-                                        Ok(msg) => bus.publish(msg),
-                                        Err(_) => bus.publish(Invalidation::All),
-                                    },
+                                    Ok(Some(n)) => {
+                                        match serde_json::from_str::<Invalidation>(n.payload()) {
+                                            Ok(msg) => bus.publish(msg).await,
+                                            Err(_) => bus.publish(Invalidation::All).await,
+                                        }
+                                    }
                                     Ok(None) => {
                                         tracing::warn!("invalidation listener reconnecting");
-                                        bus.publish(Invalidation::All);
+                                        bus.publish(Invalidation::All).await;
                                     }
                                     Err(e) => {
                                         tracing::warn!(error = %e, "invalidation listener failed");
@@ -330,7 +348,7 @@ impl Db {
                 if pool.is_closed() {
                     return;
                 }
-                bus.publish(Invalidation::All);
+                bus.publish(Invalidation::All).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
@@ -358,7 +376,8 @@ pub struct Tx {
 
 /// Rows decodable from both backends.
 pub trait Row: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin {}
-impl<T> Row for T where T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin {}
+impl<T> Row for T where T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
+{}
 
 macro_rules! run {
     ($self:ident, $stmt:ident, |$sql:ident, $values:ident, $conn:ident| $body:expr) => {
@@ -386,23 +405,35 @@ impl Tx {
     }
 
     pub async fn fetch_all<T: Row>(&mut self, stmt: &impl SqlxBinder) -> Result<Vec<T>, DbError> {
-        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(AssertSqlSafe(sql), values)
-            .fetch_all(conn)
-            .await?))
+        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(
+            AssertSqlSafe(sql),
+            values
+        )
+        .fetch_all(conn)
+        .await?))
     }
 
-    pub async fn fetch_optional<T: Row>(&mut self, stmt: &impl SqlxBinder) -> Result<Option<T>, DbError> {
-        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(AssertSqlSafe(sql), values)
-            .fetch_optional(conn)
-            .await?))
+    pub async fn fetch_optional<T: Row>(
+        &mut self,
+        stmt: &impl SqlxBinder,
+    ) -> Result<Option<T>, DbError> {
+        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(
+            AssertSqlSafe(sql),
+            values
+        )
+        .fetch_optional(conn)
+        .await?))
     }
 
     /// Runs a statement; returns the number of rows it touched.
     pub async fn execute(&mut self, stmt: &impl SqlxBinder) -> Result<u64, DbError> {
-        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_with(AssertSqlSafe(sql), values)
-            .execute(conn)
-            .await?
-            .rows_affected()))
+        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_with(
+            AssertSqlSafe(sql),
+            values
+        )
+        .execute(conn)
+        .await?
+        .rows_affected()))
     }
 
     /// The raw Postgres connection of this transaction (tests prove RLS with it).
@@ -433,9 +464,10 @@ impl Tx {
             TxInner::Lite(tx) => tx.commit().await?,
         }
         // Postgres delivers its NOTIFYs to every node, this one included; the
-        // local bus is published anyway so this node never waits on the round trip.
+        // local caches are cleared now anyway, so this node reads its own
+        // writes without waiting on the round trip.
         for message in self.pending {
-            self.bus.publish(message);
+            self.bus.publish(message).await;
         }
         Ok(())
     }

@@ -4,12 +4,47 @@
 /// Domains of public mail providers: anyone can hold an address there, so
 /// they can never identify a tenant.
 const PUBLIC_EMAIL_DOMAINS: &[&str] = &[
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com",
-    "msn.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "ymail.com", "icloud.com", "me.com",
-    "mac.com", "aol.com", "proton.me", "protonmail.com", "pm.me", "gmx.com", "gmx.de", "gmx.net",
-    "web.de", "mail.com", "yandex.com", "yandex.ru", "mail.ru", "zoho.com", "fastmail.com",
-    "hey.com", "tutanota.com", "tuta.io", "qq.com", "163.com", "126.com", "naver.com",
-    "rediffmail.com", "libero.it", "orange.fr", "free.fr", "t-online.de", "comcast.net",
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.fr",
+    "ymail.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "pm.me",
+    "gmx.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "mail.com",
+    "yandex.com",
+    "yandex.ru",
+    "mail.ru",
+    "zoho.com",
+    "fastmail.com",
+    "hey.com",
+    "tutanota.com",
+    "tuta.io",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "naver.com",
+    "rediffmail.com",
+    "libero.it",
+    "orange.fr",
+    "free.fr",
+    "t-online.de",
+    "comcast.net",
 ];
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -30,19 +65,24 @@ pub fn parse_hostname(input: &str) -> Result<String, HostnameError> {
         return Err(HostnameError("wildcard hostnames are not allowed"));
     }
     if s.contains('/') || s.contains('?') || s.contains('#') || s.contains('@') {
-        return Err(HostnameError("hostname must not include a path, query or user"));
+        return Err(HostnameError(
+            "hostname must not include a path, query or user",
+        ));
     }
     if s.contains(':') {
         return Err(HostnameError("hostname must not include a port"));
     }
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(HostnameError("hostname must not contain spaces or control characters"));
+        return Err(HostnameError(
+            "hostname must not contain spaces or control characters",
+        ));
     }
     let s = s.strip_suffix('.').unwrap_or(s);
     if s.parse::<std::net::IpAddr>().is_ok() {
         return Err(HostnameError("an IP address is not a hostname"));
     }
-    let ascii = idna::domain_to_ascii_strict(s).map_err(|_| HostnameError("hostname is not a valid domain name"))?;
+    let ascii = idna::domain_to_ascii_strict(s)
+        .map_err(|_| HostnameError("hostname is not a valid domain name"))?;
     if ascii.len() > 253 {
         return Err(HostnameError("hostname is longer than 253 characters"));
     }
@@ -53,14 +93,19 @@ pub fn parse_hostname(input: &str) -> Result<String, HostnameError> {
     for label in &labels {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
             return Err(HostnameError("hostname has an invalid label"));
         }
     }
-    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(HostnameError("hostname has a numeric top-level label"));
     }
     Ok(ascii)
@@ -79,7 +124,12 @@ pub fn normalize_host_header(value: &str) -> Option<String> {
         None => value,
     };
     let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-    if host.is_empty() || host.len() > 253 || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+    if host.is_empty()
+        || host.len() > 253
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
         return None;
     }
     Some(host)
@@ -100,17 +150,38 @@ mod tests {
 
     #[test]
     fn accepts_and_normalises() {
-        assert_eq!(parse_hostname("Auth.Example.COM").unwrap(), "auth.example.com");
-        assert_eq!(parse_hostname("auth.example.com.").unwrap(), "auth.example.com");
-        assert_eq!(parse_hostname("bücher.example").unwrap(), "xn--bcher-kva.example");
+        assert_eq!(
+            parse_hostname("Auth.Example.COM").unwrap(),
+            "auth.example.com"
+        );
+        assert_eq!(
+            parse_hostname("auth.example.com.").unwrap(),
+            "auth.example.com"
+        );
+        assert_eq!(
+            parse_hostname("bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
     }
 
     #[test]
     fn rejects_bad_hostnames() {
         for bad in [
-            "", "https://a.com", "a.com:443", "*.a.com", "a.com/x", "localhost", "1.2.3.4",
-            "a..com", "-a.com", "a b.com", "a.123", "[::1]", &format!("{}.com", "a".repeat(64)),
-            "a\u{0}.com", "user@a.com",
+            "",
+            "https://a.com",
+            "a.com:443",
+            "*.a.com",
+            "a.com/x",
+            "localhost",
+            "1.2.3.4",
+            "a..com",
+            "-a.com",
+            "a b.com",
+            "a.123",
+            "[::1]",
+            &format!("{}.com", "a".repeat(64)),
+            "a\u{0}.com",
+            "user@a.com",
         ] {
             assert!(parse_hostname(bad).is_err(), "{bad:?} accepted");
         }
@@ -118,8 +189,14 @@ mod tests {
 
     #[test]
     fn host_header() {
-        assert_eq!(normalize_host_header("Auth.Example.com:8443").as_deref(), Some("auth.example.com"));
-        assert_eq!(normalize_host_header("auth.example.com.").as_deref(), Some("auth.example.com"));
+        assert_eq!(
+            normalize_host_header("Auth.Example.com:8443").as_deref(),
+            Some("auth.example.com")
+        );
+        assert_eq!(
+            normalize_host_header("auth.example.com.").as_deref(),
+            Some("auth.example.com")
+        );
         assert_eq!(normalize_host_header("[::1]:80"), None);
         assert_eq!(normalize_host_header("a.com:x"), None);
         assert_eq!(normalize_host_header("a_b.com"), None);

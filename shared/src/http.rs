@@ -34,7 +34,9 @@ where
                 }
                 use axum::extract::rejection::JsonRejection as R;
                 let message = match &rejection {
-                    R::MissingJsonContentType(_) => "expected a body with Content-Type: application/json".to_string(),
+                    R::MissingJsonContentType(_) => {
+                        "expected a body with Content-Type: application/json".to_string()
+                    }
                     R::JsonSyntaxError(_) => "the body is not valid JSON".to_string(),
                     R::JsonDataError(e) => format!("invalid body: {}", e.body_text()),
                     _ => "the body could not be read".to_string(),
@@ -59,7 +61,9 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|e| ApiError::invalid_request(format!("invalid query string: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::invalid_request(format!("invalid query string: {}", e.body_text()))
+            })
     }
 }
 
@@ -80,7 +84,11 @@ impl ListParams {
                 .parse::<u64>()
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| ApiError::invalid_request(format!("limit must be an integer from 1 to {MAX_LIMIT}"))),
+                .ok_or_else(|| {
+                    ApiError::invalid_request(format!(
+                        "limit must be an integer from 1 to {MAX_LIMIT}"
+                    ))
+                }),
         }
     }
 
@@ -88,7 +96,11 @@ impl ListParams {
     pub fn cursor(&self) -> Result<Option<&str>, ApiError> {
         match self.cursor.as_deref() {
             None | Some("") => Ok(None),
-            Some(c) if c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => Ok(Some(c)),
+            Some(c)
+                if c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Ok(Some(c))
+            }
             Some(_) => Err(ApiError::invalid_request("cursor is not valid")),
         }
     }
@@ -102,7 +114,12 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows fetched in id order.
-    pub fn from_rows<R>(mut rows: Vec<R>, limit: u64, id: impl Fn(&R) -> String, map: impl Fn(R) -> T) -> Self {
+    pub fn from_rows<R>(
+        mut rows: Vec<R>,
+        limit: u64,
+        id: impl Fn(&R) -> String,
+        map: impl Fn(R) -> T,
+    ) -> Self {
         let next_cursor = if rows.len() as u64 > limit {
             rows.truncate(limit as usize);
             rows.last().map(&id)
@@ -123,7 +140,12 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .map(str::to_string)
         .unwrap_or_else(|| crate::ids::random_base32(20));
     let span = tracing::info_span!(
@@ -155,7 +177,11 @@ pub async fn not_found() -> ApiError {
 }
 
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
 }
 
 /// Answers `413` with our shape when a body declared larger than the limit
@@ -170,4 +196,24 @@ pub async fn enforce_content_length(limit: usize, req: Request, next: Next) -> R
         return ApiError::payload_too_large().into_response();
     }
     next.run(req).await
+}
+
+pub async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the database answers and every migration is applied.
+pub async fn readiness(db: &crate::db::Db) -> Response {
+    let database = db.ping().await.is_ok();
+    let migrations = database && db.migrations_current().await.unwrap_or(false);
+    let body = serde_json::json!({
+        "status": if database && migrations { "ready" } else { "not_ready" },
+        "checks": {"database": database, "migrations_current": migrations},
+    });
+    let status = if database && migrations {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }

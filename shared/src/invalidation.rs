@@ -2,12 +2,15 @@
 //!
 //! A change that must stop a cached decision (a key revoked, a project
 //! suspended, a domain removed) queues an [`Invalidation`] on its transaction.
-//! On Postgres it travels as `NOTIFY identity_invalidate` and is delivered when
-//! the transaction commits, to every node listening on the database; on SQLite
-//! (one process) it goes out on an in-process channel after the commit.
+//! After the commit, the node that made the change applies it to its own
+//! caches before answering, so it reads its own writes. On Postgres the same
+//! message also travels as `NOTIFY identity_invalidate`, delivered at commit
+//! to every node listening on the database.
 
+use std::sync::{Arc, Mutex, Weak};
+
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 
 pub const CHANNEL: &str = "identity_invalidate";
 
@@ -24,29 +27,40 @@ pub enum Invalidation {
     All,
 }
 
-#[derive(Clone)]
-pub struct InvalidationBus {
-    tx: broadcast::Sender<Invalidation>,
+/// Something holding cached decisions (the project resolver).
+pub trait InvalidationSink: Send + Sync {
+    fn apply<'a>(&'a self, message: &'a Invalidation) -> BoxFuture<'a, ()>;
 }
 
-impl Default for InvalidationBus {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The sinks of one process. Cheap to clone; sinks are held weakly so a
+/// dropped cache unregisters itself.
+#[derive(Clone, Default)]
+pub struct InvalidationBus {
+    sinks: Arc<Mutex<Vec<Weak<dyn InvalidationSink>>>>,
 }
 
 impl InvalidationBus {
     pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(1024);
-        Self { tx }
+        Self::default()
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Invalidation> {
-        self.tx.subscribe()
+    pub fn register(&self, sink: Weak<dyn InvalidationSink>) {
+        if let Ok(mut sinks) = self.sinks.lock() {
+            sinks.push(sink);
+        }
     }
 
-    pub fn publish(&self, message: Invalidation) {
-        // No subscribers simply means no caches to clear.
-        let _ = self.tx.send(message);
+    /// Applies `message` to every live sink; returns when all have applied it.
+    pub async fn publish(&self, message: Invalidation) {
+        let live: Vec<Arc<dyn InvalidationSink>> = match self.sinks.lock() {
+            Ok(mut sinks) => {
+                sinks.retain(|s| s.strong_count() > 0);
+                sinks.iter().filter_map(Weak::upgrade).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for sink in live {
+            sink.apply(&message).await;
+        }
     }
 }

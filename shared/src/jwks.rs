@@ -38,8 +38,10 @@ pub fn generate(alg: SigningAlg) -> Result<GeneratedKey, KeyGenError> {
         }
         SigningAlg::RS256 => {
             let mut rng = rand::rngs::OsRng;
-            let key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| KeyGenError(e.to_string()))?;
-            let der = rsa::pkcs8::EncodePrivateKey::to_pkcs8_der(&key).map_err(|e| KeyGenError(e.to_string()))?;
+            let key =
+                rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| KeyGenError(e.to_string()))?;
+            let der = rsa::pkcs8::EncodePrivateKey::to_pkcs8_der(&key)
+                .map_err(|e| KeyGenError(e.to_string()))?;
             let n = b64url(&key.n().to_bytes_be());
             let e = b64url(&key.e().to_bytes_be());
             Ok(GeneratedKey {

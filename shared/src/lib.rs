@@ -11,6 +11,9 @@ pub mod http;
 pub mod ids;
 pub mod invalidation;
 pub mod jwks;
+pub mod keys;
+pub mod openapi;
+pub mod schema;
 pub mod settings;
 pub mod time;
 

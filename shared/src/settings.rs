@@ -91,8 +91,9 @@ impl ProjectSettings {
                         .ok_or("settings.signing_alg must be \"EdDSA\" or \"RS256\"")?;
                 }
                 "access_token_ttl_seconds" => {
-                    self.access_token_ttl_seconds = bounded(value, 60, 86_400)
-                        .ok_or("settings.access_token_ttl_seconds must be an integer from 60 to 86400")?;
+                    self.access_token_ttl_seconds = bounded(value, 60, 86_400).ok_or(
+                        "settings.access_token_ttl_seconds must be an integer from 60 to 86400",
+                    )?;
                 }
                 "refresh_token_ttl_seconds" => {
                     self.refresh_token_ttl_seconds = bounded(value, 300, 365 * 86_400)
@@ -106,7 +107,10 @@ impl ProjectSettings {
 }
 
 fn bounded(value: &Value, min: u64, max: u64) -> Option<u32> {
-    value.as_u64().filter(|v| (min..=max).contains(v)).map(|v| v as u32)
+    value
+        .as_u64()
+        .filter(|v| (min..=max).contains(v))
+        .map(|v| v as u32)
 }
 
 /// `scheme://host[:port]` with nothing after it, lowercased.
@@ -129,7 +133,10 @@ pub fn parse_origin(s: &str) -> Option<String> {
         return None;
     }
     let host = host.to_ascii_lowercase();
-    if host != "localhost" && crate::hostname::parse_hostname(&host).is_err() && host.parse::<std::net::Ipv4Addr>().is_err() {
+    if host != "localhost"
+        && crate::hostname::parse_hostname(&host).is_err()
+        && host.parse::<std::net::Ipv4Addr>().is_err()
+    {
         return None;
     }
     Some(match port {
@@ -148,7 +155,10 @@ mod tests {
         let mut s = ProjectSettings::default();
         s.apply_patch(&json!({"allowed_origins": ["https://App.example.com", "http://localhost:3000"], "signing_alg": "RS256", "access_token_ttl_seconds": 600}))
             .unwrap();
-        assert_eq!(s.allowed_origins, vec!["https://app.example.com", "http://localhost:3000"]);
+        assert_eq!(
+            s.allowed_origins,
+            vec!["https://app.example.com", "http://localhost:3000"]
+        );
         assert_eq!(s.signing_alg, SigningAlg::RS256);
         assert_eq!(s.access_token_ttl_seconds, 600);
         for bad in [

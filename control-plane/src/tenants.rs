@@ -1,0 +1,194 @@
+//! Tenants: the customer organisations inside a project.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use identity_shared::db::Tx;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http::{self, ListParams, Page};
+use identity_shared::ids::new_id;
+use identity_shared::schema::{TenantDomains, Tenants};
+use identity_shared::time::{now_ms, rfc3339};
+use sea_query::{Expr, ExprTrait, Order, Query};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{ControlState, projects};
+
+pub fn router() -> Router<ControlState> {
+    Router::new()
+        .route("/v1/projects/{id}/tenants", get(list).post(create))
+        .route(
+            "/v1/projects/{id}/tenants/{tenant_id}",
+            get(show).patch(update).delete(remove),
+        )
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRow {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TenantRow {
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        })
+    }
+}
+
+const COLUMNS: [Tenants; 5] = [
+    Tenants::Id,
+    Tenants::ProjectId,
+    Tenants::Name,
+    Tenants::CreatedAt,
+    Tenants::UpdatedAt,
+];
+
+pub async fn load(tx: &mut Tx, project_id: &str, tenant_id: &str) -> ApiResult<TenantRow> {
+    tx.fetch_optional(
+        Query::select()
+            .columns(COLUMNS)
+            .from(Tenants::Table)
+            .and_where(Expr::col(Tenants::ProjectId).eq(project_id))
+            .and_where(Expr::col(Tenants::Id).eq(tenant_id)),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameBody {
+    name: String,
+}
+
+async fn create(
+    State(state): State<ControlState>,
+    Path(project_id): Path<String>,
+    http::Json(body): http::Json<NameBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = projects::validate_name(&body.name)?;
+    let mut tx = state.db.control().await?;
+    let project = projects::load(&mut tx, &project_id).await?;
+    let now = now_ms();
+    let row = TenantRow {
+        id: new_id("ten"),
+        project_id: project.id,
+        name,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.execute(
+        Query::insert()
+            .into_table(Tenants::Table)
+            .columns(COLUMNS)
+            .values_panic([
+                row.id.clone().into(),
+                row.project_id.clone().into(),
+                row.name.clone().into(),
+                now.into(),
+                now.into(),
+            ]),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({"tenant": row.to_json()}))))
+}
+
+async fn list(
+    State(state): State<ControlState>,
+    Path(project_id): Path<String>,
+    http::Query(params): http::Query<ListParams>,
+) -> ApiResult<Json<Page<Value>>> {
+    let limit = params.limit()?;
+    let mut tx = state.db.control().await?;
+    let project = projects::load(&mut tx, &project_id).await?;
+    let mut q = Query::select();
+    q.columns(COLUMNS)
+        .from(Tenants::Table)
+        .and_where(Expr::col(Tenants::ProjectId).eq(&project.id))
+        .order_by(Tenants::Id, Order::Asc)
+        .limit(limit + 1);
+    if let Some(cursor) = params.cursor()? {
+        q.and_where(Expr::col(Tenants::Id).gt(cursor));
+    }
+    let rows: Vec<TenantRow> = tx.fetch_all(&q).await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        |r| r.to_json(),
+    )))
+}
+
+async fn show(
+    State(state): State<ControlState>,
+    Path((project_id, tenant_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let mut tx = state.db.control().await?;
+    let project = projects::load(&mut tx, &project_id).await?;
+    let row = load(&mut tx, &project.id, &tenant_id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"tenant": row.to_json()})))
+}
+
+async fn update(
+    State(state): State<ControlState>,
+    Path((project_id, tenant_id)): Path<(String, String)>,
+    http::Json(body): http::Json<NameBody>,
+) -> ApiResult<Json<Value>> {
+    let name = projects::validate_name(&body.name)?;
+    let mut tx = state.db.control().await?;
+    let project = projects::load(&mut tx, &project_id).await?;
+    let mut row = load(&mut tx, &project.id, &tenant_id).await?;
+    row.name = name;
+    row.updated_at = now_ms();
+    tx.execute(
+        Query::update()
+            .table(Tenants::Table)
+            .values([
+                (Tenants::Name, row.name.clone().into()),
+                (Tenants::UpdatedAt, row.updated_at.into()),
+            ])
+            .and_where(Expr::col(Tenants::ProjectId).eq(&project.id))
+            .and_where(Expr::col(Tenants::Id).eq(&row.id)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"tenant": row.to_json()})))
+}
+
+async fn remove(
+    State(state): State<ControlState>,
+    Path((project_id, tenant_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.db.control().await?;
+    let project = projects::load(&mut tx, &project_id).await?;
+    let row = load(&mut tx, &project.id, &tenant_id).await?;
+    tx.execute(
+        Query::delete()
+            .from_table(TenantDomains::Table)
+            .and_where(Expr::col(TenantDomains::ProjectId).eq(&project.id))
+            .and_where(Expr::col(TenantDomains::TenantId).eq(&row.id)),
+    )
+    .await?;
+    tx.execute(
+        Query::delete()
+            .from_table(Tenants::Table)
+            .and_where(Expr::col(Tenants::ProjectId).eq(&project.id))
+            .and_where(Expr::col(Tenants::Id).eq(&row.id)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,368 @@
+//! Per-request project resolution: `X-Project-Key` first, then a verified
+//! auth domain in `Host`. Never a fallback to another project.
+//!
+//! Keys, hosts and projects are cached in memory (moka) and dropped
+//! explicitly when the control plane changes them (see
+//! `identity_shared::invalidation`); the TTL is only a safety net. A cache hit
+//! touches no database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use identity_shared::db::{Db, DbError};
+use identity_shared::error::ApiError;
+use identity_shared::hostname::normalize_host_header;
+use identity_shared::invalidation::{Invalidation, InvalidationSink};
+use identity_shared::keys::{self, KeyKind};
+use identity_shared::schema::{AuthDomains, ProjectKeys, Projects};
+use identity_shared::settings::ProjectSettings;
+use moka::future::Cache;
+use sea_query::{Expr, ExprTrait, Query};
+
+pub const PROJECT_KEY_HEADER: &str = "x-project-key";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectStatus {
+    Active,
+    Suspended,
+}
+
+/// What the data plane knows about a project while serving it.
+#[derive(Debug)]
+pub struct ProjectInfo {
+    pub id: String,
+    pub status: ProjectStatus,
+    pub shard_id: String,
+    pub settings: ProjectSettings,
+    /// The primary verified auth domain, which names the issuer.
+    pub primary_host: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Key { kind: KeyKind, key_id: String },
+    Host(String),
+}
+
+/// The project a request belongs to, and how it was identified.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub project: Arc<ProjectInfo>,
+    pub via: Via,
+}
+
+impl Resolved {
+    pub fn is_secret_key(&self) -> bool {
+        matches!(
+            self.via,
+            Via::Key {
+                kind: KeyKind::Secret,
+                ..
+            }
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Resolved {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Resolved>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("route served without project resolution"))
+    }
+}
+
+#[derive(Debug)]
+struct KeyEntry {
+    id: String,
+    project_id: String,
+    kind: KeyKind,
+    secret_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    project_id: String,
+    kind: String,
+    secret_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ProjectRow {
+    id: String,
+    status: String,
+    shard_id: String,
+    settings: String,
+}
+
+fn key_invalid() -> ApiError {
+    ApiError::unauthorized("project_key_invalid", "the project key is not valid")
+}
+
+fn project_not_found() -> ApiError {
+    ApiError::not_found_code("project_not_found", "no project is served on this host")
+}
+
+fn suspended() -> ApiError {
+    ApiError::forbidden("project_suspended", "this project is suspended")
+}
+
+pub struct ProjectResolver {
+    db: Db,
+    keys: Cache<String, Option<Arc<KeyEntry>>>,
+    hosts: Cache<String, Option<String>>,
+    projects: Cache<String, Option<Arc<ProjectInfo>>>,
+    /// Bumped by every invalidation: a load that overlapped one is not trusted.
+    epoch: AtomicU64,
+    /// Database loads so far: a cached resolution adds none.
+    loads: AtomicU64,
+}
+
+impl ProjectResolver {
+    /// Builds the resolver and starts following invalidations on `db`.
+    pub fn start(db: Db, ttl: Duration) -> Arc<Self> {
+        fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
+            Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build()
+        }
+        let resolver = Arc::new(Self {
+            keys: cache(ttl),
+            hosts: cache(ttl),
+            projects: cache(ttl),
+            epoch: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
+            db: db.clone(),
+        });
+        let sink: Arc<dyn InvalidationSink> = resolver.clone();
+        db.invalidations().register(Arc::downgrade(&sink));
+        db.spawn_invalidation_listener();
+        resolver
+    }
+
+    pub async fn apply(&self, message: &Invalidation) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        match message {
+            Invalidation::Key(prefix) => self.keys.invalidate(prefix).await,
+            Invalidation::Project(id) => self.projects.invalidate(id).await,
+            Invalidation::Host(host) => self.hosts.invalidate(host).await,
+            Invalidation::All => {
+                self.keys.invalidate_all();
+                self.hosts.invalidate_all();
+                self.projects.invalidate_all();
+            }
+        }
+    }
+
+    /// Reads through `cache`; a value loaded while an invalidation arrived is
+    /// dropped again so it cannot outlive the change it missed.
+    async fn cached<V, F>(
+        &self,
+        cache: &Cache<String, V>,
+        key: &str,
+        load: F,
+    ) -> Result<V, ApiError>
+    where
+        V: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<V, DbError>>,
+    {
+        if let Some(v) = cache.get(key).await {
+            return Ok(v);
+        }
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let value = cache
+            .try_get_with(key.to_string(), load)
+            .await
+            .map_err(|e| {
+                ApiError::from(Arc::try_unwrap(e).unwrap_or_else(|e| DbError::Setup(e.to_string())))
+            })?;
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            cache.invalidate(key).await;
+        }
+        Ok(value)
+    }
+
+    /// How many resolution lookups reached the database.
+    pub fn database_loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+
+    pub async fn resolve(&self, headers: &HeaderMap) -> Result<Resolved, ApiError> {
+        if let Some(value) = headers.get(PROJECT_KEY_HEADER) {
+            let value = value.to_str().map_err(|_| key_invalid())?.trim();
+            return self.resolve_key(value).await;
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .and_then(normalize_host_header)
+            .ok_or_else(project_not_found)?;
+        self.resolve_host(&host).await
+    }
+
+    pub async fn resolve_key(&self, value: &str) -> Result<Resolved, ApiError> {
+        let (kind, prefix) = keys::parse(value).ok_or_else(key_invalid)?;
+        let entry = self
+            .cached(&self.keys, prefix, self.load_key(prefix))
+            .await?
+            .ok_or_else(key_invalid)?;
+        if entry.kind != kind || !keys::verify(value, &entry.secret_hash) {
+            return Err(key_invalid());
+        }
+        let project = self
+            .project(&entry.project_id)
+            .await?
+            .ok_or_else(key_invalid)?;
+        if project.status != ProjectStatus::Active {
+            return Err(suspended());
+        }
+        Ok(Resolved {
+            project,
+            via: Via::Key {
+                kind,
+                key_id: entry.id.clone(),
+            },
+        })
+    }
+
+    pub async fn resolve_host(&self, host: &str) -> Result<Resolved, ApiError> {
+        let project_id = self
+            .cached(&self.hosts, host, self.load_host(host))
+            .await?
+            .ok_or_else(project_not_found)?;
+        let project = self
+            .project(&project_id)
+            .await?
+            .ok_or_else(project_not_found)?;
+        if project.status != ProjectStatus::Active {
+            return Err(suspended());
+        }
+        Ok(Resolved {
+            project,
+            via: Via::Host(host.to_string()),
+        })
+    }
+
+    /// A project by id (for issuer-path routes); `None` when it does not exist.
+    pub async fn project(&self, id: &str) -> Result<Option<Arc<ProjectInfo>>, ApiError> {
+        if !identity_shared::ids::is_id("prj", id) {
+            return Ok(None);
+        }
+        self.cached(&self.projects, id, self.load_project(id)).await
+    }
+
+    async fn load_key(&self, prefix: &str) -> Result<Option<Arc<KeyEntry>>, DbError> {
+        let mut tx = self.db.control().await?;
+        let row: Option<KeyRow> = tx
+            .fetch_optional(
+                Query::select()
+                    .columns([
+                        ProjectKeys::Id,
+                        ProjectKeys::ProjectId,
+                        ProjectKeys::Kind,
+                        ProjectKeys::SecretHash,
+                    ])
+                    .from(ProjectKeys::Table)
+                    .and_where(Expr::col(ProjectKeys::Prefix).eq(prefix)),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(row.and_then(|r| {
+            Some(Arc::new(KeyEntry {
+                kind: KeyKind::parse(&r.kind)?,
+                id: r.id,
+                project_id: r.project_id,
+                secret_hash: r.secret_hash,
+            }))
+        }))
+    }
+
+    async fn load_host(&self, host: &str) -> Result<Option<String>, DbError> {
+        let mut tx = self.db.control().await?;
+        let row: Option<(String,)> = tx
+            .fetch_optional(
+                Query::select()
+                    .column(AuthDomains::ProjectId)
+                    .from(AuthDomains::Table)
+                    .and_where(Expr::col(AuthDomains::Hostname).eq(host))
+                    .and_where(Expr::col(AuthDomains::Verified).eq(true)),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn load_project(&self, id: &str) -> Result<Option<Arc<ProjectInfo>>, DbError> {
+        let mut tx = self.db.control().await?;
+        let row: Option<ProjectRow> = tx
+            .fetch_optional(
+                Query::select()
+                    .columns([
+                        Projects::Id,
+                        Projects::Status,
+                        Projects::ShardId,
+                        Projects::Settings,
+                    ])
+                    .from(Projects::Table)
+                    .and_where(Expr::col(Projects::Id).eq(id)),
+            )
+            .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let primary: Option<(String,)> = tx
+            .fetch_optional(
+                Query::select()
+                    .column(AuthDomains::Hostname)
+                    .from(AuthDomains::Table)
+                    .and_where(Expr::col(AuthDomains::ProjectId).eq(id))
+                    .and_where(Expr::col(AuthDomains::IsPrimary).eq(true))
+                    .and_where(Expr::col(AuthDomains::Verified).eq(true)),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Some(Arc::new(ProjectInfo {
+            // Anything but "active" is treated as suspended: fail closed.
+            status: if row.status == "active" {
+                ProjectStatus::Active
+            } else {
+                ProjectStatus::Suspended
+            },
+            settings: ProjectSettings::from_stored(&row.settings),
+            id: row.id,
+            shard_id: row.shard_id,
+            primary_host: primary.map(|p| p.0),
+        })))
+    }
+}
+
+impl InvalidationSink for ProjectResolver {
+    fn apply<'a>(&'a self, message: &'a Invalidation) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(ProjectResolver::apply(self, message))
+    }
+}
+
+/// Middleware: resolves the project and puts [`Resolved`] in the request.
+pub async fn require_project(
+    State(resolver): State<Arc<ProjectResolver>>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let resolved = resolver.resolve(req.headers()).await?;
+    tracing::Span::current().record("project_id", resolved.project.id.as_str());
+    req.extensions_mut().insert(resolved);
+    Ok(next.run(req).await)
+}

@@ -1,0 +1,96 @@
+//! Table and column names for sea-query, shared by both planes. The SQL
+//! definitions live in `migrations/`.
+
+use sea_query::Iden;
+
+#[derive(Iden, Clone, Copy)]
+pub enum Shards {
+    Table,
+    Id,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum OperatorTokens {
+    Table,
+    Id,
+    TokenHash,
+    Name,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Projects {
+    Table,
+    Id,
+    Name,
+    Status,
+    ShardId,
+    Settings,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum ProjectKeys {
+    Table,
+    Id,
+    ProjectId,
+    Kind,
+    Prefix,
+    SecretHash,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum SigningKeys {
+    Table,
+    Id,
+    ProjectId,
+    Alg,
+    PublicJwk,
+    PrivateSealed,
+    Active,
+    CreatedAt,
+    RetiredAt,
+    PublishUntil,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum AuthDomains {
+    Table,
+    Id,
+    ProjectId,
+    Hostname,
+    Verified,
+    IsPrimary,
+    VerificationValue,
+    VerifiedAt,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Tenants {
+    Table,
+    Id,
+    ProjectId,
+    Name,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum TenantDomains {
+    Table,
+    Id,
+    ProjectId,
+    TenantId,
+    Domain,
+    Verified,
+    VerificationValue,
+    VerifiedAt,
+    CreatedAt,
+}
+
+/// Column shared by every project-scoped table.
+#[derive(Iden, Clone, Copy)]
+pub struct ProjectId;

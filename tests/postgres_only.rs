@@ -1,0 +1,333 @@
+//! What only Postgres has: the row-level-security proof, the startup refusal
+//! of a role that could bypass it, and invalidation across two nodes that
+//! share one database.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::support::dns::TestDns;
+use crate::support::{ROLES, Store, TestApp, eventually};
+
+const SCOPED_TABLES: [&str; 5] = [
+    "project_keys",
+    "signing_keys",
+    "auth_domains",
+    "tenants",
+    "tenant_domains",
+];
+
+/// Inside a scope, connected as a superuser, with no `WHERE project_id`:
+/// a SELECT sees only the scoped project's rows, none without a project,
+/// and writes into another project are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rls_proof() {
+    let Some(app) = TestApp::spawn(Store::Postgres).await else {
+        return;
+    };
+    let _roles = ROLES.read().await;
+    let a = app.create_project("a").await;
+    let b = app.create_project("b").await;
+    for p in [&a, &b] {
+        for name in ["t1", "t2"] {
+            let (s, _) = app
+                .admin(
+                    Method::POST,
+                    &format!("/v1/projects/{}/tenants", p.id),
+                    Some(json!({"name": name})),
+                )
+                .await;
+            assert_eq!(s, 201);
+        }
+    }
+    let db = app.db();
+    let pool = db.pg_pool().unwrap();
+    let superuser: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = session_user")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(superuser, "the proof must run connected as a superuser");
+
+    // Reads: only A's rows, in every project-scoped table.
+    let mut tx = db.scope(&a.id).await.unwrap();
+    let conn = tx.pg_conn().unwrap();
+    let (role, is_super): (String, bool) = sqlx::query_as(
+        "SELECT current_user::text, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!((role.as_str(), is_super), ("identity_app", false));
+    for table in SCOPED_TABLES {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT project_id FROM {table}"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        assert!(
+            ids.iter().all(|id| id == &a.id),
+            "{table} leaked rows of another project: {ids:?}"
+        );
+        if table == "tenants" {
+            assert_eq!(ids.len(), 2);
+        }
+        if table == "project_keys" || table == "signing_keys" {
+            assert!(
+                !ids.is_empty(),
+                "{table}: the scoped project's own rows must be visible"
+            );
+        }
+    }
+    // Control-plane tables are not the data-plane role's business.
+    let denied = sqlx::query("SELECT id FROM projects")
+        .fetch_all(&mut *conn)
+        .await;
+    assert!(denied.is_err(), "identity_app can read projects");
+    drop(tx);
+
+    // Writes into B from A's scope: UPDATE and DELETE see nothing, INSERT
+    // and moving a row to B are refused.
+    let mut tx = db.scope(&a.id).await.unwrap();
+    let conn = tx.pg_conn().unwrap();
+    let updated = sqlx::query("UPDATE tenants SET name = 'pwned' WHERE project_id = $1")
+        .bind(&b.id)
+        .execute(&mut *conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(updated, 0);
+    let deleted = sqlx::query("DELETE FROM tenants WHERE project_id = $1")
+        .bind(&b.id)
+        .execute(&mut *conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(deleted, 0);
+    tx.commit().await.unwrap();
+
+    let mut tx = db.scope(&a.id).await.unwrap();
+    let err = sqlx::query("INSERT INTO tenants (id, project_id, name, created_at, updated_at) VALUES ('ten_x', $1, 'x', 0, 0)")
+        .bind(&b.id)
+        .execute(tx.pg_conn().unwrap())
+        .await
+        .expect_err("insert into another project accepted");
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    drop(tx);
+
+    let mut tx = db.scope(&a.id).await.unwrap();
+    let err = sqlx::query("UPDATE tenants SET project_id = $1")
+        .bind(&b.id)
+        .execute(tx.pg_conn().unwrap())
+        .await
+        .expect_err("moving rows to another project accepted");
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    drop(tx);
+
+    // No project set: nothing at all.
+    let mut tx = db.scope("").await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(tx.pg_conn().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    drop(tx);
+    let mut raw = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('role', 'identity_app', true)")
+        .execute(&mut *raw)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&mut *raw)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "no app.project_id must mean no rows");
+    drop(raw);
+
+    // B's rows are intact.
+    let (_, list) = app
+        .admin(Method::GET, &format!("/v1/projects/{}/tenants", b.id), None)
+        .await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(!names.contains(&"pwned"));
+    drop(_roles);
+    app.stop().await;
+}
+
+/// A data-plane role that could bypass RLS makes the server refuse to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_role_that_bypasses_rls() {
+    let Some(app) = TestApp::spawn(Store::Postgres).await else {
+        return;
+    };
+    let pool = app.db().pg_pool().unwrap().clone();
+    let config = identity::config::Config::from_sources(&app.env).unwrap();
+    let refused = {
+        let _write = ROLES.write().await;
+        sqlx::query("ALTER ROLE identity_app BYPASSRLS")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let checked = app.db().check_roles().await;
+        let started = identity::Server::start(config, identity::Plane::All).await;
+        sqlx::query("ALTER ROLE identity_app NOBYPASSRLS")
+            .execute(&pool)
+            .await
+            .unwrap();
+        (
+            checked.map_err(|e| e.to_string()),
+            started.err().map(|e| e.to_string()),
+        )
+    };
+    let (checked, started) = refused;
+    let msg = checked.expect_err("check_roles accepted a BYPASSRLS role");
+    assert!(msg.contains("BYPASSRLS"), "{msg}");
+    assert!(
+        started.is_some_and(|e| e.contains("BYPASSRLS")),
+        "server started with a BYPASSRLS role"
+    );
+    app.db().check_roles().await.expect("restored");
+    app.stop().await;
+}
+
+/// Two nodes on one database: a key revoked, a project suspended, a domain
+/// removed through node A stop working on node B within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidation_reaches_every_node_within_a_second() {
+    let dns = TestDns::start().await;
+    let ns = dns.addr.to_string();
+    let Some(a) = TestApp::spawn_with(Store::Postgres, &[("IDENTITY_DNS_NAMESERVERS", &ns)]).await
+    else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let p = a.create_project("shared").await;
+    let limit = Duration::from_secs(1);
+
+    // Key revocation.
+    let (_, k) = a
+        .admin(
+            Method::POST,
+            &format!("/v1/projects/{}/keys", p.id),
+            Some(json!({"kind": "secret"})),
+        )
+        .await;
+    let value = k["value"].as_str().unwrap().to_string();
+    assert_eq!(
+        b.get_with_key("/.well-known/jwks.json", &value).await.0,
+        200
+    );
+    assert_eq!(
+        b.get_with_key("/.well-known/jwks.json", &value).await.0,
+        200
+    );
+    a.admin(
+        Method::DELETE,
+        &format!(
+            "/v1/projects/{}/keys/{}",
+            p.id,
+            k["key"]["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    let took = eventually(limit, || async {
+        b.get_with_key("/.well-known/jwks.json", &value).await.0 == 401
+    })
+    .await;
+    eprintln!("key revocation reached node B in {took:?}");
+
+    // Suspension and reactivation.
+    assert_eq!(b.get_with_key("/.well-known/jwks.json", &p.pk).await.0, 200);
+    a.admin(
+        Method::PATCH,
+        &format!("/v1/projects/{}", p.id),
+        Some(json!({"status": "suspended"})),
+    )
+    .await;
+    let took = eventually(limit, || async {
+        b.get_with_key("/.well-known/jwks.json", &p.pk).await.0 == 403
+    })
+    .await;
+    eprintln!("suspension reached node B in {took:?}");
+    a.admin(
+        Method::PATCH,
+        &format!("/v1/projects/{}", p.id),
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    eventually(limit, || async {
+        b.get_with_key("/.well-known/jwks.json", &p.pk).await.0 == 200
+    })
+    .await;
+
+    // Domain removal.
+    let (_, d) = a
+        .admin(
+            Method::POST,
+            &format!("/v1/projects/{}/auth-domains", p.id),
+            Some(json!({"hostname": "id.shared.test"})),
+        )
+        .await;
+    dns.set_txt(
+        "_identity-challenge.id.shared.test",
+        &[d["verification"]["value"].as_str().unwrap()],
+    )
+    .await;
+    let dom = d["domain"]["id"].as_str().unwrap();
+    let (s, body) = a
+        .admin(
+            Method::POST,
+            &format!("/v1/projects/{}/auth-domains/{dom}/verify", p.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    eventually(limit, || async {
+        b.get_with_host("/.well-known/jwks.json", "id.shared.test")
+            .await
+            .0
+            == 200
+    })
+    .await;
+    a.admin(
+        Method::DELETE,
+        &format!("/v1/projects/{}/auth-domains/{dom}", p.id),
+        None,
+    )
+    .await;
+    let took = eventually(limit, || async {
+        b.get_with_host("/.well-known/jwks.json", "id.shared.test")
+            .await
+            .0
+            == 404
+    })
+    .await;
+    eprintln!("domain removal reached node B in {took:?}");
+
+    // Signing-key rotation reaches B's discovery too.
+    let (_, r) = a
+        .admin(
+            Method::POST,
+            &format!("/v1/projects/{}/signing-keys/rotate", p.id),
+            None,
+        )
+        .await;
+    let kid = r["kid"].as_str().unwrap().to_string();
+    eventually(limit, || async {
+        b.get_with_key("/.well-known/jwks.json", &p.pk).await.1["keys"][0]["kid"] == kid.as_str()
+    })
+    .await;
+    b.stop().await;
+    a.stop().await;
+}
