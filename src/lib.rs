@@ -172,11 +172,24 @@ impl Server {
         } else {
             None
         };
-        let data = plane.data().then(|| {
+        let data = if plane.data() {
             // One database today: it is the control plane and shard `default`.
             let shards = HashMap::from([("default".to_string(), db.clone())]);
-            DataState::new(db.clone(), shards, config.clone())
-        });
+            let state = DataState::new(
+                db.clone(),
+                shards.clone(),
+                config.clone(),
+                master_key.clone(),
+            )
+            .map_err(BootError::Setup)?;
+            identity_data_plane::sweeper::spawn(
+                shards.into_values().collect(),
+                std::time::Duration::from_secs(60),
+            );
+            Some(state)
+        } else {
+            None
+        };
 
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();

@@ -12,7 +12,8 @@ use identity_shared::ids::new_id;
 use identity_shared::invalidation::Invalidation;
 use identity_shared::keys::{self, KeyKind};
 use identity_shared::schema::{
-    AuthDomains, ProjectId, ProjectKeys, Projects, SigningKeys, TenantDomains, Tenants,
+    AuditEvents, AuthDomains, LoginFailures, ProjectId, ProjectKeys, Projects, RefreshTokens,
+    Sessions, SigningKeys, TenantDomains, Tenants, Users,
 };
 use identity_shared::settings::ProjectSettings;
 use identity_shared::time::{now_ms, rfc3339};
@@ -297,7 +298,9 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes the project and every row it owns on the control database.
+/// Deletes the project and every row it owns. With one database the
+/// data-plane rows live here too; with several shards, this becomes one
+/// delete per shard (ADR 0001).
 async fn delete_project_rows(tx: &mut Tx, project_id: &str) -> Result<(), DbError> {
     macro_rules! delete_from {
         ($($table:expr),*) => {$(
@@ -309,7 +312,12 @@ async fn delete_project_rows(tx: &mut Tx, project_id: &str) -> Result<(), DbErro
         SigningKeys::Table,
         AuthDomains::Table,
         TenantDomains::Table,
-        Tenants::Table
+        Tenants::Table,
+        RefreshTokens::Table,
+        Sessions::Table,
+        LoginFailures::Table,
+        Users::Table,
+        AuditEvents::Table
     );
     tx.execute(
         Query::delete()

@@ -5,6 +5,7 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::crypto::MasterKey;
 use identity_shared::db::{DbError, Tx};
 use identity_shared::error::{ApiError, ApiResult};
@@ -97,6 +98,15 @@ pub async fn rotate_in(
     insert(tx, master_key, project_id, key, true, None).await?;
     tx.invalidate(Invalidation::Project(project_id.to_string()))
         .await?;
+    audit::record(
+        tx,
+        Event {
+            actor: Some("operator"),
+            data: serde_json::json!({"kid": key.kid, "alg": key.alg.as_str()}),
+            ..Event::new(project_id, "signing_key.rotated", Outcome::Success)
+        },
+    )
+    .await?;
     Ok(())
 }
 

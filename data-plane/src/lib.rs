@@ -9,11 +9,22 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use identity_shared::config::Config;
+use identity_shared::crypto::MasterKey;
 use identity_shared::db::Db;
 use identity_shared::error::ApiError;
 
+pub mod accounts;
+pub mod audit;
+pub mod client;
+pub mod limits;
 pub mod openapi;
+pub mod passwords;
 pub mod resolve;
+pub mod sessions;
+pub mod sweeper;
+pub mod tokens;
+pub mod transport;
+pub mod users;
 pub mod wellknown;
 
 pub use resolve::{ProjectResolver, Resolved};
@@ -26,17 +37,49 @@ pub struct DataState {
     pub shards: Arc<HashMap<String, Db>>,
     pub resolver: Arc<ProjectResolver>,
     pub config: Arc<Config>,
+    pub hasher: Arc<passwords::Hasher>,
+    pub tokens: Arc<tokens::Tokens>,
+    pub sessions: Arc<sessions::SessionCache>,
+    pub limiter: Arc<dyn limits::RateLimiter>,
+    /// Derives refresh-token successors (see `accounts::successor_of`).
+    pub refresh_key: [u8; 32],
 }
 
 impl DataState {
-    pub fn new(control_db: Db, shards: HashMap<String, Db>, config: Arc<Config>) -> Self {
+    pub fn new(
+        control_db: Db,
+        shards: HashMap<String, Db>,
+        config: Arc<Config>,
+        master_key: Arc<MasterKey>,
+    ) -> Result<Self, String> {
         let resolver = ProjectResolver::start(control_db.clone(), config.resolution_cache_ttl);
-        Self {
+        let hasher = passwords::Hasher::new(
+            passwords::HashParams {
+                memory_kib: config.argon2_memory_kib,
+                iterations: config.argon2_iterations,
+                parallelism: config.argon2_parallelism,
+            },
+            config.hash_concurrency,
+        )?;
+        let sessions = sessions::SessionCache::new();
+        sessions.follow(&control_db);
+        for db in shards.values() {
+            if !db.invalidations().same_as(control_db.invalidations()) {
+                sessions.follow(db);
+                db.spawn_invalidation_listener();
+            }
+        }
+        Ok(Self {
+            tokens: tokens::Tokens::new(control_db.clone(), master_key.clone()),
+            refresh_key: master_key.derive("refresh-token-successor"),
             control_db,
             shards: Arc::new(shards),
             resolver,
             config,
-        }
+            hasher,
+            sessions,
+            limiter: Arc::new(limits::InProcessLimiter::default()),
+        })
     }
 
     /// The database of the shard a project lives on. A project on a shard

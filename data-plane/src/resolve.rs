@@ -7,7 +7,6 @@
 //! touches no database.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -15,6 +14,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
+use identity_shared::cache::GuardedCache;
 use identity_shared::db::{Db, DbError};
 use identity_shared::error::ApiError;
 use identity_shared::hostname::normalize_host_header;
@@ -22,7 +22,6 @@ use identity_shared::invalidation::{Invalidation, InvalidationSink};
 use identity_shared::keys::{self, KeyKind};
 use identity_shared::schema::{AuthDomains, ProjectKeys, Projects};
 use identity_shared::settings::ProjectSettings;
-use moka::future::Cache;
 use sea_query::{Expr, ExprTrait, Query};
 
 pub const PROJECT_KEY_HEADER: &str = "x-project-key";
@@ -119,30 +118,18 @@ fn suspended() -> ApiError {
 
 pub struct ProjectResolver {
     db: Db,
-    keys: Cache<String, Option<Arc<KeyEntry>>>,
-    hosts: Cache<String, Option<String>>,
-    projects: Cache<String, Option<Arc<ProjectInfo>>>,
-    /// Bumped by every invalidation: a load that overlapped one is not trusted.
-    epoch: AtomicU64,
-    /// Database loads so far: a cached resolution adds none.
-    loads: AtomicU64,
+    keys: GuardedCache<Option<Arc<KeyEntry>>>,
+    hosts: GuardedCache<Option<String>>,
+    projects: GuardedCache<Option<Arc<ProjectInfo>>>,
 }
 
 impl ProjectResolver {
     /// Builds the resolver and starts following invalidations on `db`.
     pub fn start(db: Db, ttl: Duration) -> Arc<Self> {
-        fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
-            Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build()
-        }
         let resolver = Arc::new(Self {
-            keys: cache(ttl),
-            hosts: cache(ttl),
-            projects: cache(ttl),
-            epoch: AtomicU64::new(0),
-            loads: AtomicU64::new(0),
+            keys: GuardedCache::new(100_000, ttl),
+            hosts: GuardedCache::new(100_000, ttl),
+            projects: GuardedCache::new(100_000, ttl),
             db: db.clone(),
         });
         let sink: Arc<dyn InvalidationSink> = resolver.clone();
@@ -152,11 +139,11 @@ impl ProjectResolver {
     }
 
     pub async fn apply(&self, message: &Invalidation) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         match message {
             Invalidation::Key(prefix) => self.keys.invalidate(prefix).await,
             Invalidation::Project(id) => self.projects.invalidate(id).await,
             Invalidation::Host(host) => self.hosts.invalidate(host).await,
+            Invalidation::Sessions(_) => {}
             Invalidation::All => {
                 self.keys.invalidate_all();
                 self.hosts.invalidate_all();
@@ -165,38 +152,9 @@ impl ProjectResolver {
         }
     }
 
-    /// Reads through `cache`; a value loaded while an invalidation arrived is
-    /// dropped again so it cannot outlive the change it missed.
-    async fn cached<V, F>(
-        &self,
-        cache: &Cache<String, V>,
-        key: &str,
-        load: F,
-    ) -> Result<V, ApiError>
-    where
-        V: Clone + Send + Sync + 'static,
-        F: Future<Output = Result<V, DbError>>,
-    {
-        if let Some(v) = cache.get(key).await {
-            return Ok(v);
-        }
-        let epoch = self.epoch.load(Ordering::SeqCst);
-        self.loads.fetch_add(1, Ordering::Relaxed);
-        let value = cache
-            .try_get_with(key.to_string(), load)
-            .await
-            .map_err(|e| {
-                ApiError::from(Arc::try_unwrap(e).unwrap_or_else(|e| DbError::Setup(e.to_string())))
-            })?;
-        if self.epoch.load(Ordering::SeqCst) != epoch {
-            cache.invalidate(key).await;
-        }
-        Ok(value)
-    }
-
     /// How many resolution lookups reached the database.
     pub fn database_loads(&self) -> u64 {
-        self.loads.load(Ordering::Relaxed)
+        self.keys.loads() + self.hosts.loads() + self.projects.loads()
     }
 
     pub async fn resolve(&self, headers: &HeaderMap) -> Result<Resolved, ApiError> {
@@ -215,7 +173,8 @@ impl ProjectResolver {
     pub async fn resolve_key(&self, value: &str) -> Result<Resolved, ApiError> {
         let (kind, prefix) = keys::parse(value).ok_or_else(key_invalid)?;
         let entry = self
-            .cached(&self.keys, prefix, self.load_key(prefix))
+            .keys
+            .get_or_load(prefix, self.load_key(prefix))
             .await?
             .ok_or_else(key_invalid)?;
         if entry.kind != kind || !keys::verify(value, &entry.secret_hash) {
@@ -239,7 +198,8 @@ impl ProjectResolver {
 
     pub async fn resolve_host(&self, host: &str) -> Result<Resolved, ApiError> {
         let project_id = self
-            .cached(&self.hosts, host, self.load_host(host))
+            .hosts
+            .get_or_load(host, self.load_host(host))
             .await?
             .ok_or_else(project_not_found)?;
         let project = self
@@ -260,7 +220,7 @@ impl ProjectResolver {
         if !identity_shared::ids::is_id("prj", id) {
             return Ok(None);
         }
-        self.cached(&self.projects, id, self.load_project(id)).await
+        Ok(self.projects.get_or_load(id, self.load_project(id)).await?)
     }
 
     async fn load_key(&self, prefix: &str) -> Result<Option<Arc<KeyEntry>>, DbError> {

@@ -51,6 +51,12 @@ pub struct Config {
     pub resolution_cache_ttl: Duration,
     /// Connections per database pool.
     pub db_max_connections: u32,
+    /// Argon2id parameters for new password hashes.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once (default: the cores).
+    pub hash_concurrency: usize,
 }
 
 impl Default for Config {
@@ -70,6 +76,12 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             resolution_cache_ttl: Duration::from_secs(60),
             db_max_connections: 16,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
         }
     }
 }
@@ -183,11 +195,43 @@ impl Config {
                 .unwrap_or(d.resolution_cache_ttl),
             db_max_connections: parse_opt(&get, "IDENTITY_DB_MAX_CONNECTIONS")?
                 .unwrap_or(d.db_max_connections),
+            argon2_memory_kib: parse_opt(&get, "IDENTITY_ARGON2_MEMORY_KIB")?
+                .unwrap_or(d.argon2_memory_kib),
+            argon2_iterations: parse_opt(&get, "IDENTITY_ARGON2_ITERATIONS")?
+                .unwrap_or(d.argon2_iterations),
+            argon2_parallelism: parse_opt(&get, "IDENTITY_ARGON2_PARALLELISM")?
+                .unwrap_or(d.argon2_parallelism),
+            hash_concurrency: parse_opt(&get, "IDENTITY_HASH_CONCURRENCY")?
+                .unwrap_or(d.hash_concurrency),
             database_url,
             public_base_url,
             admin_token,
             master_key,
         };
+        if !(8..=4_194_304).contains(&config.argon2_memory_kib) {
+            return Err(ConfigError::new(
+                "IDENTITY_ARGON2_MEMORY_KIB",
+                "must be from 8 to 4194304",
+            ));
+        }
+        if !(1..=100).contains(&config.argon2_iterations) {
+            return Err(ConfigError::new(
+                "IDENTITY_ARGON2_ITERATIONS",
+                "must be from 1 to 100",
+            ));
+        }
+        if !(1..=64).contains(&config.argon2_parallelism) {
+            return Err(ConfigError::new(
+                "IDENTITY_ARGON2_PARALLELISM",
+                "must be from 1 to 64",
+            ));
+        }
+        if config.hash_concurrency == 0 {
+            return Err(ConfigError::new(
+                "IDENTITY_HASH_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
         if config.db_max_connections == 0 {
             return Err(ConfigError::new(
                 "IDENTITY_DB_MAX_CONNECTIONS",

@@ -354,6 +354,13 @@ impl Db {
         });
     }
 
+    pub fn is_closed(&self) -> bool {
+        match &self.pool {
+            Pool::Pg(p) => p.is_closed(),
+            Pool::Lite(p) => p.is_closed(),
+        }
+    }
+
     pub async fn close(&self) {
         match &self.pool {
             Pool::Pg(p) => p.close().await,
@@ -447,12 +454,22 @@ impl Tx {
     /// Queues a cache invalidation that takes effect when this transaction commits.
     pub async fn invalidate(&mut self, message: Invalidation) -> Result<(), DbError> {
         if let TxInner::Pg(tx) = &mut self.inner {
-            let payload = serde_json::to_string(&message).unwrap_or_default();
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(payload)
-                .execute(&mut **tx)
-                .await?;
+            // NOTIFY payloads are capped at 8000 bytes: long session lists travel in parts.
+            let parts = match &message {
+                Invalidation::Sessions(ids) if ids.len() > 100 => ids
+                    .chunks(100)
+                    .map(|c| Invalidation::Sessions(c.to_vec()))
+                    .collect(),
+                other => vec![other.clone()],
+            };
+            for part in parts {
+                let payload = serde_json::to_string(&part).unwrap_or_default();
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(payload)
+                    .execute(&mut **tx)
+                    .await?;
+            }
         }
         self.pending.push(message);
         Ok(())

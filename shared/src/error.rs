@@ -12,6 +12,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds, sent as `Retry-After` (429 and 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -20,7 +22,21 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// 429 `too_many_attempts`, retryable after `retry_after` (rounded up to
+    /// whole seconds, at least one).
+    pub fn too_many_attempts(retry_after: std::time::Duration) -> Self {
+        let secs = (retry_after.as_millis().div_ceil(1000) as u64).max(1);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many attempts; retry in {secs} s"),
+        );
+        e.retry_after = Some(secs);
+        e
     }
 
     pub fn status(&self) -> StatusCode {
@@ -116,6 +132,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

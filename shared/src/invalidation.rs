@@ -23,6 +23,8 @@ pub enum Invalidation {
     Project(String),
     /// An auth-domain hostname.
     Host(String),
+    /// Sessions revoked (by id).
+    Sessions(Vec<String>),
     /// Everything: sent when a node may have missed messages.
     All,
 }
@@ -42,6 +44,11 @@ pub struct InvalidationBus {
 impl InvalidationBus {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether two handles are the same bus (one database, two clones).
+    pub fn same_as(&self, other: &InvalidationBus) -> bool {
+        Arc::ptr_eq(&self.sinks, &other.sinks)
     }
 
     pub fn register(&self, sink: Weak<dyn InvalidationSink>) {

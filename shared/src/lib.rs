@@ -2,6 +2,8 @@
 //! cache invalidation and HTTP helpers.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod db;

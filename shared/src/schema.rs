@@ -94,3 +94,73 @@ pub enum TenantDomains {
 /// Column shared by every project-scoped table.
 #[derive(Iden, Clone, Copy)]
 pub struct ProjectId;
+
+#[derive(Iden, Clone, Copy)]
+pub enum Users {
+    Table,
+    Id,
+    ProjectId,
+    Email,
+    EmailNormalized,
+    EmailVerified,
+    Name,
+    PasswordHash,
+    MfaEnabled,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Sessions {
+    Table,
+    Id,
+    ProjectId,
+    UserId,
+    Ip,
+    UserAgent,
+    Amr,
+    CreatedAt,
+    LastSeenAt,
+    ExpiresAt,
+    RevokedAt,
+    RevokedReason,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum RefreshTokens {
+    Table,
+    Id,
+    ProjectId,
+    SessionId,
+    TokenHash,
+    UserAgent,
+    CreatedAt,
+    ExpiresAt,
+    ConsumedAt,
+    SuccessorId,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum LoginFailures {
+    Table,
+    Id,
+    ProjectId,
+    EmailKey,
+    Ip,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum AuditEvents {
+    Table,
+    Id,
+    ProjectId,
+    Type,
+    Actor,
+    Subject,
+    Ip,
+    UserAgent,
+    Outcome,
+    CreatedAt,
+    Data,
+}

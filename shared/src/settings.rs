@@ -33,6 +33,29 @@ pub struct ProjectSettings {
     pub signing_alg: SigningAlg,
     pub access_token_ttl_seconds: u32,
     pub refresh_token_ttl_seconds: u32,
+    /// A consumed refresh token presented again within this many seconds by
+    /// the same client gets the same successor instead of revoking the session.
+    pub refresh_reuse_grace_seconds: u32,
+    pub rate_limits: RateLimits,
+}
+
+/// Requests per minute per (project, client IP); 0 disables a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimits {
+    pub register_per_minute: u32,
+    pub login_per_minute: u32,
+    pub refresh_per_minute: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            register_per_minute: 20,
+            login_per_minute: 60,
+            refresh_per_minute: 120,
+        }
+    }
 }
 
 impl Default for ProjectSettings {
@@ -42,6 +65,8 @@ impl Default for ProjectSettings {
             signing_alg: SigningAlg::EdDSA,
             access_token_ttl_seconds: 900,
             refresh_token_ttl_seconds: 30 * 24 * 3600,
+            refresh_reuse_grace_seconds: 10,
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -98,6 +123,33 @@ impl ProjectSettings {
                 "refresh_token_ttl_seconds" => {
                     self.refresh_token_ttl_seconds = bounded(value, 300, 365 * 86_400)
                         .ok_or("settings.refresh_token_ttl_seconds must be an integer from 300 to 31536000")?;
+                }
+                "refresh_reuse_grace_seconds" => {
+                    self.refresh_reuse_grace_seconds = bounded(value, 0, 60).ok_or(
+                        "settings.refresh_reuse_grace_seconds must be an integer from 0 to 60",
+                    )?;
+                }
+                "rate_limits" => {
+                    let Value::Object(limits) = value else {
+                        return Err("settings.rate_limits must be an object".into());
+                    };
+                    for (name, v) in limits {
+                        let n = bounded(v, 0, 100_000).ok_or_else(|| {
+                            format!(
+                                "settings.rate_limits.{name} must be an integer from 0 to 100000"
+                            )
+                        })?;
+                        match name.as_str() {
+                            "register_per_minute" => self.rate_limits.register_per_minute = n,
+                            "login_per_minute" => self.rate_limits.login_per_minute = n,
+                            "refresh_per_minute" => self.rate_limits.refresh_per_minute = n,
+                            other => {
+                                return Err(format!(
+                                    "settings.rate_limits.{other} is not a known limit"
+                                ));
+                            }
+                        }
+                    }
                 }
                 other => return Err(format!("settings.{other} is not a known setting")),
             }

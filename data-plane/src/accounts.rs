@@ -1,0 +1,762 @@
+//! Password accounts and sessions: register, login, refresh, logout, the
+//! session check, session management and password change.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::crypto::{b64url, hmac_sha256, random_token, sha256_hex};
+use identity_shared::db::Tx;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http;
+use identity_shared::ids::new_id;
+use identity_shared::time::now_ms;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::passwords::{self, Verified};
+use crate::resolve::Resolved;
+use crate::sessions::{self, SessionRow};
+use crate::transport::{self, Caller, Transport};
+use crate::users::{self, Email, NewUser, UserRow};
+use crate::{DataState, limits};
+
+pub fn router() -> Router<DataState> {
+    Router::new()
+        .route("/v1/auth/register", post(register))
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/auth/session", get(session))
+        .route("/v1/auth/sessions", get(list_sessions))
+        .route("/v1/auth/sessions/revoke-all", post(revoke_all))
+        .route("/v1/auth/sessions/{id}", delete(revoke_one))
+        .route("/v1/auth/password/change", post(change_password))
+}
+
+/// A JSON body that may be absent (cookie transport sends none).
+fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> ApiResult<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid_request(format!("invalid body: {e}")))
+}
+
+fn rate_limit(
+    state: &DataState,
+    resolved: &Resolved,
+    client: &Client,
+    action: &str,
+    per_minute: u32,
+) -> ApiResult<()> {
+    let key = format!("{action}:{}:{}", resolved.project.id, client.ip);
+    state.limiter.hit(&key, per_minute).map_err(ApiError::from)
+}
+
+fn event<'a>(
+    resolved: &'a Resolved,
+    client: &'a Client,
+    ip: &'a str,
+    kind: &'static str,
+    outcome: Outcome,
+) -> Event<'a> {
+    Event {
+        ip: Some(ip),
+        user_agent: client.user_agent.as_deref(),
+        ..Event::new(&resolved.project.id, kind, outcome)
+    }
+}
+
+/// The refresh token that follows `value`: derived from it, so a client
+/// retrying a consumed token within the grace window can be given the same
+/// successor without it being stored anywhere in the clear.
+fn successor_of(state: &DataState, value: &str) -> String {
+    b64url(&hmac_sha256(&state.refresh_key, value.as_bytes()))
+}
+
+/// Issues the access token and answers with a `TokenResponse`, in the
+/// body (bearer) or as cookies.
+#[allow(clippy::too_many_arguments)]
+async fn signed_in(
+    state: &DataState,
+    resolved: &Resolved,
+    headers: &HeaderMap,
+    status: StatusCode,
+    user: &UserRow,
+    session: &SessionRow,
+    refresh_value: &str,
+) -> ApiResult<Response> {
+    let transport = transport::transport(resolved, headers)?;
+    let issuer = state.issuer(&resolved.project);
+    let (access, ttl) = state
+        .tokens
+        .issue(
+            &resolved.project,
+            &issuer,
+            &user.id,
+            &session.id,
+            &session.amr(),
+        )
+        .await?;
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "user": user.to_json(),
+        "session": session.to_json(Some(&session.id)),
+    });
+    let mut response_headers = HeaderMap::new();
+    match transport {
+        Transport::Bearer => body["refresh_token"] = Value::String(refresh_value.to_string()),
+        Transport::Cookie => {
+            // Keep the page's CSRF token across refreshes so requests other
+            // tabs have in flight still carry a valid one.
+            let csrf = transport::cookie(headers, transport::CSRF_COOKIE)
+                .filter(|c| c.len() == 43)
+                .map(str::to_string)
+                .unwrap_or_else(random_token);
+            transport::set_session_cookies(
+                &mut response_headers,
+                !state.config.dev_mode,
+                &access,
+                i64::from(ttl),
+                refresh_value,
+                (session.expires_at - now_ms()) / 1000,
+                &csrf,
+            );
+        }
+    }
+    Ok((status, response_headers, Json(body)).into_response())
+}
+
+/// Starts a session with a first refresh token; returns the token's value.
+async fn start_session(
+    tx: &mut Tx,
+    state: &DataState,
+    resolved: &Resolved,
+    user: &UserRow,
+    client: &Client,
+) -> ApiResult<(SessionRow, String)> {
+    let project = &resolved.project;
+    let session = sessions::create(
+        tx,
+        &project.id,
+        &user.id,
+        client,
+        &["pwd"],
+        project.settings.refresh_token_ttl_seconds,
+    )
+    .await?;
+    let value = random_token();
+    sessions::insert_refresh(
+        tx,
+        &project.id,
+        &new_id("rtk"),
+        &session.id,
+        &sha256_hex(value.as_bytes()),
+        client.user_agent.as_deref(),
+        session.expires_at,
+    )
+    .await?;
+    let _ = state;
+    Ok((session, value))
+}
+
+// ---- register ----
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    email: String,
+    password: String,
+    name: Option<String>,
+    /// Accepted now; creates an organisation once organisations exist.
+    #[allow(dead_code)]
+    organization_name: Option<String>,
+}
+
+async fn register(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    headers: HeaderMap,
+    http::Json(body): http::Json<RegisterBody>,
+) -> ApiResult<Response> {
+    rate_limit(
+        &state,
+        &resolved,
+        &client,
+        "register",
+        resolved.project.settings.rate_limits.register_per_minute,
+    )?;
+    transport::transport(&resolved, &headers)?;
+    let email = Email::parse(&body.email)?;
+    passwords::validate_new(&body.password)?;
+    let name = users::parse_name(body.name.as_deref())?;
+    if let Some(org) = &body.organization_name
+        && (org.chars().count() > 200 || org.chars().any(char::is_control))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            "organization_name must be at most 200 characters",
+        ));
+    }
+    let project_id = resolved.project.id.clone();
+    // Fail fast on a taken email before paying for a hash.
+    let db = state.shard(&resolved)?;
+    {
+        let mut tx = db.scope(&project_id).await?;
+        let taken = users::find_by_email(&mut tx, &project_id, &email.normalized)
+            .await?
+            .is_some();
+        tx.commit().await?;
+        if taken {
+            return Err(users::email_taken());
+        }
+    }
+    let hash = state.hasher.hash(body.password).await?;
+    let mut tx = db.scope(&project_id).await?;
+    let user = users::insert(
+        &mut tx,
+        &project_id,
+        NewUser {
+            email,
+            name,
+            password_hash: Some(hash),
+            email_verified: false,
+        },
+    )
+    .await?;
+    let (session, refresh_value) =
+        start_session(&mut tx, &state, &resolved, &user, &client).await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            data: json!({"session_id": session.id}),
+            ..event(&resolved, &client, &ip, "user.registered", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    signed_in(
+        &state,
+        &resolved,
+        &headers,
+        StatusCode::CREATED,
+        &user,
+        &session,
+        &refresh_value,
+    )
+    .await
+}
+
+// ---- login ----
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_credentials",
+        "the email or password is not correct",
+    )
+}
+
+async fn login(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    headers: HeaderMap,
+    http::Json(body): http::Json<LoginBody>,
+) -> ApiResult<Response> {
+    rate_limit(
+        &state,
+        &resolved,
+        &client,
+        "login",
+        resolved.project.settings.rate_limits.login_per_minute,
+    )?;
+    transport::transport(&resolved, &headers)?;
+    passwords::validate_presented(&body.password)?;
+    // A malformed address cannot belong to an account: say so plainly.
+    let email = Email::parse(&body.email)
+        .map_err(|_| ApiError::invalid_request("email is not a valid address"))?;
+    let project_id = resolved.project.id.clone();
+    let db = state.shard(&resolved)?;
+    let ip = client.ip_text();
+    let key = limits::account_key(&project_id, &email.normalized);
+
+    let mut tx = db.scope(&project_id).await?;
+    let user = users::find_by_email(&mut tx, &project_id, &email.normalized).await?;
+    let lockout = limits::check_lockout(
+        &mut tx,
+        &project_id,
+        &key,
+        &ip,
+        user.as_ref().map(|u| u.id.as_str()),
+    )
+    .await?;
+    tx.commit().await?;
+    if let Err(locked) = lockout {
+        return Err(locked.into());
+    }
+    // Unknown account, or one without a password: the dummy hash, same cost.
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let verified = state.hasher.verify(body.password, stored).await?;
+
+    let mut tx = db.scope(&project_id).await?;
+    let user = match (user, &verified) {
+        (Some(user), Verified::Yes | Verified::YesRehashed(_)) if user.password_hash.is_some() => {
+            if let Verified::YesRehashed(new_hash) = &verified {
+                users::set_password_hash(&mut tx, &project_id, &user.id, new_hash).await?;
+            }
+            user
+        }
+        (user, _) => {
+            let locked_now = limits::record_failure(&mut tx, &project_id, &key, &ip).await?;
+            let subject = user.as_ref().map(|u| u.id.as_str());
+            audit::record(
+                &mut tx,
+                Event {
+                    subject,
+                    data: json!({"reason": "invalid_credentials"}),
+                    ..event(&resolved, &client, &ip, "login.failed", Outcome::Failure)
+                },
+            )
+            .await?;
+            if locked_now {
+                audit::record(
+                    &mut tx,
+                    Event {
+                        subject,
+                        data: json!({"scope": "account_ip", "minutes": limits::WINDOW_MS / 60_000}),
+                        ..event(&resolved, &client, &ip, "login.locked", Outcome::Failure)
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            return Err(invalid_credentials());
+        }
+    };
+    limits::clear_failures(&mut tx, &project_id, &key, &ip).await?;
+    let (session, refresh_value) =
+        start_session(&mut tx, &state, &resolved, &user, &client).await?;
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            data: json!({"session_id": session.id, "rehashed": matches!(verified, Verified::YesRehashed(_))}),
+            ..event(&resolved, &client, &ip, "login.succeeded", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    signed_in(
+        &state,
+        &resolved,
+        &headers,
+        StatusCode::OK,
+        &user,
+        &session,
+        &refresh_value,
+    )
+    .await
+}
+
+// ---- refresh ----
+
+#[derive(Deserialize, Default)]
+struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+fn invalid_refresh() -> ApiError {
+    ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid")
+}
+
+async fn refresh(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    rate_limit(
+        &state,
+        &resolved,
+        &client,
+        "refresh",
+        resolved.project.settings.rate_limits.refresh_per_minute,
+    )?;
+    transport::transport(&resolved, &headers)?;
+    let body: RefreshBody = optional_body(&bytes)?;
+    let value = match body.refresh_token {
+        Some(v) => v,
+        None => {
+            let v = transport::cookie(&headers, transport::REFRESH_COOKIE).ok_or_else(|| {
+                ApiError::invalid_request(
+                    "refresh_token is required (in the body or the identity_rt cookie)",
+                )
+            })?;
+            transport::check_csrf(&state, &resolved, &method, &headers)?;
+            v.to_string()
+        }
+    };
+    if value.is_empty() || value.len() > 128 {
+        return Err(invalid_refresh());
+    }
+    let project_id = resolved.project.id.clone();
+    let hash = sha256_hex(value.as_bytes());
+    let db = state.shard(&resolved)?;
+    let ip = client.ip_text();
+    let now = now_ms();
+
+    let mut tx = db.scope(&project_id).await?;
+    let mut row = sessions::find_refresh_by_hash(&mut tx, &project_id, &hash)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    let session = sessions::find(&mut tx, &project_id, &row.session_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    if !session.is_live(now) {
+        return Err(if session.revoked_at.is_some() {
+            ApiError::unauthorized("session_revoked", "this session has ended")
+        } else {
+            invalid_refresh()
+        });
+    }
+    let user = users::find(&mut tx, &project_id, &session.user_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    let successor = successor_of(&state, &value);
+
+    if row.consumed_at.is_none() {
+        if row.expires_at <= now {
+            return Err(invalid_refresh());
+        }
+        let successor_id = new_id("rtk");
+        if sessions::consume_refresh(&mut tx, &project_id, &row.id, &successor_id).await? {
+            sessions::insert_refresh(
+                &mut tx,
+                &project_id,
+                &successor_id,
+                &session.id,
+                &sha256_hex(successor.as_bytes()),
+                client.user_agent.as_deref(),
+                session.expires_at,
+            )
+            .await?;
+            sessions::touch(&mut tx, &project_id, &session.id, &client).await?;
+            audit::record(
+                &mut tx,
+                Event {
+                    actor: Some(&user.id),
+                    subject: Some(&user.id),
+                    data: json!({"session_id": session.id}),
+                    ..event(&resolved, &client, &ip, "token.refreshed", Outcome::Success)
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return signed_in(
+                &state,
+                &resolved,
+                &headers,
+                StatusCode::OK,
+                &user,
+                &session,
+                &successor,
+            )
+            .await;
+        }
+        // Another request consumed it first: judge it as a retry.
+        row = sessions::find_refresh_by_hash(&mut tx, &project_id, &hash)
+            .await?
+            .ok_or_else(invalid_refresh)?;
+    }
+
+    // A consumed token. Within the grace window, the same client (same user
+    // agent as the one its successor went to) gets that same successor, as
+    // long as the successor has not been used yet.
+    let grace_ms = i64::from(resolved.project.settings.refresh_reuse_grace_seconds) * 1000;
+    let within_grace = row.consumed_at.is_some_and(|t| now - t <= grace_ms);
+    if within_grace && let Some(successor_id) = &row.successor_id {
+        let next = sessions::find_refresh(&mut tx, &project_id, successor_id).await?;
+        if let Some(next) = next
+            && next.consumed_at.is_none()
+            && next.user_agent == client.user_agent
+            && identity_shared::crypto::ct_eq(
+                next.token_hash.as_bytes(),
+                sha256_hex(successor.as_bytes()).as_bytes(),
+            )
+        {
+            tx.commit().await?;
+            return signed_in(
+                &state,
+                &resolved,
+                &headers,
+                StatusCode::OK,
+                &user,
+                &session,
+                &successor,
+            )
+            .await;
+        }
+    }
+    // Reuse: somebody holds a token that was already exchanged. End the session.
+    let revoked = sessions::revoke(
+        &mut tx,
+        &project_id,
+        &user.id,
+        Some(std::slice::from_ref(&session.id)),
+        None,
+        "refresh_token_reused",
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        Event {
+            subject: Some(&user.id),
+            data: json!({"session_id": session.id, "revoked": !revoked.is_empty()}),
+            ..event(
+                &resolved,
+                &client,
+                &ip,
+                "token.reuse_detected",
+                Outcome::Failure,
+            )
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Err(ApiError::unauthorized(
+        "refresh_token_reused",
+        "this refresh token was already used; the session has been ended",
+    ))
+}
+
+// ---- the signed-in user's own session ----
+
+async fn load_user(state: &DataState, caller: &Caller) -> ApiResult<(UserRow, SessionRow)> {
+    let project_id = &caller.resolved.project.id;
+    let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
+    let user = users::find(&mut tx, project_id, &caller.claims.sub).await?;
+    let session = sessions::find(&mut tx, project_id, &caller.claims.sid).await?;
+    tx.commit().await?;
+    match (user, session) {
+        (Some(u), Some(s)) => Ok((u, s)),
+        _ => Err(ApiError::unauthorized(
+            "session_revoked",
+            "this session has ended",
+        )),
+    }
+}
+
+async fn session(State(state): State<DataState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let (user, session) = load_user(&state, &caller).await?;
+    Ok(Json(
+        json!({"user": user.to_json(), "session": session.to_json(Some(&session.id))}),
+    ))
+}
+
+/// Revokes sessions of the caller's user and records it.
+async fn revoke_and_audit(
+    state: &DataState,
+    caller: &Caller,
+    client: &Client,
+    ids: Option<&[String]>,
+    keep: Option<&str>,
+    reason: &'static str,
+) -> ApiResult<Vec<String>> {
+    let project_id = &caller.resolved.project.id;
+    let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
+    let revoked =
+        sessions::revoke(&mut tx, project_id, &caller.claims.sub, ids, keep, reason).await?;
+    if !revoked.is_empty() {
+        let ip = client.ip_text();
+        audit::record(
+            &mut tx,
+            Event {
+                actor: Some(&caller.claims.sub),
+                subject: Some(&caller.claims.sub),
+                data: json!({"session_ids": revoked, "reason": reason}),
+                ..event(
+                    &caller.resolved,
+                    client,
+                    &ip,
+                    "session.revoked",
+                    Outcome::Success,
+                )
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+async fn logout(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let current = [caller.claims.sid.clone()];
+    revoke_and_audit(&state, &caller, &client, Some(&current), None, "logout").await?;
+    let mut response_headers = HeaderMap::new();
+    if caller.via_cookie || transport::transport(&caller.resolved, &headers)? == Transport::Cookie {
+        transport::clear_session_cookies(&mut response_headers, !state.config.dev_mode);
+    }
+    Ok((StatusCode::NO_CONTENT, response_headers).into_response())
+}
+
+async fn list_sessions(State(state): State<DataState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let project_id = &caller.resolved.project.id;
+    let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
+    let rows = sessions::list_live(&mut tx, project_id, &caller.claims.sub, 200).await?;
+    tx.commit().await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|s| s.to_json(Some(&caller.claims.sid)))
+        .collect();
+    Ok(Json(json!({"items": items, "next_cursor": null})))
+}
+
+async fn revoke_one(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let ids = [id];
+    let revoked = revoke_and_audit(
+        &state,
+        &caller,
+        &client,
+        Some(&ids),
+        None,
+        "revoked_by_user",
+    )
+    .await?;
+    if revoked.is_empty() {
+        return Err(ApiError::not_found("session"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RevokeAllBody {
+    #[serde(default)]
+    include_current: bool,
+}
+
+async fn revoke_all(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+    bytes: Bytes,
+) -> ApiResult<StatusCode> {
+    let body: RevokeAllBody = optional_body(&bytes)?;
+    let keep = (!body.include_current).then_some(caller.claims.sid.as_str());
+    revoke_and_audit(&state, &caller, &client, None, keep, "revoked_all_by_user").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+    #[serde(default)]
+    sign_out_other_sessions: bool,
+}
+
+async fn change_password(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+    http::Json(body): http::Json<ChangePasswordBody>,
+) -> ApiResult<StatusCode> {
+    passwords::validate_presented(&body.current_password)?;
+    passwords::validate_new(&body.new_password)?;
+    let (user, _) = load_user(&state, &caller).await?;
+    let project_id = caller.resolved.project.id.clone();
+    let ip = client.ip_text();
+    if matches!(
+        state
+            .hasher
+            .verify(body.current_password, user.password_hash.clone())
+            .await?,
+        Verified::No
+    ) || user.password_hash.is_none()
+    {
+        let mut tx = state.shard(&caller.resolved)?.scope(&project_id).await?;
+        audit::record(
+            &mut tx,
+            Event {
+                actor: Some(&user.id),
+                subject: Some(&user.id),
+                data: json!({"reason": "invalid_credentials"}),
+                ..event(
+                    &caller.resolved,
+                    &client,
+                    &ip,
+                    "password.change_failed",
+                    Outcome::Failure,
+                )
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(invalid_credentials());
+    }
+    let hash = state.hasher.hash(body.new_password).await?;
+    let mut tx = state.shard(&caller.resolved)?.scope(&project_id).await?;
+    users::set_password_hash(&mut tx, &project_id, &user.id, &hash).await?;
+    let revoked = if body.sign_out_other_sessions {
+        sessions::revoke(
+            &mut tx,
+            &project_id,
+            &user.id,
+            None,
+            Some(&caller.claims.sid),
+            "password_changed",
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            data: json!({"sessions_revoked": revoked}),
+            ..event(
+                &caller.resolved,
+                &client,
+                &ip,
+                "password.changed",
+                Outcome::Success,
+            )
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,258 @@
+//! Abuse limits: per-(project, IP) request rates, and account lockout.
+//!
+//! Rates go through the [`RateLimiter`] trait; the built-in limiter is
+//! in-process (GCRA, exact `Retry-After`), so each node counts its own
+//! traffic. A shared backend can implement the same trait.
+//!
+//! Lockout (ADR 0004) counts failed logins in the database, so every node
+//! sees them: per (account, client IP) 5 failures in 15 minutes lock that
+//! pair for the rest of the window; across all IPs, 50 failures in 15
+//! minutes lock the account for every IP that has not signed in to it
+//! successfully in the last 30 days, while its owner's known IPs keep working.
+//! Accounts are keyed by a hash of the normalised email, so unknown emails
+//! behave exactly like known ones.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use identity_shared::crypto::sha256_hex;
+use identity_shared::db::{DbError, Tx};
+use identity_shared::error::ApiError;
+use identity_shared::ids::new_id;
+use identity_shared::schema::{LoginFailures, Sessions};
+use identity_shared::time::now_ms;
+use sea_query::{Expr, ExprTrait, Order, Query};
+
+/// A refused attempt and when to retry.
+#[derive(Debug)]
+pub struct TooMany {
+    pub retry_after: Duration,
+}
+
+impl From<TooMany> for ApiError {
+    fn from(t: TooMany) -> Self {
+        ApiError::too_many_attempts(t.retry_after)
+    }
+}
+
+pub trait RateLimiter: Send + Sync {
+    /// Counts one request under `key` against `per_minute` (0: unlimited).
+    fn hit(&self, key: &str, per_minute: u32) -> Result<(), TooMany>;
+}
+
+/// GCRA per key: `per_minute` requests may arrive at once, then one every
+/// `60 s / per_minute`. State is one instant per key, in sharded maps.
+pub struct InProcessLimiter {
+    shards: Vec<Mutex<HashMap<String, Instant>>>,
+    origin: Instant,
+}
+
+impl Default for InProcessLimiter {
+    fn default() -> Self {
+        Self {
+            shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect(),
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl RateLimiter for InProcessLimiter {
+    fn hit(&self, key: &str, per_minute: u32) -> Result<(), TooMany> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let interval = Duration::from_secs(60) / per_minute;
+        let burst = Duration::from_secs(60) - interval;
+        let now = Instant::now();
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let shard = &self.shards[(h.finish() % self.shards.len() as u64) as usize];
+        let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 50_000 {
+            // Drop keys whose theoretical arrival time has passed: they are at rest.
+            map.retain(|_, tat| *tat > now);
+        }
+        let tat = map.get(key).copied().unwrap_or(now).max(now);
+        let allowed_at = tat.checked_sub(burst).unwrap_or(self.origin);
+        if allowed_at > now {
+            return Err(TooMany {
+                retry_after: allowed_at - now,
+            });
+        }
+        map.insert(key.to_string(), tat + interval);
+        Ok(())
+    }
+}
+
+pub const WINDOW_MS: i64 = 15 * 60 * 1000;
+pub const PER_IP_FAILURES: usize = 5;
+pub const PER_ACCOUNT_FAILURES: i64 = 50;
+const KNOWN_IP_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// The lockout key of an account: its project and normalised email, hashed.
+pub fn account_key(project_id: &str, email_normalized: &str) -> String {
+    sha256_hex(format!("{project_id}\n{email_normalized}").as_bytes())
+}
+
+/// Refuses a login attempt that the lockout policy blocks, before any
+/// password work. `user_id` is the account's, when it exists.
+pub async fn check_lockout(
+    tx: &mut Tx,
+    project_id: &str,
+    key: &str,
+    ip: &str,
+    user_id: Option<&str>,
+) -> Result<Result<(), TooMany>, DbError> {
+    let now = now_ms();
+    let since = now - WINDOW_MS;
+    let recent: Vec<(i64,)> = tx
+        .fetch_all(
+            Query::select()
+                .column(LoginFailures::CreatedAt)
+                .from(LoginFailures::Table)
+                .and_where(Expr::col(LoginFailures::ProjectId).eq(project_id))
+                .and_where(Expr::col(LoginFailures::EmailKey).eq(key))
+                .and_where(Expr::col(LoginFailures::Ip).eq(ip))
+                .and_where(Expr::col(LoginFailures::CreatedAt).gt(since))
+                .order_by(LoginFailures::CreatedAt, Order::Desc)
+                .limit(PER_IP_FAILURES as u64),
+        )
+        .await?;
+    if recent.len() >= PER_IP_FAILURES {
+        // Locked until the oldest of the last five leaves the window.
+        let oldest = recent.last().map(|r| r.0).unwrap_or(now);
+        return Ok(Err(TooMany {
+            retry_after: Duration::from_millis(std::cmp::max(oldest + WINDOW_MS - now, 1000) as u64),
+        }));
+    }
+    let total: Vec<(i64,)> = tx
+        .fetch_all(
+            Query::select()
+                .column(LoginFailures::CreatedAt)
+                .from(LoginFailures::Table)
+                .and_where(Expr::col(LoginFailures::ProjectId).eq(project_id))
+                .and_where(Expr::col(LoginFailures::EmailKey).eq(key))
+                .and_where(Expr::col(LoginFailures::CreatedAt).gt(since))
+                .order_by(LoginFailures::CreatedAt, Order::Desc)
+                .limit(PER_ACCOUNT_FAILURES as u64),
+        )
+        .await?;
+    if total.len() as i64 >= PER_ACCOUNT_FAILURES && !known_ip(tx, project_id, user_id, ip).await? {
+        let oldest = total.last().map(|r| r.0).unwrap_or(now);
+        return Ok(Err(TooMany {
+            retry_after: Duration::from_millis(std::cmp::max(oldest + WINDOW_MS - now, 1000) as u64),
+        }));
+    }
+    Ok(Ok(()))
+}
+
+/// Whether `ip` signed in to this account successfully in the last 30 days.
+async fn known_ip(
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: Option<&str>,
+    ip: &str,
+) -> Result<bool, DbError> {
+    let Some(user_id) = user_id else {
+        return Ok(false);
+    };
+    let row: Option<(String,)> = tx
+        .fetch_optional(
+            Query::select()
+                .column(Sessions::Id)
+                .from(Sessions::Table)
+                .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
+                .and_where(Expr::col(Sessions::UserId).eq(user_id))
+                .and_where(Expr::col(Sessions::Ip).eq(ip))
+                .and_where(Expr::col(Sessions::CreatedAt).gt(now_ms() - KNOWN_IP_MS))
+                .limit(1),
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Records a failed login; returns true when this failure locks the
+/// (account, IP) pair.
+pub async fn record_failure(
+    tx: &mut Tx,
+    project_id: &str,
+    key: &str,
+    ip: &str,
+) -> Result<bool, DbError> {
+    let now = now_ms();
+    tx.execute(
+        Query::insert()
+            .into_table(LoginFailures::Table)
+            .columns([
+                LoginFailures::Id,
+                LoginFailures::ProjectId,
+                LoginFailures::EmailKey,
+                LoginFailures::Ip,
+                LoginFailures::CreatedAt,
+            ])
+            .values_panic([
+                new_id("lfl").into(),
+                project_id.into(),
+                key.into(),
+                ip.into(),
+                now.into(),
+            ]),
+    )
+    .await?;
+    let recent: Vec<(String,)> = tx
+        .fetch_all(
+            Query::select()
+                .column(LoginFailures::Id)
+                .from(LoginFailures::Table)
+                .and_where(Expr::col(LoginFailures::ProjectId).eq(project_id))
+                .and_where(Expr::col(LoginFailures::EmailKey).eq(key))
+                .and_where(Expr::col(LoginFailures::Ip).eq(ip))
+                .and_where(Expr::col(LoginFailures::CreatedAt).gt(now - WINDOW_MS))
+                .limit(PER_IP_FAILURES as u64 + 1),
+        )
+        .await?;
+    Ok(recent.len() == PER_IP_FAILURES)
+}
+
+/// A successful login clears that (account, IP) pair's failures.
+pub async fn clear_failures(
+    tx: &mut Tx,
+    project_id: &str,
+    key: &str,
+    ip: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        Query::delete()
+            .from_table(LoginFailures::Table)
+            .and_where(Expr::col(LoginFailures::ProjectId).eq(project_id))
+            .and_where(Expr::col(LoginFailures::EmailKey).eq(key))
+            .and_where(Expr::col(LoginFailures::Ip).eq(ip)),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_allows_a_burst_then_paces() {
+        let l = InProcessLimiter::default();
+        for _ in 0..3 {
+            l.hit("k", 3).unwrap();
+        }
+        let err = l.hit("k", 3).unwrap_err();
+        assert!(
+            err.retry_after > Duration::from_secs(19) && err.retry_after <= Duration::from_secs(20),
+            "{err:?}"
+        );
+        // Other keys are independent; 0 disables.
+        l.hit("other", 3).unwrap();
+        for _ in 0..1000 {
+            l.hit("free", 0).unwrap();
+        }
+    }
+}

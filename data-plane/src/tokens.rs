@@ -1,0 +1,367 @@
+//! Access tokens: JWTs signed with the project's active key (EdDSA or
+//! RS256), `kid` in the header, verified against the project's published
+//! keys. Keys are parsed once and cached per project; a verified token's
+//! claims are cached until it expires, so the hot path is a hash lookup.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+use ed25519_dalek::{Signer as _, Verifier as _};
+use identity_shared::cache::GuardedCache;
+use identity_shared::crypto::MasterKey;
+use identity_shared::db::{Db, DbError};
+use identity_shared::error::ApiError;
+use identity_shared::ids::new_id;
+use identity_shared::invalidation::{Invalidation, InvalidationSink};
+use identity_shared::schema::SigningKeys;
+use identity_shared::time::now_ms;
+use moka::future::Cache;
+use rsa::signature::SignatureEncoding as _;
+use sea_query::{Cond, Expr, ExprTrait, Order, Query};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::resolve::ProjectInfo;
+
+/// Clock skew tolerated on `exp` and `iat`.
+const LEEWAY_SECONDS: i64 = 30;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub sid: String,
+    pub pid: String,
+    pub amr: Vec<String>,
+}
+
+enum SigningKey {
+    Ed(Box<ed25519_dalek::SigningKey>),
+    Rsa(Box<rsa::pkcs1v15::SigningKey<Sha256>>),
+}
+
+struct ActiveKey {
+    kid: String,
+    key: SigningKey,
+}
+
+enum VerifyingKey {
+    Ed(ed25519_dalek::VerifyingKey),
+    Rsa(Box<rsa::pkcs1v15::VerifyingKey<Sha256>>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token is not signed by this project")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token was issued for another project")]
+    WrongProject,
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Expired => {
+                ApiError::unauthorized("token_expired", "the access token has expired")
+            }
+            other => ApiError::unauthorized("invalid_token", other.to_string()),
+        }
+    }
+}
+
+pub struct Tokens {
+    control_db: Db,
+    master_key: Arc<MasterKey>,
+    signers: GuardedCache<Option<Arc<ActiveKey>>>,
+    verifiers: GuardedCache<Arc<HashMap<String, VerifyingKey>>>,
+    /// Token text → claims it verified to (expiry still checked on use).
+    verified: Cache<String, Arc<AccessClaims>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    alg: String,
+    public_jwk: String,
+    private_sealed: String,
+    active: bool,
+}
+
+impl Tokens {
+    pub fn new(control_db: Db, master_key: Arc<MasterKey>) -> Arc<Self> {
+        let ttl = Duration::from_secs(3600);
+        let tokens = Arc::new(Self {
+            control_db: control_db.clone(),
+            master_key,
+            signers: GuardedCache::new(100_000, ttl),
+            verifiers: GuardedCache::new(100_000, ttl),
+            verified: Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(Duration::from_secs(900))
+                .build(),
+        });
+        let sink: Arc<dyn InvalidationSink> = tokens.clone();
+        control_db.invalidations().register(Arc::downgrade(&sink));
+        tokens
+    }
+
+    async fn rows(&self, project_id: &str, active_only: bool) -> Result<Vec<KeyRow>, DbError> {
+        let mut tx = self.control_db.scope(project_id).await?;
+        let mut q = Query::select();
+        q.columns([
+            SigningKeys::Id,
+            SigningKeys::Alg,
+            SigningKeys::PublicJwk,
+            SigningKeys::PrivateSealed,
+            SigningKeys::Active,
+        ])
+        .from(SigningKeys::Table)
+        .and_where(Expr::col(SigningKeys::ProjectId).eq(project_id))
+        .order_by(SigningKeys::CreatedAt, Order::Desc);
+        if active_only {
+            q.and_where(Expr::col(SigningKeys::Active).eq(true))
+                .limit(1);
+        } else {
+            q.cond_where(
+                Cond::any()
+                    .add(Expr::col(SigningKeys::Active).eq(true))
+                    .add(Expr::col(SigningKeys::PublishUntil).gt(now_ms())),
+            );
+        }
+        let rows = tx.fetch_all(&q).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn load_signer(&self, project_id: &str) -> Result<Option<Arc<ActiveKey>>, DbError> {
+        let Some(row) = self.rows(project_id, true).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        if !row.active {
+            return Ok(None);
+        }
+        let der = self
+            .master_key
+            .open(&row.private_sealed, &row.id)
+            .map_err(|e| DbError::Setup(format!("signing key {}: {e}", row.id)))?;
+        let key = match row.alg.as_str() {
+            "EdDSA" => ed25519_dalek::SigningKey::from_pkcs8_der(&der)
+                .map(|k| SigningKey::Ed(Box::new(k)))
+                .ok(),
+            "RS256" => rsa::RsaPrivateKey::from_pkcs8_der(&der)
+                .map(|k| SigningKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::<Sha256>::new(k))))
+                .ok(),
+            _ => None,
+        }
+        .ok_or_else(|| DbError::Setup(format!("signing key {} cannot be read", row.id)))?;
+        Ok(Some(Arc::new(ActiveKey { kid: row.id, key })))
+    }
+
+    async fn load_verifiers(
+        &self,
+        project_id: &str,
+    ) -> Result<Arc<HashMap<String, VerifyingKey>>, DbError> {
+        let mut keys = HashMap::new();
+        for row in self.rows(project_id, false).await? {
+            if let Some(key) = parse_public_jwk(&row.public_jwk) {
+                keys.insert(row.id, key);
+            }
+        }
+        Ok(Arc::new(keys))
+    }
+
+    /// Signs an access token for `user_id` in session `session_id`.
+    pub async fn issue(
+        &self,
+        project: &ProjectInfo,
+        issuer: &str,
+        user_id: &str,
+        session_id: &str,
+        amr: &[String],
+    ) -> Result<(String, u32), ApiError> {
+        let signer = self
+            .signers
+            .get_or_load(&project.id, self.load_signer(&project.id))
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(format!("project {} has no active signing key", project.id))
+            })?;
+        let now = now_ms() / 1000;
+        let ttl = project.settings.access_token_ttl_seconds;
+        let claims = AccessClaims {
+            iss: issuer.to_string(),
+            sub: user_id.to_string(),
+            aud: project.id.clone(),
+            exp: now + i64::from(ttl),
+            iat: now,
+            jti: new_id("jti"),
+            sid: session_id.to_string(),
+            pid: project.id.clone(),
+            amr: amr.to_vec(),
+        };
+        let alg = match signer.key {
+            SigningKey::Ed(_) => "EdDSA",
+            SigningKey::Rsa(_) => "RS256",
+        };
+        let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": signer.kid});
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(ApiError::internal)?)
+        );
+        let signature = match &signer.key {
+            SigningKey::Ed(k) => k.sign(signing_input.as_bytes()).to_bytes().to_vec(),
+            SigningKey::Rsa(k) => {
+                let k = k.clone();
+                let input = signing_input.clone();
+                // RSA signing takes about a millisecond: off the async runtime.
+                tokio::task::spawn_blocking(move || k.sign(input.as_bytes()).to_vec())
+                    .await
+                    .map_err(ApiError::internal)?
+            }
+        };
+        Ok((
+            format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)),
+            ttl,
+        ))
+    }
+
+    /// Verifies a token for `project` (signature by one of its published
+    /// keys, `iss`, `aud`, `pid`, `exp`). Cached per token text.
+    pub async fn verify(
+        &self,
+        project: &ProjectInfo,
+        issuer: &str,
+        token: &str,
+    ) -> Result<Arc<AccessClaims>, ApiError> {
+        let now = now_ms() / 1000;
+        let claims = match self.verified.get(token).await {
+            Some(c) => c,
+            None => {
+                let claims = Arc::new(self.verify_signature(project, token).await?);
+                // Only well-formed, correctly signed tokens are remembered.
+                self.verified
+                    .insert(token.to_string(), claims.clone())
+                    .await;
+                claims
+            }
+        };
+        if claims.pid != project.id || claims.aud != project.id || claims.iss != issuer {
+            return Err(TokenError::WrongProject.into());
+        }
+        if claims.exp + LEEWAY_SECONDS <= now {
+            return Err(TokenError::Expired.into());
+        }
+        if claims.iat > now + LEEWAY_SECONDS {
+            return Err(TokenError::Malformed.into());
+        }
+        Ok(claims)
+    }
+
+    async fn verify_signature(
+        &self,
+        project: &ProjectInfo,
+        token: &str,
+    ) -> Result<AccessClaims, ApiError> {
+        if token.len() > 8192 {
+            return Err(TokenError::Malformed.into());
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed.into());
+        };
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| TokenError::Malformed)
+        };
+        #[derive(Deserialize)]
+        struct Header {
+            alg: String,
+            kid: String,
+        }
+        let header: Header =
+            serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Malformed)?;
+        let signature = decode(s)?;
+        let keys = self
+            .verifiers
+            .get_or_load(&project.id, self.load_verifiers(&project.id))
+            .await?;
+        let key = keys.get(&header.kid).ok_or(TokenError::BadSignature)?;
+        let input = &token.as_bytes()[..h.len() + 1 + p.len()];
+        // The algorithm is the key's, never the header's choice.
+        let ok = match (key, header.alg.as_str()) {
+            (VerifyingKey::Ed(k), "EdDSA") => ed25519_dalek::Signature::from_slice(&signature)
+                .map(|sig| k.verify(input, &sig).is_ok())
+                .unwrap_or(false),
+            (VerifyingKey::Rsa(k), "RS256") => {
+                rsa::pkcs1v15::Signature::try_from(signature.as_slice())
+                    .map(|sig| k.verify(input, &sig).is_ok())
+                    .unwrap_or(false)
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(TokenError::BadSignature.into());
+        }
+        serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Malformed.into())
+    }
+}
+
+fn parse_public_jwk(text: &str) -> Option<VerifyingKey> {
+    let jwk: serde_json::Value = serde_json::from_str(text).ok()?;
+    let field = |name: &str| {
+        jwk[name]
+            .as_str()
+            .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+    };
+    match jwk["kty"].as_str()? {
+        "OKP" => {
+            let x: [u8; 32] = field("x")?.try_into().ok()?;
+            ed25519_dalek::VerifyingKey::from_bytes(&x)
+                .ok()
+                .map(VerifyingKey::Ed)
+        }
+        "RSA" => {
+            let n = rsa::BigUint::from_bytes_be(&field("n")?);
+            let e = rsa::BigUint::from_bytes_be(&field("e")?);
+            let public = rsa::RsaPublicKey::new(n, e).ok()?;
+            Some(VerifyingKey::Rsa(Box::new(rsa::pkcs1v15::VerifyingKey::<
+                Sha256,
+            >::new(public))))
+        }
+        _ => None,
+    }
+}
+
+impl InvalidationSink for Tokens {
+    fn apply<'a>(&'a self, message: &'a Invalidation) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match message {
+                Invalidation::Project(id) => {
+                    self.signers.invalidate(id).await;
+                    self.verifiers.invalidate(id).await;
+                }
+                Invalidation::All => {
+                    self.signers.invalidate_all();
+                    self.verifiers.invalidate_all();
+                }
+                _ => {}
+            }
+        })
+    }
+}

@@ -1,0 +1,437 @@
+//! Users: the repository every flow uses, email validation, and the
+//! server-side user calls (secret key only).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::db::{DbError, Tx};
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http::{self, ListParams, Page};
+use identity_shared::ids::new_id;
+use identity_shared::schema::Users;
+use identity_shared::time::{now_ms, rfc3339};
+use sea_query::{Expr, ExprTrait, Order, Query};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::passwords;
+use crate::resolve::{Resolved, Via};
+use crate::{DataState, sessions};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub project_id: String,
+    pub email: String,
+    pub email_normalized: String,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub mfa_enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: [Users; 10] = [
+    Users::Id,
+    Users::ProjectId,
+    Users::Email,
+    Users::EmailNormalized,
+    Users::EmailVerified,
+    Users::Name,
+    Users::PasswordHash,
+    Users::MfaEnabled,
+    Users::CreatedAt,
+    Users::UpdatedAt,
+];
+
+impl UserRow {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "email": self.email,
+            "email_verified": self.email_verified,
+            "name": self.name,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+            "mfa_enabled": self.mfa_enabled,
+        })
+    }
+}
+
+/// A validated email: `typed` is stored as given (trimmed), `normalized`
+/// (lowercase) is what uniqueness and lookups use.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub typed: String,
+    pub normalized: String,
+}
+
+impl Email {
+    pub fn parse(input: &str) -> ApiResult<Email> {
+        let invalid = |why: &str| {
+            ApiError::unprocessable(
+                "invalid_email",
+                format!("the email address is not valid: {why}"),
+            )
+        };
+        let typed = input.trim();
+        if typed.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        if typed.chars().count() > 254 {
+            return Err(invalid("it is longer than 254 characters"));
+        }
+        if typed.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(invalid("it contains spaces or control characters"));
+        }
+        let (local, domain) = typed
+            .rsplit_once('@')
+            .ok_or_else(|| invalid("it has no @"))?;
+        if local.is_empty() || local.chars().count() > 64 || local.contains('@') {
+            return Err(invalid(
+                "the part before @ is empty, too long or has another @",
+            ));
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(invalid("misplaced dot before @"));
+        }
+        if local.chars().any(|c| "()<>[]\\,;:\"".contains(c)) {
+            return Err(invalid(
+                "the part before @ has characters that need quoting",
+            ));
+        }
+        identity_shared::hostname::parse_hostname(domain)
+            .map_err(|_| invalid("the domain is not valid"))?;
+        Ok(Email {
+            typed: typed.to_string(),
+            normalized: typed.to_lowercase(),
+        })
+    }
+}
+
+/// A display name: trimmed, at most 200 characters, no control characters.
+pub fn parse_name(name: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            "name must be at most 200 characters without control characters",
+        ));
+    }
+    Ok(Some(name.to_string()))
+}
+
+pub async fn find_by_email(
+    tx: &mut Tx,
+    project_id: &str,
+    normalized: &str,
+) -> Result<Option<UserRow>, DbError> {
+    tx.fetch_optional(
+        Query::select()
+            .columns(COLUMNS)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::EmailNormalized).eq(normalized)),
+    )
+    .await
+}
+
+pub async fn find(tx: &mut Tx, project_id: &str, id: &str) -> Result<Option<UserRow>, DbError> {
+    tx.fetch_optional(
+        Query::select()
+            .columns(COLUMNS)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await
+}
+
+pub struct NewUser {
+    pub email: Email,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub email_verified: bool,
+}
+
+/// Inserts a user; `409 email_taken` when the email is in use in the project.
+pub async fn insert(tx: &mut Tx, project_id: &str, new: NewUser) -> ApiResult<UserRow> {
+    let now = now_ms();
+    let row = UserRow {
+        id: new_id("usr"),
+        project_id: project_id.to_string(),
+        email: new.email.typed,
+        email_normalized: new.email.normalized,
+        email_verified: new.email_verified,
+        name: new.name,
+        password_hash: new.password_hash,
+        mfa_enabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.execute(
+        Query::insert()
+            .into_table(Users::Table)
+            .columns(COLUMNS)
+            .values_panic([
+                row.id.clone().into(),
+                row.project_id.clone().into(),
+                row.email.clone().into(),
+                row.email_normalized.clone().into(),
+                row.email_verified.into(),
+                row.name.clone().into(),
+                row.password_hash.clone().into(),
+                row.mfa_enabled.into(),
+                row.created_at.into(),
+                row.updated_at.into(),
+            ]),
+    )
+    .await
+    .map_err(|e| match e {
+        DbError::UniqueViolation(_) => email_taken(),
+        other => other.into(),
+    })?;
+    Ok(row)
+}
+
+pub fn email_taken() -> ApiError {
+    ApiError::conflict("email_taken", "an account with this email already exists")
+}
+
+pub async fn set_password_hash(
+    tx: &mut Tx,
+    project_id: &str,
+    id: &str,
+    hash: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        Query::update()
+            .table(Users::Table)
+            .values([
+                (Users::PasswordHash, hash.into()),
+                (Users::UpdatedAt, now_ms().into()),
+            ])
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await?;
+    Ok(())
+}
+
+// ---- server-side calls (secret key) ----
+
+pub fn router() -> Router<DataState> {
+    Router::new()
+        .route("/v1/users", get(list).post(create))
+        .route("/v1/users/{id}", get(show).delete(remove))
+}
+
+/// Requires a secret key: `403 secret_key_required` otherwise.
+pub fn require_secret(resolved: &Resolved) -> ApiResult<String> {
+    match &resolved.via {
+        Via::Key { key_id, .. } if resolved.is_secret_key() => Ok(format!("api_key:{key_id}")),
+        _ => Err(ApiError::forbidden(
+            "secret_key_required",
+            "this call needs a secret key (sk_...)",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    email: String,
+    password: Option<String>,
+    password_hash: Option<String>,
+    name: Option<String>,
+    email_verified: Option<bool>,
+}
+
+async fn create(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    http::Json(body): http::Json<CreateBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let actor = require_secret(&resolved)?;
+    let email = Email::parse(&body.email)?;
+    let name = parse_name(body.name.as_deref())?;
+    let password_hash = match (body.password, body.password_hash) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_request(
+                "give password or password_hash, not both",
+            ));
+        }
+        (Some(p), None) => {
+            passwords::validate_new(&p)?;
+            Some(state.hasher.hash(p).await?)
+        }
+        (None, Some(h)) => {
+            passwords::validate_import(&h)?;
+            Some(h)
+        }
+        (None, None) => None,
+    };
+    let project_id = &resolved.project.id;
+    let mut tx = state.shard(&resolved)?.scope(project_id).await?;
+    let user = insert(
+        &mut tx,
+        project_id,
+        NewUser {
+            email,
+            name,
+            password_hash,
+            email_verified: body.email_verified.unwrap_or(false),
+        },
+    )
+    .await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&actor),
+            subject: Some(&user.id),
+            ip: Some(&ip),
+            user_agent: client.user_agent.as_deref(),
+            ..Event::new(project_id, "user.created", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({"user": user.to_json()}))))
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("user")
+}
+
+async fn show(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_secret(&resolved)?;
+    let mut tx = state.shard(&resolved)?.scope(&resolved.project.id).await?;
+    let user = find(&mut tx, &resolved.project.id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
+    Ok(Json(json!({"user": user.to_json()})))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    email: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    http::Query(q): http::Query<ListQuery>,
+) -> ApiResult<Json<Page<Value>>> {
+    require_secret(&resolved)?;
+    let params = ListParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = params.limit()?;
+    let project_id = &resolved.project.id;
+    let mut select = Query::select();
+    select
+        .columns(COLUMNS)
+        .from(Users::Table)
+        .and_where(Expr::col(Users::ProjectId).eq(project_id))
+        .order_by(Users::Id, Order::Asc)
+        .limit(limit + 1);
+    if let Some(email) = &q.email {
+        // Exact, case-insensitive; a malformed address simply matches nobody.
+        select.and_where(Expr::col(Users::EmailNormalized).eq(email.trim().to_lowercase()));
+    }
+    if let Some(cursor) = params.cursor()? {
+        select.and_where(Expr::col(Users::Id).gt(cursor));
+    }
+    let mut tx = state.shard(&resolved)?.scope(project_id).await?;
+    let rows: Vec<UserRow> = tx.fetch_all(&select).await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        |r| r.to_json(),
+    )))
+}
+
+async fn remove(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let actor = require_secret(&resolved)?;
+    let project_id = &resolved.project.id;
+    let mut tx = state.shard(&resolved)?.scope(project_id).await?;
+    let user = find(&mut tx, project_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let revoked =
+        sessions::revoke(&mut tx, project_id, &user.id, None, None, "user_deleted").await?;
+    tx.execute(
+        Query::delete()
+            .from_table(Users::Table)
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(&user.id)),
+    )
+    .await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&actor),
+            subject: Some(&user.id),
+            ip: Some(&ip),
+            user_agent: client.user_agent.as_deref(),
+            data: json!({"sessions_revoked": revoked.len()}),
+            ..Event::new(project_id, "user.deleted", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        let e = Email::parse("  Alice.Smith@Example.COM ").unwrap();
+        assert_eq!(e.typed, "Alice.Smith@Example.COM");
+        assert_eq!(e.normalized, "alice.smith@example.com");
+        assert!(Email::parse("josé@exämple.com").is_ok());
+        for bad in [
+            "",
+            "no-at",
+            "@x.com",
+            "a@",
+            "a@b",
+            "a b@x.com",
+            "a@x.com\u{0}",
+            "a..b@x.com",
+            ".a@x.com",
+            "a\"b@x.com",
+            "a@-x.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Email::parse(&format!("{}@x.com", "a".repeat(65))).is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! A read-through moka cache that explicit invalidation can trust: a value
+//! loaded while an invalidation of the same cache arrived is not kept, so a
+//! stale read cannot outlive the change it missed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use crate::db::DbError;
+
+pub struct GuardedCache<V> {
+    cache: Cache<String, V>,
+    /// Bumped by every invalidation of this cache.
+    epoch: AtomicU64,
+    /// Loads so far: a hit adds none.
+    loads: AtomicU64,
+}
+
+impl<V: Clone + Send + Sync + 'static> GuardedCache<V> {
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            epoch: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
+        }
+    }
+
+    pub async fn get_or_load<F>(&self, key: &str, load: F) -> Result<V, DbError>
+    where
+        F: Future<Output = Result<V, DbError>>,
+    {
+        if let Some(v) = self.cache.get(key).await {
+            return Ok(v);
+        }
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let value = self
+            .cache
+            .try_get_with(key.to_string(), load)
+            .await
+            .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| DbError::Setup(e.to_string())))?;
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.cache.invalidate(key).await;
+        }
+        Ok(value)
+    }
+
+    pub async fn invalidate(&self, key: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate(key).await;
+    }
+
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+}
