@@ -3,6 +3,7 @@
 
 mod support;
 
+mod auth;
 mod control_plane;
 mod dns_verification;
 mod postgres_only;

@@ -118,6 +118,9 @@ pub fn router(state: DataState) -> Router {
             "/.well-known/openid-configuration",
             get(wellknown::openid_configuration),
         )
+        .merge(accounts::router())
+        .merge(users::router())
+        .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.resolver.clone(),
             resolve::require_project,

@@ -6,6 +6,10 @@ use rand::RngCore;
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
+/// The last id value handed out: ids made in one process are strictly
+/// increasing even within a millisecond (then the random part counts up).
+static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+
 pub fn new_id(prefix: &str) -> String {
     let ms = crate::time::now_ms().max(0) as u128;
     let mut random = [0u8; 10];
@@ -13,6 +17,13 @@ pub fn new_id(prefix: &str) -> String {
     let mut value: u128 = ms << 80;
     for (i, b) in random.iter().enumerate() {
         value |= (*b as u128) << (8 * (9 - i));
+    }
+    {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if value <= *last {
+            value = *last + 1;
+        }
+        *last = value;
     }
     let mut out = String::with_capacity(prefix.len() + 27);
     out.push_str(prefix);
@@ -53,5 +64,10 @@ mod tests {
         assert!(is_id("prj", &a));
         assert!(!is_id("usr", &a));
         assert!(!is_id("prj", "prj_../../etc"));
+        let many: Vec<String> = (0..10_000).map(|_| new_id("evt")).collect();
+        assert!(
+            many.windows(2).all(|w| w[0] < w[1]),
+            "ids within a millisecond must still increase"
+        );
     }
 }

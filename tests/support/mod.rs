@@ -100,6 +100,13 @@ impl TestApp {
         env.insert("IDENTITY_ADMIN_ADDR".into(), "127.0.0.1:0".into());
         env.insert("IDENTITY_DEV_MODE".into(), "true".into());
         env.insert("IDENTITY_DB_MAX_CONNECTIONS".into(), "8".into());
+        // Cheap hashes keep the suite fast; password tests that need the
+        // real parameters set them back.
+        env.insert("IDENTITY_ARGON2_MEMORY_KIB".into(), "1024".into());
+        env.insert("IDENTITY_ARGON2_ITERATIONS".into(), "1".into());
+        // Loopback is a trusted proxy: tests play clients from many IPs
+        // with X-Forwarded-For.
+        env.insert("IDENTITY_TRUSTED_PROXIES".into(), "127.0.0.1/32".into());
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
@@ -189,6 +196,57 @@ impl TestApp {
     /// A data-plane GET identified by `Host`.
     pub async fn get_with_host(&self, path: &str, host: &str) -> (StatusCode, Value) {
         send(self.public_req(Method::GET, path).header("host", host)).await
+    }
+
+    /// A data-plane POST with a JSON body, identified by `key`.
+    pub async fn post_with_key(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        send(
+            self.public_req(Method::POST, path)
+                .header("x-project-key", key)
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Registers a user with a publishable key; returns the TokenResponse.
+    pub async fn register(&self, key: &str, email: &str, password: &str) -> Value {
+        let (status, body) = self
+            .post_with_key(
+                "/v1/auth/register",
+                key,
+                serde_json::json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn login(&self, key: &str, email: &str, password: &str) -> (StatusCode, Value) {
+        self.post_with_key(
+            "/v1/auth/login",
+            key,
+            serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// A data-plane call authenticated with a bearer access token.
+    pub async fn authed(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .public_req(method, path)
+            .header("x-project-key", key)
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        send(req).await
     }
 
     pub fn db(&self) -> &identity_shared::db::Db {
