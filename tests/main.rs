@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod control_plane;
+mod cookies;
 mod dns_verification;
 mod postgres_only;
 mod resolution;

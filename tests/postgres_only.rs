@@ -331,3 +331,40 @@ async fn invalidation_reaches_every_node_within_a_second() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A session revoked on node A stops working on node B within a second,
+/// although B had it cached as live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_revocation_reaches_every_node_within_a_second() {
+    let Some(a) = TestApp::spawn(Store::Postgres).await else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let p = a.create_project("sessions").await;
+    let body = a
+        .register(&p.pk, "n@example.com", "correct horse battery staple")
+        .await;
+    let at = body["access_token"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        assert_eq!(
+            b.authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+                .await
+                .0,
+            200
+        );
+    }
+    let (s, _) = a
+        .authed(Method::POST, "/v1/auth/logout", &p.pk, &at, None)
+        .await;
+    assert_eq!(s, 204);
+    let took = eventually(Duration::from_secs(1), || async {
+        b.authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+            .await
+            .0
+            == 401
+    })
+    .await;
+    eprintln!("session revocation reached node B in {took:?}");
+    b.stop().await;
+    a.stop().await;
+}

@@ -1,0 +1,354 @@
+//! Token transport through a branded auth domain: cookies, their flags,
+//! the CSRF matrix, and the production smoke test run verbatim with curl.
+
+use reqwest::header::SET_COOKIE;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+
+use crate::on_both;
+use crate::support::dns::TestDns;
+use crate::support::{Project, Store, TestApp, assert_error, send};
+
+on_both!(cookie_transport_and_csrf_matrix, smoke_test_with_curl);
+
+const HOST: &str = "login.acme.test";
+const PW: &str = "correct horse battery staple";
+
+/// A server with a project reachable on `HOST` (verified through DNS).
+async fn branded(store: Store, dns: &TestDns) -> Option<(TestApp, Project)> {
+    let ns = dns.addr.to_string();
+    let app = TestApp::spawn_with(store, &[("IDENTITY_DNS_NAMESERVERS", &ns)]).await?;
+    let p = app.create_project("acme").await;
+    let (_, d) = app
+        .admin(
+            Method::POST,
+            &format!("/v1/projects/{}/auth-domains", p.id),
+            Some(json!({"hostname": HOST})),
+        )
+        .await;
+    dns.set_txt(
+        &format!("_identity-challenge.{HOST}"),
+        &[d["verification"]["value"].as_str().unwrap()],
+    )
+    .await;
+    let (s, b) = app
+        .admin(
+            Method::POST,
+            &format!(
+                "/v1/projects/{}/auth-domains/{}/verify",
+                p.id,
+                d["domain"]["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    app.admin(
+        Method::PATCH,
+        &format!("/v1/projects/{}", p.id),
+        Some(json!({"settings": {"allowed_origins": ["https://app.acme.test"]}})),
+    )
+    .await;
+    Some((app, p))
+}
+
+struct Cookies {
+    at: String,
+    rt: String,
+    csrf: String,
+    raw: Vec<String>,
+}
+
+impl Cookies {
+    fn header(&self) -> String {
+        format!(
+            "identity_at={}; identity_rt={}; identity_csrf={}",
+            self.at, self.rt, self.csrf
+        )
+    }
+}
+
+async fn send_raw(req: RequestBuilder) -> (StatusCode, Vec<String>, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let cookies = resp
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        cookies,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+fn parse_cookies(set: &[String]) -> Cookies {
+    let value = |name: &str| {
+        set.iter()
+            .find_map(|c| {
+                c.strip_prefix(&format!("{name}="))
+                    .map(|rest| rest.split(';').next().unwrap().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} cookie in {set:?}"))
+    };
+    Cookies {
+        at: value("identity_at"),
+        rt: value("identity_rt"),
+        csrf: value("identity_csrf"),
+        raw: set.to_vec(),
+    }
+}
+
+fn attrs<'a>(set: &'a [String], name: &str) -> &'a str {
+    set.iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(String::as_str)
+        .unwrap()
+}
+
+async fn cookie_transport_and_csrf_matrix(store: Store) {
+    let dns = TestDns::start().await;
+    let Some((app, p)) = branded(store, &dns).await else {
+        return;
+    };
+    let on_host = |method: Method, path: &str| app.public_req(method, path).header("host", HOST);
+
+    // Register through the auth domain: cookies, no refresh token in the body.
+    let (s, set, body) = send_raw(
+        on_host(Method::POST, "/v1/auth/register")
+            .json(&json!({"email": "c@example.com", "password": PW})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "cookie transport must not put the refresh token in the body"
+    );
+    assert!(body["access_token"].is_string());
+    let c = parse_cookies(&set);
+    let at_attrs = attrs(&c.raw, "identity_at");
+    assert!(
+        at_attrs.contains("HttpOnly")
+            && at_attrs.contains("Path=/;")
+            && at_attrs.contains("SameSite=Lax"),
+        "{at_attrs}"
+    );
+    let rt_attrs = attrs(&c.raw, "identity_rt");
+    assert!(
+        rt_attrs.contains("HttpOnly") && rt_attrs.contains("Path=/v1/auth"),
+        "{rt_attrs}"
+    );
+    let csrf_attrs = attrs(&c.raw, "identity_csrf");
+    assert!(
+        !csrf_attrs.contains("HttpOnly"),
+        "the CSRF cookie must be readable by scripts: {csrf_attrs}"
+    );
+    assert!(
+        !at_attrs.contains("Secure"),
+        "dev mode sends cookies without Secure"
+    );
+
+    let with_cookies =
+        |method: Method, path: &str| on_host(method, path).header("cookie", c.header());
+    let (s, me) =
+        send(with_cookies(Method::GET, "/v1/auth/session").header("origin", "https://evil.test"))
+            .await;
+    assert_eq!(s, 200, "reads are not subject to CSRF: {me}");
+
+    let revoke = "/v1/auth/sessions/revoke-all";
+    // The matrix: cookie-authenticated mutating requests from a browser.
+    for (label, req) in [
+        (
+            "foreign Origin",
+            with_cookies(Method::POST, revoke)
+                .header("origin", "https://evil.test")
+                .header("x-csrf-token", &c.csrf),
+        ),
+        (
+            "allowed Origin, no header",
+            with_cookies(Method::POST, revoke).header("origin", "https://app.acme.test"),
+        ),
+        (
+            "allowed Origin, wrong header",
+            with_cookies(Method::POST, revoke)
+                .header("origin", "https://app.acme.test")
+                .header("x-csrf-token", "nope"),
+        ),
+        (
+            "foreign Referer",
+            with_cookies(Method::POST, revoke)
+                .header("referer", "https://evil.test/page")
+                .header("x-csrf-token", &c.csrf),
+        ),
+        (
+            "cross-site fetch",
+            with_cookies(Method::POST, revoke)
+                .header("sec-fetch-site", "cross-site")
+                .header("x-csrf-token", &c.csrf),
+        ),
+        (
+            "opaque Origin",
+            with_cookies(Method::POST, revoke)
+                .header("origin", "null")
+                .header("x-csrf-token", &c.csrf),
+        ),
+    ] {
+        let got = send(req).await;
+        assert_eq!(got.0, 403, "{label}: {}", got.1);
+        assert_eq!(got.1["error"]["code"], "csrf_failed", "{label}");
+    }
+    for (label, req) in [
+        (
+            "allowed Origin with the token",
+            with_cookies(Method::POST, revoke)
+                .header("origin", "https://app.acme.test")
+                .header("x-csrf-token", &c.csrf),
+        ),
+        (
+            "the auth domain itself",
+            with_cookies(Method::POST, revoke)
+                .header("origin", format!("http://{HOST}"))
+                .header("x-csrf-token", &c.csrf),
+        ),
+        (
+            "allowed Referer",
+            with_cookies(Method::POST, revoke)
+                .header("referer", "https://app.acme.test/settings?x=1")
+                .header("x-csrf-token", &c.csrf),
+        ),
+        (
+            "same-origin fetch",
+            with_cookies(Method::POST, revoke)
+                .header("sec-fetch-site", "same-origin")
+                .header("x-csrf-token", &c.csrf),
+        ),
+        (
+            "curl-style, no browser headers",
+            with_cookies(Method::POST, revoke),
+        ),
+        (
+            "bearer with a foreign Origin",
+            on_host(Method::POST, revoke)
+                .header("origin", "https://evil.test")
+                .bearer_auth(&c.at),
+        ),
+    ] {
+        let (s, b) = send(req).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{label}: {b}");
+    }
+
+    // Refresh through the cookie: CSRF applies, the refresh cookie rotates,
+    // the CSRF cookie stays.
+    let got = send(
+        on_host(Method::POST, "/v1/auth/refresh")
+            .header("cookie", c.header())
+            .header("origin", "https://evil.test"),
+    )
+    .await;
+    assert_error(&got, 403, "csrf_failed");
+    let (s, set, body) = send_raw(
+        on_host(Method::POST, "/v1/auth/refresh")
+            .header("cookie", c.header())
+            .header("origin", "https://app.acme.test")
+            .header("x-csrf-token", &c.csrf),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.get("refresh_token").is_none());
+    let c2 = parse_cookies(&set);
+    assert_ne!(c2.rt, c.rt);
+    assert_eq!(c2.csrf, c.csrf);
+
+    // Overrides: bearer on the branded host, cookies with a key.
+    let (s, set, body) = send_raw(
+        on_host(Method::POST, "/v1/auth/login")
+            .header("x-token-transport", "bearer")
+            .json(&json!({"email": "c@example.com", "password": PW})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(body["refresh_token"].is_string() && set.is_empty());
+    let (s, set, body) = send_raw(
+        app.public_req(Method::POST, "/v1/auth/login")
+            .header("x-project-key", &p.pk)
+            .header("x-token-transport", "cookie")
+            .json(&json!({"email": "c@example.com", "password": PW})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(body.get("refresh_token").is_none());
+    parse_cookies(&set);
+    let (s, set, body) = send_raw(
+        app.public_req(Method::POST, "/v1/auth/login")
+            .header("x-project-key", &p.pk)
+            .json(&json!({"email": "c@example.com", "password": PW})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        body["refresh_token"].is_string() && set.is_empty(),
+        "keys default to bearer"
+    );
+
+    // Logout clears the cookies and revokes the session server-side.
+    let (s, set, _) =
+        send_raw(on_host(Method::POST, "/v1/auth/logout").header("cookie", c2.header())).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("identity_at=;") && c.contains("Max-Age=0")),
+        "{set:?}"
+    );
+    let got = send(on_host(Method::GET, "/v1/auth/session").header("cookie", c2.header())).await;
+    assert_error(&got, 401, "session_revoked");
+    app.stop().await;
+
+    // Outside dev mode the cookies are Secure.
+    let Some(prod) = TestApp::spawn_with(store, &[("IDENTITY_DEV_MODE", "false")]).await else {
+        return;
+    };
+    let q = prod.create_project("prod").await;
+    let (s, set, _) = send_raw(
+        prod.public_req(Method::POST, "/v1/auth/register")
+            .header("x-project-key", &q.pk)
+            .header("x-token-transport", "cookie")
+            .json(&json!({"email": "s@example.com", "password": PW})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    for name in ["identity_at", "identity_rt", "identity_csrf"] {
+        assert!(
+            attrs(&set, name).contains("Secure"),
+            "{name} lacks Secure: {set:?}"
+        );
+    }
+    prod.stop().await;
+}
+
+/// `ops/smoke-test.sh`, unchanged, with curl against the auth domain.
+async fn smoke_test_with_curl(store: Store) {
+    let dns = TestDns::start().await;
+    let Some((app, _)) = branded(store, &dns).await else {
+        return;
+    };
+    let port = app.public.rsplit(':').next().unwrap().to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/smoke-test.sh");
+    let out = tokio::process::Command::new("sh")
+        .arg(script)
+        .arg(format!("http://{HOST}:{port}"))
+        .arg("--resolve")
+        .arg(format!("{HOST}:{port}:127.0.0.1"))
+        .output()
+        .await
+        .expect("sh and curl are installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("smoke test passed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.stop().await;
+}
