@@ -600,7 +600,26 @@ async fn openapi_and_health(store: Store) {
     }
     let (status, public_doc) = send(app.client.get(format!("{}/openapi.json", app.public))).await;
     assert_eq!(status, 200);
-    assert!(public_doc["paths"].get("/.well-known/jwks.json").is_some());
+    for path in [
+        "/.well-known/jwks.json",
+        "/v1/auth/register",
+        "/v1/auth/login",
+        "/v1/auth/refresh",
+        "/v1/auth/logout",
+        "/v1/auth/session",
+        "/v1/auth/sessions",
+        "/v1/auth/sessions/{id}",
+        "/v1/auth/sessions/revoke-all",
+        "/v1/auth/password/change",
+        "/v1/users",
+        "/v1/users/{id}",
+        "/v1/audit-events",
+    ] {
+        assert!(
+            public_doc["paths"].get(path).is_some(),
+            "{path} missing from the public OpenAPI"
+        );
+    }
     for base in [&app.admin, &app.public] {
         let (status, body) = send(app.client.get(format!("{base}/healthz"))).await;
         assert_eq!(

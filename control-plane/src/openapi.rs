@@ -2,17 +2,12 @@
 
 use axum::Json;
 use identity_shared::openapi::{Route, document};
+use identity_shared::route;
 use serde_json::Value;
 
 const AUTH: (u16, &str) = (401, "missing or invalid operator token");
 const NOT_FOUND: (u16, &str) = (404, "no such project or resource");
 const BAD: (u16, &str) = (400, "malformed request (invalid_request)");
-
-macro_rules! route {
-    ($m:literal, $p:literal, $s:literal, $body:expr, [$($code:expr),* $(,)?]) => {
-        Route { method: $m, path: $p, summary: $s, body: $body, responses: &[$($code),*] }
-    };
-}
 
 pub const ROUTES: &[Route] = &[
     route!(

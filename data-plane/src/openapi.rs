@@ -2,77 +2,235 @@
 
 use axum::Json;
 use identity_shared::openapi::{Route, document};
+use identity_shared::route;
 use serde_json::Value;
 
-const RESOLUTION: [(u16, &str); 3] = [
-    (401, "project_key_invalid"),
-    (403, "project_suspended"),
-    (404, "project_not_found (unknown host)"),
-];
+const KEY: (u16, &str) = (401, "project_key_invalid");
+const SUSPENDED: (u16, &str) = (403, "project_suspended");
+const HOST: (u16, &str) = (404, "project_not_found (unknown host)");
+const BAD: (u16, &str) = (400, "invalid_request (malformed body or X-Token-Transport)");
+const LIMITED: (u16, &str) = (429, "too_many_attempts, with Retry-After");
+const AUTH: (u16, &str) = (
+    401,
+    "unauthenticated, invalid_token, token_expired or session_revoked",
+);
+const CSRF: (u16, &str) = (
+    403,
+    "csrf_failed (cookie-authenticated browser request without a valid X-CSRF-Token)",
+);
+const SECRET: (u16, &str) = (403, "secret_key_required");
 
 pub const ROUTES: &[Route] = &[
-    Route {
-        method: "get",
-        path: "/.well-known/jwks.json",
-        summary: "The project's public signing keys (project from X-Project-Key or Host)",
-        body: None,
-        responses: &[(200, "{keys}"), RESOLUTION[0], RESOLUTION[1], RESOLUTION[2]],
-    },
-    Route {
-        method: "get",
-        path: "/.well-known/openid-configuration",
-        summary: "OpenID discovery: issuer and jwks_uri (project from X-Project-Key or Host)",
-        body: None,
-        responses: &[
+    route!(
+        "get",
+        "/.well-known/jwks.json",
+        "The project's public signing keys (project from X-Project-Key or Host)",
+        None,
+        [(200, "{keys}"), KEY, SUSPENDED, HOST]
+    ),
+    route!(
+        "get",
+        "/.well-known/openid-configuration",
+        "OpenID discovery: issuer and jwks_uri",
+        None,
+        [(200, "{issuer, jwks_uri, ...}"), KEY, SUSPENDED, HOST]
+    ),
+    route!(
+        "get",
+        "/{project_id}/.well-known/jwks.json",
+        "The project's public signing keys, under its issuer path",
+        None,
+        [(200, "{keys}"), SUSPENDED, (404, "project_not_found")]
+    ),
+    route!(
+        "get",
+        "/{project_id}/.well-known/openid-configuration",
+        "OpenID discovery under the issuer path",
+        None,
+        [
             (200, "{issuer, jwks_uri, ...}"),
-            RESOLUTION[0],
-            RESOLUTION[1],
-            RESOLUTION[2],
-        ],
-    },
-    Route {
-        method: "get",
-        path: "/{project_id}/.well-known/jwks.json",
-        summary: "The project's public signing keys, under its issuer path",
-        body: None,
-        responses: &[
-            (200, "{keys}"),
-            (403, "project_suspended"),
-            (404, "project_not_found"),
-        ],
-    },
-    Route {
-        method: "get",
-        path: "/{project_id}/.well-known/openid-configuration",
-        summary: "OpenID discovery under the issuer path",
-        body: None,
-        responses: &[
-            (200, "{issuer, jwks_uri, ...}"),
-            (403, "project_suspended"),
-            (404, "project_not_found"),
-        ],
-    },
-    Route {
-        method: "get",
-        path: "/healthz",
-        summary: "Liveness",
-        body: None,
-        responses: &[(200, "ok")],
-    },
-    Route {
-        method: "get",
-        path: "/readyz",
-        summary: "Readiness: database reachable and migrations current",
-        body: None,
-        responses: &[(200, "ready"), (503, "not ready")],
-    },
-    Route {
-        method: "get",
-        path: "/openapi.json",
-        summary: "This document",
-        body: None,
-        responses: &[(200, "OpenAPI 3.1")],
-    },
+            SUSPENDED,
+            (404, "project_not_found")
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/register",
+        "Create a password account and sign in",
+        Some((&["email", "password"], &["name", "organization_name"])),
+        [
+            (
+                201,
+                "TokenResponse (refresh_token in the body for bearer transport, cookies otherwise)"
+            ),
+            BAD,
+            KEY,
+            SUSPENDED,
+            HOST,
+            (409, "email_taken"),
+            (
+                422,
+                "weak_password, invalid_password, invalid_email or invalid_name"
+            ),
+            LIMITED
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/login",
+        "Sign in with email and password",
+        Some((&["email", "password"], &[])),
+        [
+            (200, "TokenResponse"),
+            BAD,
+            (
+                401,
+                "invalid_credentials (unknown email and wrong password alike)"
+            ),
+            LIMITED
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/refresh",
+        "Exchange a refresh token (body or identity_rt cookie) for new tokens",
+        Some((&[], &["refresh_token"])),
+        [
+            (200, "TokenResponse with a new refresh token"),
+            BAD,
+            (
+                401,
+                "invalid_refresh_token, session_revoked, or refresh_token_reused (the session is revoked)"
+            ),
+            CSRF,
+            LIMITED
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/logout",
+        "Revoke the current session",
+        None,
+        [(204, "revoked; cookies cleared"), AUTH, CSRF]
+    ),
+    route!(
+        "get",
+        "/v1/auth/session",
+        "The signed-in user and session",
+        None,
+        [(200, "{user, session}"), AUTH]
+    ),
+    route!(
+        "get",
+        "/v1/auth/sessions",
+        "The user's live sessions",
+        None,
+        [
+            (
+                200,
+                "{items: [{id, created_at, last_seen_at, ip, user_agent, current}]}"
+            ),
+            AUTH
+        ]
+    ),
+    route!(
+        "delete",
+        "/v1/auth/sessions/{id}",
+        "Revoke one of the user's sessions",
+        None,
+        [(204, "revoked"), AUTH, CSRF, (404, "not_found")]
+    ),
+    route!(
+        "post",
+        "/v1/auth/sessions/revoke-all",
+        "Revoke the user's other sessions (or all with include_current)",
+        Some((&[], &["include_current"])),
+        [(204, "revoked"), BAD, AUTH, CSRF]
+    ),
+    route!(
+        "post",
+        "/v1/auth/password/change",
+        "Change the password",
+        Some((
+            &["current_password", "new_password"],
+            &["sign_out_other_sessions"]
+        )),
+        [
+            (204, "changed"),
+            BAD,
+            (401, "invalid_credentials or an authentication error"),
+            CSRF,
+            (422, "weak_password or invalid_password")
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/users",
+        "Create a user with a password or an imported Argon2id/bcrypt hash (secret key)",
+        Some((
+            &["email"],
+            &["password", "password_hash", "name", "email_verified"]
+        )),
+        [
+            (201, "{user}"),
+            BAD,
+            KEY,
+            SECRET,
+            (409, "email_taken"),
+            (422, "invalid_email, weak_password or invalid_password_hash")
+        ]
+    ),
+    route!(
+        "get",
+        "/v1/users",
+        "Find users (?email= exact, case-insensitive; ?limit, ?cursor) (secret key)",
+        None,
+        [(200, "{items, next_cursor}"), BAD, KEY, SECRET]
+    ),
+    route!(
+        "get",
+        "/v1/users/{id}",
+        "Get a user (secret key)",
+        None,
+        [(200, "{user}"), KEY, SECRET, (404, "not_found")]
+    ),
+    route!(
+        "delete",
+        "/v1/users/{id}",
+        "Delete a user and revoke their sessions (secret key)",
+        None,
+        [(204, "deleted"), KEY, SECRET, (404, "not_found")]
+    ),
+    route!(
+        "get",
+        "/v1/audit-events",
+        "Audit events, newest first (?user_id, ?type, ?since, ?until, ?limit, ?cursor) (secret key)",
+        None,
+        [
+            (
+                200,
+                "{items: [{id, type, actor, subject, ip, user_agent, outcome, created_at, data}], next_cursor}"
+            ),
+            BAD,
+            KEY,
+            SECRET
+        ]
+    ),
+    route!("get", "/healthz", "Liveness", None, [(200, "ok")]),
+    route!(
+        "get",
+        "/readyz",
+        "Readiness: database reachable and migrations current",
+        None,
+        [(200, "ready"), (503, "not ready")]
+    ),
+    route!(
+        "get",
+        "/openapi.json",
+        "This document",
+        None,
+        [(200, "OpenAPI 3.1")]
+    ),
 ];
 
 pub async fn spec() -> Json<Value> {

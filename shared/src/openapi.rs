@@ -4,6 +4,14 @@
 
 use serde_json::{Map, Value, json};
 
+/// `route!("post", "/path", "summary", Some((&["required"], &["optional"])), [(201, "what"), ...])`
+#[macro_export]
+macro_rules! route {
+    ($m:literal, $p:literal, $s:literal, $body:expr, [$($code:expr),* $(,)?]) => {
+        $crate::openapi::Route { method: $m, path: $p, summary: $s, body: $body, responses: &[$($code),*] }
+    };
+}
+
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
