@@ -138,7 +138,6 @@ async fn signed_in(
 /// Starts a session with a first refresh token; returns the token's value.
 async fn start_session(
     tx: &mut Tx,
-    state: &DataState,
     resolved: &Resolved,
     user: &UserRow,
     client: &Client,
@@ -164,7 +163,6 @@ async fn start_session(
         session.expires_at,
     )
     .await?;
-    let _ = state;
     Ok((session, value))
 }
 
@@ -233,7 +231,7 @@ async fn register(
     )
     .await?;
     let (session, refresh_value) =
-        start_session(&mut tx, &state, &resolved, &user, &client).await?;
+        start_session(&mut tx, &resolved, &user, &client).await?;
     let ip = client.ip_text();
     audit::record(
         &mut tx,
@@ -352,7 +350,7 @@ async fn login(
     };
     limits::clear_failures(&mut tx, &project_id, &key, &ip).await?;
     let (session, refresh_value) =
-        start_session(&mut tx, &state, &resolved, &user, &client).await?;
+        start_session(&mut tx, &resolved, &user, &client).await?;
     audit::record(
         &mut tx,
         Event {

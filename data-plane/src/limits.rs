@@ -106,46 +106,40 @@ pub async fn check_lockout(
     user_id: Option<&str>,
 ) -> Result<Result<(), TooMany>, DbError> {
     let now = now_ms();
-    let since = now - WINDOW_MS;
-    let recent: Vec<(i64,)> = tx
-        .fetch_all(
-            Query::select()
-                .column(LoginFailures::CreatedAt)
-                .from(LoginFailures::Table)
-                .and_where(Expr::col(LoginFailures::ProjectId).eq(project_id))
-                .and_where(Expr::col(LoginFailures::EmailKey).eq(key))
-                .and_where(Expr::col(LoginFailures::Ip).eq(ip))
-                .and_where(Expr::col(LoginFailures::CreatedAt).gt(since))
-                .order_by(LoginFailures::CreatedAt, Order::Desc)
-                .limit(PER_IP_FAILURES as u64),
-        )
-        .await?;
+    let locked_until = |recent: &[i64]| {
+        // Locked until the oldest of the counted failures leaves the window.
+        let oldest = recent.last().copied().unwrap_or(now);
+        TooMany {
+            retry_after: Duration::from_millis(std::cmp::max(oldest + WINDOW_MS - now, 1000) as u64),
+        }
+    };
+    let recent = recent_failures(tx, project_id, key, Some(ip), PER_IP_FAILURES as u64).await?;
     if recent.len() >= PER_IP_FAILURES {
-        // Locked until the oldest of the last five leaves the window.
-        let oldest = recent.last().map(|r| r.0).unwrap_or(now);
-        return Ok(Err(TooMany {
-            retry_after: Duration::from_millis(std::cmp::max(oldest + WINDOW_MS - now, 1000) as u64),
-        }));
+        return Ok(Err(locked_until(&recent)));
     }
-    let total: Vec<(i64,)> = tx
-        .fetch_all(
-            Query::select()
-                .column(LoginFailures::CreatedAt)
-                .from(LoginFailures::Table)
-                .and_where(Expr::col(LoginFailures::ProjectId).eq(project_id))
-                .and_where(Expr::col(LoginFailures::EmailKey).eq(key))
-                .and_where(Expr::col(LoginFailures::CreatedAt).gt(since))
-                .order_by(LoginFailures::CreatedAt, Order::Desc)
-                .limit(PER_ACCOUNT_FAILURES as u64),
-        )
-        .await?;
+    let total = recent_failures(tx, project_id, key, None, PER_ACCOUNT_FAILURES as u64).await?;
     if total.len() as i64 >= PER_ACCOUNT_FAILURES && !known_ip(tx, project_id, user_id, ip).await? {
-        let oldest = total.last().map(|r| r.0).unwrap_or(now);
-        return Ok(Err(TooMany {
-            retry_after: Duration::from_millis(std::cmp::max(oldest + WINDOW_MS - now, 1000) as u64),
-        }));
+        return Ok(Err(locked_until(&total)));
     }
     Ok(Ok(()))
+}
+
+/// Times of an account's failures in the window (from `ip` only, if given),
+/// newest first, at most `limit`.
+async fn recent_failures(tx: &mut Tx, project_id: &str, key: &str, ip: Option<&str>, limit: u64) -> Result<Vec<i64>, DbError> {
+    let mut q = Query::select();
+    q.column(LoginFailures::CreatedAt)
+        .from(LoginFailures::Table)
+        .and_where(Expr::col(LoginFailures::ProjectId).eq(project_id))
+        .and_where(Expr::col(LoginFailures::EmailKey).eq(key))
+        .and_where(Expr::col(LoginFailures::CreatedAt).gt(now_ms() - WINDOW_MS))
+        .order_by(LoginFailures::CreatedAt, Order::Desc)
+        .limit(limit);
+    if let Some(ip) = ip {
+        q.and_where(Expr::col(LoginFailures::Ip).eq(ip));
+    }
+    let rows: Vec<(i64,)> = tx.fetch_all(&q).await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// Whether `ip` signed in to this account successfully in the last 30 days.
@@ -201,18 +195,7 @@ pub async fn record_failure(
             ]),
     )
     .await?;
-    let recent: Vec<(String,)> = tx
-        .fetch_all(
-            Query::select()
-                .column(LoginFailures::Id)
-                .from(LoginFailures::Table)
-                .and_where(Expr::col(LoginFailures::ProjectId).eq(project_id))
-                .and_where(Expr::col(LoginFailures::EmailKey).eq(key))
-                .and_where(Expr::col(LoginFailures::Ip).eq(ip))
-                .and_where(Expr::col(LoginFailures::CreatedAt).gt(now - WINDOW_MS))
-                .limit(PER_IP_FAILURES as u64 + 1),
-        )
-        .await?;
+    let recent = recent_failures(tx, project_id, key, Some(ip), PER_IP_FAILURES as u64 + 1).await?;
     Ok(recent.len() == PER_IP_FAILURES)
 }
 

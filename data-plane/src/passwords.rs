@@ -310,6 +310,9 @@ mod tests {
             validate_import("$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo").is_err()
         );
         assert!(validate_import("$2b$99$abc").is_err());
+        let costly = bcrypt::hash("x", 4).unwrap().replacen("$04$", "$20$", 1);
+        assert!(validate_import(&costly).is_err());
+        assert!(validate_import("$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2g").is_err());
         assert!(validate_import("plain").is_err());
         assert!(validate_new("short").is_err());
         assert!(validate_new(&"a".repeat(257)).is_err());

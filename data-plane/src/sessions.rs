@@ -360,32 +360,21 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-pub async fn find_refresh_by_hash(
-    tx: &mut Tx,
-    project_id: &str,
-    token_hash: &str,
-) -> Result<Option<RefreshRow>, DbError> {
-    tx.fetch_optional(
-        Query::select()
-            .columns(REFRESH_COLUMNS)
-            .from(RefreshTokens::Table)
-            .and_where(Expr::col(RefreshTokens::ProjectId).eq(project_id))
-            .and_where(Expr::col(RefreshTokens::TokenHash).eq(token_hash)),
-    )
-    .await
+pub async fn find_refresh_by_hash(tx: &mut Tx, project_id: &str, token_hash: &str) -> Result<Option<RefreshRow>, DbError> {
+    find_refresh_where(tx, project_id, RefreshTokens::TokenHash, token_hash).await
 }
 
-pub async fn find_refresh(
-    tx: &mut Tx,
-    project_id: &str,
-    id: &str,
-) -> Result<Option<RefreshRow>, DbError> {
+pub async fn find_refresh(tx: &mut Tx, project_id: &str, id: &str) -> Result<Option<RefreshRow>, DbError> {
+    find_refresh_where(tx, project_id, RefreshTokens::Id, id).await
+}
+
+async fn find_refresh_where(tx: &mut Tx, project_id: &str, column: RefreshTokens, value: &str) -> Result<Option<RefreshRow>, DbError> {
     tx.fetch_optional(
         Query::select()
             .columns(REFRESH_COLUMNS)
             .from(RefreshTokens::Table)
             .and_where(Expr::col(RefreshTokens::ProjectId).eq(project_id))
-            .and_where(Expr::col(RefreshTokens::Id).eq(id)),
+            .and_where(Expr::col(column).eq(value)),
     )
     .await
 }
