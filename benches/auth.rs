@@ -107,7 +107,11 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn bare_argon2_rate(cores: usize) -> (Duration, f64, f64) {
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(19_456, 2, 1, None).unwrap());
+    let argon = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(19_456, 2, 1, None).unwrap(),
+    );
     let hash_once = || {
         let salt = SaltString::generate(&mut OsRng);
         std::hint::black_box(argon.hash_password(PW.as_bytes(), &salt).unwrap());
@@ -150,23 +154,38 @@ fn bare_argon2_rate(cores: usize) -> (Duration, f64, f64) {
 }
 
 fn main() {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     println!("identity core-auth benchmark ({cores} cores, one run)\n");
 
     // 1a. The bare hash rate, before any server exists.
     let (single, theoretical, measured) = bare_argon2_rate(cores);
     println!("Argon2id m=19456 KiB t=2 p=1");
-    println!("  single hash                        {:>9.1} ms", single.as_secs_f64() * 1000.0);
+    println!(
+        "  single hash                        {:>9.1} ms",
+        single.as_secs_f64() * 1000.0
+    );
     println!("  bare rate, cores / single hash     {theoretical:>9.1} hashes/s");
     println!("  bare rate, measured on {cores} threads     {measured:>9.1} hashes/s");
 
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build().unwrap();
-    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("identity-bench-auth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sqlite_url = format!("sqlite://{}", dir.join("bench.db").display());
 
-    let server = server_rt.block_on(Server::start(config(&sqlite_url, &[]), Plane::All)).unwrap();
+    let server = server_rt
+        .block_on(Server::start(config(&sqlite_url, &[]), Plane::All))
+        .unwrap();
     let base = format!("http://{}", server.public_addr.unwrap());
     let project = server.first_start.default_project.as_ref().unwrap();
     let key = project.publishable_key.clone();
@@ -272,7 +291,9 @@ fn main() {
         println!("\nrefresh on Postgres: skipped (no Postgres)");
         return;
     };
-    let server = server_rt.block_on(Server::start(config(&pg_url, &[]), Plane::All)).unwrap();
+    let server = server_rt
+        .block_on(Server::start(config(&pg_url, &[]), Plane::All))
+        .unwrap();
     let base = format!("http://{}", server.public_addr.unwrap());
     let admin = format!("http://{}", server.admin_addr.unwrap());
     let clients = 16;
@@ -326,7 +347,10 @@ fn main() {
     match pgbench_single_row_updates(&pg_url, clients) {
         Ok(tps) => {
             println!("  pgbench single-row UPDATE, {clients} clients {tps:>9.0} tps");
-            println!("  refresh / pgbench                  {:>9.1} %", refresh_rate / tps * 100.0);
+            println!(
+                "  refresh / pgbench                  {:>9.1} %",
+                refresh_rate / tps * 100.0
+            );
         }
         Err(e) => println!("  pgbench: {e}"),
     }
@@ -335,17 +359,32 @@ fn main() {
 /// pgbench on the same server: one-row UPDATEs by primary key, `clients`
 /// connections, 8 s.
 fn pgbench_single_row_updates(url: &str, clients: usize) -> Result<f64, String> {
-    let bin = ["/usr/lib/postgresql/15/bin/pgbench", "/usr/lib/postgresql/16/bin/pgbench", "/usr/lib/postgresql/17/bin/pgbench", "pgbench"]
-        .into_iter()
-        .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
-        .unwrap();
+    let bin = [
+        "/usr/lib/postgresql/15/bin/pgbench",
+        "/usr/lib/postgresql/16/bin/pgbench",
+        "/usr/lib/postgresql/17/bin/pgbench",
+        "pgbench",
+    ]
+    .into_iter()
+    .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+    .unwrap();
     let psql = |sql: &str| {
-        std::process::Command::new("psql").arg(url).args(["-q", "-c", sql]).output().map_err(|e| e.to_string())
+        std::process::Command::new("psql")
+            .arg(url)
+            .args(["-q", "-c", sql])
+            .output()
+            .map_err(|e| e.to_string())
     };
     psql("CREATE TABLE IF NOT EXISTS bench_rows (id int PRIMARY KEY, v bigint NOT NULL)")?;
-    psql("INSERT INTO bench_rows SELECT g, 0 FROM generate_series(1, 100000) g ON CONFLICT DO NOTHING")?;
+    psql(
+        "INSERT INTO bench_rows SELECT g, 0 FROM generate_series(1, 100000) g ON CONFLICT DO NOTHING",
+    )?;
     let script = std::env::temp_dir().join(format!("identity-pgbench-{}.sql", std::process::id()));
-    std::fs::write(&script, "\\set id random(1, 100000)\nUPDATE bench_rows SET v = v + 1 WHERE id = :id;\n").map_err(|e| e.to_string())?;
+    std::fs::write(
+        &script,
+        "\\set id random(1, 100000)\nUPDATE bench_rows SET v = v + 1 WHERE id = :id;\n",
+    )
+    .map_err(|e| e.to_string())?;
     let out = std::process::Command::new(bin)
         .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", "8", "-f"])
         .arg(&script)
@@ -355,6 +394,15 @@ fn pgbench_single_row_updates(url: &str, clients: usize) -> Result<f64, String> 
     let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .find_map(|l| l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()))
-        .ok_or_else(|| format!("no tps in pgbench output: {text}{}", String::from_utf8_lossy(&out.stderr)))
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .ok_or_else(|| {
+            format!(
+                "no tps in pgbench output: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
 }

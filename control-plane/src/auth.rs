@@ -39,7 +39,7 @@ pub async fn require_operator(
 
 async fn token_exists(db: &Db, token: &str) -> Result<bool, DbError> {
     // Looked up by its hash: the comparison never touches the token itself.
-    let mut tx = db.control().await?;
+    let mut tx = db.control_read().await?;
     let row: Option<(String,)> = tx
         .fetch_optional(
             Query::select()

@@ -208,7 +208,7 @@ async fn register(
     // Fail fast on a taken email before paying for a hash.
     let db = state.shard(&resolved)?;
     {
-        let mut tx = db.scope(&project_id).await?;
+        let mut tx = db.scope_read(&project_id).await?;
         let taken = users::find_by_email(&mut tx, &project_id, &email.normalized)
             .await?
             .is_some();
@@ -218,7 +218,7 @@ async fn register(
         }
     }
     let hash = state.hasher.hash(body.password).await?;
-    let mut tx = db.scope(&project_id).await?;
+    let mut tx = db.scope_read(&project_id).await?;
     let user = users::insert(
         &mut tx,
         &project_id,
@@ -230,8 +230,7 @@ async fn register(
         },
     )
     .await?;
-    let (session, refresh_value) =
-        start_session(&mut tx, &resolved, &user, &client).await?;
+    let (session, refresh_value) = start_session(&mut tx, &resolved, &user, &client).await?;
     let ip = client.ip_text();
     audit::record(
         &mut tx,
@@ -349,8 +348,7 @@ async fn login(
         }
     };
     limits::clear_failures(&mut tx, &project_id, &key, &ip).await?;
-    let (session, refresh_value) =
-        start_session(&mut tx, &resolved, &user, &client).await?;
+    let (session, refresh_value) = start_session(&mut tx, &resolved, &user, &client).await?;
     audit::record(
         &mut tx,
         Event {
@@ -549,9 +547,14 @@ async fn refresh(
 
 // ---- the signed-in user's own session ----
 
+/// The caller's user and session, read fresh (password checks must not use
+/// a cached hash).
 async fn load_user(state: &DataState, caller: &Caller) -> ApiResult<(UserRow, SessionRow)> {
     let project_id = &caller.resolved.project.id;
-    let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
+    let mut tx = state
+        .shard(&caller.resolved)?
+        .scope_read(project_id)
+        .await?;
     let user = users::find(&mut tx, project_id, &caller.claims.sub).await?;
     let session = sessions::find(&mut tx, project_id, &caller.claims.sid).await?;
     tx.commit().await?;
@@ -624,7 +627,10 @@ async fn logout(
 
 async fn list_sessions(State(state): State<DataState>, caller: Caller) -> ApiResult<Json<Value>> {
     let project_id = &caller.resolved.project.id;
-    let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
+    let mut tx = state
+        .shard(&caller.resolved)?
+        .scope_read(project_id)
+        .await?;
     let rows = sessions::list_live(&mut tx, project_id, &caller.claims.sub, 200).await?;
     tx.commit().await?;
     let items: Vec<Value> = rows

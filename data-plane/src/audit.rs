@@ -119,7 +119,7 @@ async fn list(
     if let Some(cursor) = params.cursor()? {
         q.and_where(Expr::col(AuditEvents::Id).lt(cursor));
     }
-    let mut tx = state.shard(&resolved)?.scope(project_id).await?;
+    let mut tx = state.shard(&resolved)?.scope_read(project_id).await?;
     let rows: Vec<EventRow> = tx.fetch_all(&q).await?;
     tx.commit().await?;
     Ok(Json(Page::from_rows(

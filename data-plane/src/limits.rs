@@ -126,7 +126,13 @@ pub async fn check_lockout(
 
 /// Times of an account's failures in the window (from `ip` only, if given),
 /// newest first, at most `limit`.
-async fn recent_failures(tx: &mut Tx, project_id: &str, key: &str, ip: Option<&str>, limit: u64) -> Result<Vec<i64>, DbError> {
+async fn recent_failures(
+    tx: &mut Tx,
+    project_id: &str,
+    key: &str,
+    ip: Option<&str>,
+    limit: u64,
+) -> Result<Vec<i64>, DbError> {
     let mut q = Query::select();
     q.column(LoginFailures::CreatedAt)
         .from(LoginFailures::Table)

@@ -176,26 +176,30 @@ pub fn validate_import(hash: &str) -> Result<(), ApiError> {
         )
     };
     if is_bcrypt(hash) {
-        // $2b$NN$ + 53 characters of salt and digest.
+        // $2b$NN$ + 53 characters of salt and digest. Costs past 16 would
+        // make every login of that account a denial of service.
         let cost_ok = hash
             .get(4..6)
             .and_then(|c| c.parse::<u32>().ok())
-            .is_some_and(|c| (4..=31).contains(&c));
+            .is_some_and(|c| (4..=16).contains(&c));
         if hash.len() == 60 && cost_ok && hash.as_bytes()[6] == b'$' {
             return Ok(());
         }
         return Err(bad());
     }
-    match PasswordHash::new(hash) {
-        Ok(parsed)
-            if parsed.algorithm.as_str() == "argon2id"
-                && parsed.hash.is_some()
-                && Params::try_from(&parsed).is_ok() =>
-        {
-            Ok(())
-        }
-        _ => Err(bad()),
+    let parsed = PasswordHash::new(hash).map_err(|_| bad())?;
+    let params = Params::try_from(&parsed).map_err(|_| bad())?;
+    if parsed.algorithm.as_str() != "argon2id" || parsed.hash.is_none() {
+        return Err(bad());
     }
+    // Bounded so one login cannot take the machine's memory or minutes of CPU.
+    if params.m_cost() > 262_144 || params.t_cost() > 16 || params.p_cost() > 16 {
+        return Err(ApiError::unprocessable(
+            "invalid_password_hash",
+            "password_hash parameters are too large (at most m=262144, t=16, p=16)",
+        ));
+    }
+    Ok(())
 }
 
 /// Policy for a new password. Counted in characters, not bytes.
@@ -312,7 +316,12 @@ mod tests {
         assert!(validate_import("$2b$99$abc").is_err());
         let costly = bcrypt::hash("x", 4).unwrap().replacen("$04$", "$20$", 1);
         assert!(validate_import(&costly).is_err());
-        assert!(validate_import("$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2g").is_err());
+        assert!(
+            validate_import(
+                "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2g"
+            )
+            .is_err()
+        );
         assert!(validate_import("plain").is_err());
         assert!(validate_new("short").is_err());
         assert!(validate_new(&"a".repeat(257)).is_err());

@@ -224,7 +224,7 @@ impl ProjectResolver {
     }
 
     async fn load_key(&self, prefix: &str) -> Result<Option<Arc<KeyEntry>>, DbError> {
-        let mut tx = self.db.control().await?;
+        let mut tx = self.db.control_read().await?;
         let row: Option<KeyRow> = tx
             .fetch_optional(
                 Query::select()
@@ -250,7 +250,7 @@ impl ProjectResolver {
     }
 
     async fn load_host(&self, host: &str) -> Result<Option<String>, DbError> {
-        let mut tx = self.db.control().await?;
+        let mut tx = self.db.control_read().await?;
         let row: Option<(String,)> = tx
             .fetch_optional(
                 Query::select()
@@ -265,7 +265,7 @@ impl ProjectResolver {
     }
 
     async fn load_project(&self, id: &str) -> Result<Option<Arc<ProjectInfo>>, DbError> {
-        let mut tx = self.db.control().await?;
+        let mut tx = self.db.control_read().await?;
         let row: Option<ProjectRow> = tx
             .fetch_optional(
                 Query::select()

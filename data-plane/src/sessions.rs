@@ -20,6 +20,7 @@ use sea_query::{Expr, ExprTrait, Order, Query};
 use serde_json::{Value, json};
 
 use crate::client::Client;
+use crate::users::{self, UserRow};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -75,22 +76,23 @@ impl SessionRow {
     }
 }
 
-/// What the per-request check needs to know about a session.
+/// A live session and its user, as the per-request check caches them: the
+/// common authenticated request (and `GET /v1/auth/session` entirely) is
+/// answered from memory.
 #[derive(Debug)]
-pub struct SessionState {
-    pub project_id: String,
-    pub user_id: String,
-    pub live_until: Option<i64>,
+pub struct SessionView {
+    pub session: SessionRow,
+    pub user: UserRow,
 }
 
 pub struct SessionCache {
-    states: GuardedCache<Option<Arc<SessionState>>>,
+    views: GuardedCache<Option<Arc<SessionView>>>,
 }
 
 impl SessionCache {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            states: GuardedCache::new(500_000, Duration::from_secs(300)),
+            views: GuardedCache::new(500_000, Duration::from_secs(300)),
         })
     }
 
@@ -100,48 +102,46 @@ impl SessionCache {
         db.invalidations().register(Arc::downgrade(&sink));
     }
 
-    /// Whether session `id` of `project_id` is live for `user_id` now.
+    /// Session `id` of `project_id`, when it is live and belongs to `user_id`.
     pub async fn check(
         &self,
         db: &Db,
         project_id: &str,
         user_id: &str,
         id: &str,
-    ) -> Result<bool, ApiError> {
-        let state = self
-            .states
-            .get_or_load(id, load_state(db, project_id, id))
+    ) -> Result<Option<Arc<SessionView>>, ApiError> {
+        let view = self
+            .views
+            .get_or_load(id, load_view(db, project_id, id))
             .await?;
-        Ok(match state {
-            Some(s) => {
-                s.project_id == project_id
-                    && s.user_id == user_id
-                    && s.live_until.is_some_and(|t| t > now_ms())
-            }
-            None => false,
-        })
+        Ok(view.filter(|v| {
+            v.session.project_id == project_id
+                && v.session.user_id == user_id
+                && v.session.is_live(now_ms())
+        }))
     }
 
     pub fn database_loads(&self) -> u64 {
-        self.states.loads()
+        self.views.loads()
     }
 }
 
-async fn load_state(
+async fn load_view(
     db: &Db,
     project_id: &str,
     id: &str,
-) -> Result<Option<Arc<SessionState>>, DbError> {
-    let mut tx = db.scope(project_id).await?;
-    let row = find(&mut tx, project_id, id).await?;
+) -> Result<Option<Arc<SessionView>>, DbError> {
+    let mut tx = db.scope_read(project_id).await?;
+    let session = find(&mut tx, project_id, id).await?;
+    let user = match &session {
+        Some(s) => users::find(&mut tx, project_id, &s.user_id).await?,
+        None => None,
+    };
     tx.commit().await?;
-    Ok(row.map(|r| {
-        Arc::new(SessionState {
-            live_until: r.revoked_at.is_none().then_some(r.expires_at),
-            project_id: r.project_id,
-            user_id: r.user_id,
-        })
-    }))
+    // No row, or no user: revoked (fail closed).
+    Ok(session
+        .zip(user)
+        .map(|(session, user)| Arc::new(SessionView { session, user })))
 }
 
 impl InvalidationSink for SessionCache {
@@ -150,10 +150,10 @@ impl InvalidationSink for SessionCache {
             match message {
                 Invalidation::Sessions(ids) => {
                     for id in ids {
-                        self.states.invalidate(id).await;
+                        self.views.invalidate(id).await;
                     }
                 }
-                Invalidation::All => self.states.invalidate_all(),
+                Invalidation::All => self.views.invalidate_all(),
                 _ => {}
             }
         })
@@ -214,13 +214,15 @@ pub async fn create(
     Ok(row)
 }
 
-/// Records activity on a session (on refresh).
+/// Records activity on a session (on refresh); cached views reload.
 pub async fn touch(
     tx: &mut Tx,
     project_id: &str,
     id: &str,
     client: &Client,
 ) -> Result<(), DbError> {
+    tx.invalidate(Invalidation::Sessions(vec![id.to_string()]))
+        .await?;
     tx.execute(
         Query::update()
             .table(Sessions::Table)
@@ -360,15 +362,28 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-pub async fn find_refresh_by_hash(tx: &mut Tx, project_id: &str, token_hash: &str) -> Result<Option<RefreshRow>, DbError> {
+pub async fn find_refresh_by_hash(
+    tx: &mut Tx,
+    project_id: &str,
+    token_hash: &str,
+) -> Result<Option<RefreshRow>, DbError> {
     find_refresh_where(tx, project_id, RefreshTokens::TokenHash, token_hash).await
 }
 
-pub async fn find_refresh(tx: &mut Tx, project_id: &str, id: &str) -> Result<Option<RefreshRow>, DbError> {
+pub async fn find_refresh(
+    tx: &mut Tx,
+    project_id: &str,
+    id: &str,
+) -> Result<Option<RefreshRow>, DbError> {
     find_refresh_where(tx, project_id, RefreshTokens::Id, id).await
 }
 
-async fn find_refresh_where(tx: &mut Tx, project_id: &str, column: RefreshTokens, value: &str) -> Result<Option<RefreshRow>, DbError> {
+async fn find_refresh_where(
+    tx: &mut Tx,
+    project_id: &str,
+    column: RefreshTokens,
+    value: &str,
+) -> Result<Option<RefreshRow>, DbError> {
     tx.fetch_optional(
         Query::select()
             .columns(REFRESH_COLUMNS)

@@ -118,7 +118,7 @@ impl Tokens {
     }
 
     async fn rows(&self, project_id: &str, active_only: bool) -> Result<Vec<KeyRow>, DbError> {
-        let mut tx = self.control_db.scope(project_id).await?;
+        let mut tx = self.control_db.scope_read(project_id).await?;
         let mut q = Query::select();
         q.columns([
             SigningKeys::Id,

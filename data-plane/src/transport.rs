@@ -201,6 +201,8 @@ fn allowed_origin(state: &DataState, resolved: &Resolved, origin: &str) -> bool 
 /// session is live. Cookie-authenticated mutating requests pass the CSRF rule.
 pub struct Caller {
     pub claims: Arc<AccessClaims>,
+    /// The live session and its user (from the session cache).
+    pub view: Arc<crate::sessions::SessionView>,
     pub resolved: Resolved,
     pub via_cookie: bool,
 }
@@ -240,21 +242,17 @@ impl FromRequestParts<DataState> for Caller {
             .verify(&resolved.project, &issuer, token)
             .await?;
         let db = state.shard(&resolved)?;
-        if !state
+        let view = state
             .sessions
             .check(db, &resolved.project.id, &claims.sub, &claims.sid)
             .await?
-        {
-            return Err(ApiError::unauthorized(
-                "session_revoked",
-                "this session has ended",
-            ));
-        }
+            .ok_or_else(|| ApiError::unauthorized("session_revoked", "this session has ended"))?;
         if via_cookie {
             check_csrf(state, &resolved, &parts.method, &parts.headers)?;
         }
         Ok(Caller {
             claims,
+            view,
             resolved,
             via_cookie,
         })

@@ -317,7 +317,10 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     require_secret(&resolved)?;
-    let mut tx = state.shard(&resolved)?.scope(&resolved.project.id).await?;
+    let mut tx = state
+        .shard(&resolved)?
+        .scope_read(&resolved.project.id)
+        .await?;
     let user = find(&mut tx, &resolved.project.id, &id)
         .await?
         .ok_or_else(not_found)?;
@@ -358,7 +361,7 @@ async fn list(
     if let Some(cursor) = params.cursor()? {
         select.and_where(Expr::col(Users::Id).gt(cursor));
     }
-    let mut tx = state.shard(&resolved)?.scope(project_id).await?;
+    let mut tx = state.shard(&resolved)?.scope_read(project_id).await?;
     let rows: Vec<UserRow> = tx.fetch_all(&select).await?;
     tx.commit().await?;
     Ok(Json(Page::from_rows(

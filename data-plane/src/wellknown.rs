@@ -21,7 +21,7 @@ use crate::resolve::{ProjectInfo, ProjectStatus, Resolved};
 /// Public keys that verify the project's tokens: the active key and retired
 /// keys whose tokens may still be unexpired.
 pub async fn published_keys(state: &DataState, project_id: &str) -> ApiResult<Vec<Value>> {
-    let mut tx = state.control_db.scope(project_id).await?;
+    let mut tx = state.control_db.scope_read(project_id).await?;
     let rows: Vec<(String,)> = tx
         .fetch_all(
             Query::select()

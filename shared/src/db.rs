@@ -148,35 +148,49 @@ impl Db {
     /// data-plane role with `app.project_id` set, so RLS applies whatever
     /// role the server connected as.
     pub async fn scope(&self, project_id: &str) -> Result<Tx, DbError> {
-        let inner = match &self.pool {
-            Pool::Pg(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SELECT set_config('role', 'identity_app', true), set_config('app.project_id', $1, true)")
-                    .bind(project_id)
-                    .execute(&mut *tx)
-                    .await?;
-                TxInner::Pg(tx)
-            }
-            Pool::Lite(pool) => TxInner::Lite(pool.begin_with("BEGIN IMMEDIATE").await?),
-        };
-        Ok(Tx {
-            inner,
-            bus: self.bus.clone(),
-            pending: Vec::new(),
-        })
+        self.open(APP_ROLE, project_id, true).await
+    }
+
+    /// As [`Db::scope`], for work that only reads: on SQLite it does not
+    /// take the write lock, so readers run beside writers (WAL). Never write
+    /// in it: a deferred SQLite transaction that upgrades can fail.
+    pub async fn scope_read(&self, project_id: &str) -> Result<Tx, DbError> {
+        self.open(APP_ROLE, project_id, false).await
     }
 
     /// A control-plane transaction: sees every project.
     pub async fn control(&self) -> Result<Tx, DbError> {
+        self.open(CONTROL_ROLE, "", true).await
+    }
+
+    /// A read-only control-plane transaction (see [`Db::scope_read`]).
+    pub async fn control_read(&self) -> Result<Tx, DbError> {
+        self.open(CONTROL_ROLE, "", false).await
+    }
+
+    async fn open(
+        &self,
+        role: &'static str,
+        project_id: &str,
+        writes: bool,
+    ) -> Result<Tx, DbError> {
         let inner = match &self.pool {
             Pool::Pg(pool) => {
                 let mut tx = pool.begin().await?;
-                sqlx::query("SELECT set_config('role', 'identity_control', true), set_config('app.project_id', '', true)")
-                    .execute(&mut *tx)
-                    .await?;
+                // One statement: the role switch and the project travel together.
+                sqlx::query(
+                    "SELECT set_config('role', $1, true), set_config('app.project_id', $2, true)",
+                )
+                .bind(role)
+                .bind(project_id)
+                .execute(&mut *tx)
+                .await?;
                 TxInner::Pg(tx)
             }
-            Pool::Lite(pool) => TxInner::Lite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            // Writers take the lock up front so two of them queue instead of
+            // failing when a read lock would have to be upgraded.
+            Pool::Lite(pool) if writes => TxInner::Lite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Lite(pool) => TxInner::Lite(pool.begin().await?),
         };
         Ok(Tx {
             inner,
