@@ -99,7 +99,6 @@ async fn main() {
             .await
             .unwrap()
     };
-    let _ = resolved;
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let bare = axum::Router::new().route(
         "/.well-known/openid-configuration",
@@ -150,6 +149,93 @@ async fn main() {
         (full - base) / 1000.0,
         full / base
     );
+
+    // An authenticated request in-process: resolution, token, session.
+    let register = router
+        .clone()
+        .oneshot(
+            Request::post("/v1/auth/register")
+                .header("x-project-key", &project.publishable_key)
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    r#"{"email":"bench@example.com","password":"correct horse battery staple"}"#,
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(register.status(), 201);
+    let body: serde_json::Value = serde_json::from_slice(
+        &axum::body::to_bytes(register.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let bearer = format!("Bearer {}", body["access_token"].as_str().unwrap());
+    {
+        let token = body["access_token"].as_str().unwrap();
+        let issuer = state.issuer(&resolved.project);
+        let db = state.shard(&resolved).unwrap();
+        let sid = body["session"]["id"].as_str().unwrap();
+        let uid = body["user"]["id"].as_str().unwrap();
+        for (label, which) in [("token verify (cached)", 0), ("session check (cached)", 1)] {
+            let loads = state.sessions.database_loads();
+            let started = Instant::now();
+            for _ in 0..10_000 {
+                if which == 0 {
+                    std::hint::black_box(
+                        state
+                            .tokens
+                            .verify(&resolved.project, &issuer, token)
+                            .await
+                            .unwrap(),
+                    );
+                } else {
+                    std::hint::black_box(
+                        state
+                            .sessions
+                            .check(db, &resolved.project.id, uid, sid)
+                            .await
+                            .unwrap(),
+                    );
+                }
+            }
+            println!(
+                "  {label:<30} {:>8.2} µs/op (session loads {})",
+                per_op(started.elapsed(), 10_000) / 1000.0,
+                state.sessions.database_loads() - loads
+            );
+        }
+    }
+    let n = ITERATIONS / 4;
+    for round in 0..2 {
+        let started = Instant::now();
+        for _ in 0..n {
+            let resp = router
+                .clone()
+                .oneshot(
+                    Request::get("/v1/auth/session")
+                        .header("x-project-key", &project.publishable_key)
+                        .header("authorization", &bearer)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            std::hint::black_box(
+                axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap(),
+            );
+        }
+        if round == 1 {
+            println!(
+                "  GET /v1/auth/session in-process  {:>8.2} µs/request",
+                per_op(started.elapsed(), n) / 1000.0
+            );
+        }
+    }
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
