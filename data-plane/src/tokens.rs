@@ -108,7 +108,7 @@ impl Tokens {
             signers: GuardedCache::new(100_000, ttl),
             verifiers: GuardedCache::new(100_000, ttl),
             verified: Cache::builder()
-                .max_capacity(200_000)
+                .max_capacity(50_000)
                 .time_to_live(Duration::from_secs(900))
                 .build(),
         });
