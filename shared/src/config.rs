@@ -377,5 +377,6 @@ mod tests {
         assert_eq!(c.public_addr.port(), 9999);
         assert!(!c.dev_mode);
         assert_eq!(c.dns_nameservers.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
