@@ -14,7 +14,7 @@ use identity_shared::ids::{new_id, random_base32};
 use identity_shared::invalidation::Invalidation;
 use identity_shared::schema::{AuthDomains, TenantDomains};
 use identity_shared::time::{now_ms, rfc3339};
-use sea_query::{Expr, ExprTrait, Order, Query};
+use sea_query::{Expr, ExprTrait, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -219,26 +219,19 @@ async fn list_auth(
     Path(project_id): Path<String>,
     http::Query(params): http::Query<ListParams>,
 ) -> ApiResult<Json<Page<Value>>> {
-    let limit = params.limit()?;
     let mut tx = state.db.control().await?;
     let project = projects::load(&mut tx, &project_id).await?;
     let mut q = Query::select();
     q.columns(AUTH_COLUMNS)
         .from(AuthDomains::Table)
-        .and_where(Expr::col(AuthDomains::ProjectId).eq(&project.id))
-        .order_by(AuthDomains::Id, Order::Asc)
-        .limit(limit + 1);
-    if let Some(cursor) = params.cursor()? {
-        q.and_where(Expr::col(AuthDomains::Id).gt(cursor));
-    }
-    let rows: Vec<AuthDomainRow> = tx.fetch_all(&q).await?;
+        .and_where(Expr::col(AuthDomains::ProjectId).eq(&project.id));
+    let page = params
+        .fetch_page(&mut tx, q, AuthDomains::Id, false, |r: &AuthDomainRow| {
+            r.id.clone()
+        })
+        .await?;
     tx.commit().await?;
-    Ok(Json(Page::from_rows(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| r.to_json(),
-    )))
+    Ok(Json(page.map(|r| r.to_json())))
 }
 
 async fn show_auth(
@@ -483,7 +476,6 @@ async fn list_tenant(
     Path((project_id, tenant_id)): Path<(String, String)>,
     http::Query(params): http::Query<ListParams>,
 ) -> ApiResult<Json<Page<Value>>> {
-    let limit = params.limit()?;
     let mut tx = state.db.control().await?;
     let project = projects::load(&mut tx, &project_id).await?;
     let tenant = tenants::load(&mut tx, &project.id, &tenant_id).await?;
@@ -491,20 +483,18 @@ async fn list_tenant(
     q.columns(TENANT_COLUMNS)
         .from(TenantDomains::Table)
         .and_where(Expr::col(TenantDomains::ProjectId).eq(&project.id))
-        .and_where(Expr::col(TenantDomains::TenantId).eq(&tenant.id))
-        .order_by(TenantDomains::Id, Order::Asc)
-        .limit(limit + 1);
-    if let Some(cursor) = params.cursor()? {
-        q.and_where(Expr::col(TenantDomains::Id).gt(cursor));
-    }
-    let rows: Vec<TenantDomainRow> = tx.fetch_all(&q).await?;
+        .and_where(Expr::col(TenantDomains::TenantId).eq(&tenant.id));
+    let page = params
+        .fetch_page(
+            &mut tx,
+            q,
+            TenantDomains::Id,
+            false,
+            |r: &TenantDomainRow| r.id.clone(),
+        )
+        .await?;
     tx.commit().await?;
-    Ok(Json(Page::from_rows(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| r.to_json(),
-    )))
+    Ok(Json(page.map(|r| r.to_json())))
 }
 
 async fn show_tenant(

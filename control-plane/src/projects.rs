@@ -192,24 +192,16 @@ async fn list(
     State(state): State<ControlState>,
     http::Query(params): http::Query<ListParams>,
 ) -> ApiResult<Json<Page<Value>>> {
-    let limit = params.limit()?;
     let mut q = Query::select();
-    q.columns(COLUMNS)
-        .from(Projects::Table)
-        .order_by(Projects::Id, Order::Asc)
-        .limit(limit + 1);
-    if let Some(cursor) = params.cursor()? {
-        q.and_where(Expr::col(Projects::Id).gt(cursor));
-    }
+    q.columns(COLUMNS).from(Projects::Table);
     let mut tx = state.db.control().await?;
-    let rows: Vec<ProjectRow> = tx.fetch_all(&q).await?;
+    let page = params
+        .fetch_page(&mut tx, q, Projects::Id, false, |r: &ProjectRow| {
+            r.id.clone()
+        })
+        .await?;
     tx.commit().await?;
-    Ok(Json(Page::from_rows(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| r.to_json(),
-    )))
+    Ok(Json(page.map(|r| r.to_json())))
 }
 
 async fn show(State(state): State<ControlState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {

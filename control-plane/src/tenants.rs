@@ -10,7 +10,7 @@ use identity_shared::http::{self, ListParams, Page};
 use identity_shared::ids::new_id;
 use identity_shared::schema::{TenantDomains, Tenants};
 use identity_shared::time::{now_ms, rfc3339};
-use sea_query::{Expr, ExprTrait, Order, Query};
+use sea_query::{Expr, ExprTrait, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -109,26 +109,17 @@ async fn list(
     Path(project_id): Path<String>,
     http::Query(params): http::Query<ListParams>,
 ) -> ApiResult<Json<Page<Value>>> {
-    let limit = params.limit()?;
     let mut tx = state.db.control().await?;
     let project = projects::load(&mut tx, &project_id).await?;
     let mut q = Query::select();
     q.columns(COLUMNS)
         .from(Tenants::Table)
-        .and_where(Expr::col(Tenants::ProjectId).eq(&project.id))
-        .order_by(Tenants::Id, Order::Asc)
-        .limit(limit + 1);
-    if let Some(cursor) = params.cursor()? {
-        q.and_where(Expr::col(Tenants::Id).gt(cursor));
-    }
-    let rows: Vec<TenantRow> = tx.fetch_all(&q).await?;
+        .and_where(Expr::col(Tenants::ProjectId).eq(&project.id));
+    let page = params
+        .fetch_page(&mut tx, q, Tenants::Id, false, |r: &TenantRow| r.id.clone())
+        .await?;
     tx.commit().await?;
-    Ok(Json(Page::from_rows(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| r.to_json(),
-    )))
+    Ok(Json(page.map(|r| r.to_json())))
 }
 
 async fn show(

@@ -8,7 +8,7 @@ use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self, ListParams, Page};
 use identity_shared::schema::AuditEvents;
 use identity_shared::time::{parse_rfc3339, rfc3339};
-use sea_query::{Cond, Expr, ExprTrait, Order, Query};
+use sea_query::{Cond, Expr, ExprTrait, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -71,7 +71,6 @@ async fn list(
         limit: f.limit,
         cursor: f.cursor,
     };
-    let limit = params.limit()?;
     let time = |name: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
         v.as_deref()
             .map(|s| {
@@ -97,9 +96,7 @@ async fn list(
         AuditEvents::Data,
     ])
     .from(AuditEvents::Table)
-    .and_where(Expr::col(AuditEvents::ProjectId).eq(project_id))
-    .order_by(AuditEvents::Id, Order::Desc)
-    .limit(limit + 1);
+    .and_where(Expr::col(AuditEvents::ProjectId).eq(project_id));
     if let Some(user) = &f.user_id {
         q.cond_where(
             Cond::any()
@@ -116,16 +113,12 @@ async fn list(
     if let Some(t) = until {
         q.and_where(Expr::col(AuditEvents::CreatedAt).lt(t));
     }
-    if let Some(cursor) = params.cursor()? {
-        q.and_where(Expr::col(AuditEvents::Id).lt(cursor));
-    }
     let mut tx = state.shard(&resolved)?.scope_read(project_id).await?;
-    let rows: Vec<EventRow> = tx.fetch_all(&q).await?;
+    let page = params
+        .fetch_page(&mut tx, q, AuditEvents::Id, true, |r: &EventRow| {
+            r.id.clone()
+        })
+        .await?;
     tx.commit().await?;
-    Ok(Json(Page::from_rows(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| r.to_json(),
-    )))
+    Ok(Json(page.map(|r| r.to_json())))
 }

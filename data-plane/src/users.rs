@@ -12,7 +12,7 @@ use identity_shared::http::{self, ListParams, Page};
 use identity_shared::ids::new_id;
 use identity_shared::schema::Users;
 use identity_shared::time::{now_ms, rfc3339};
-use sea_query::{Expr, ExprTrait, Order, Query};
+use sea_query::{Expr, ExprTrait, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -345,31 +345,24 @@ async fn list(
         limit: q.limit,
         cursor: q.cursor,
     };
-    let limit = params.limit()?;
     let project_id = &resolved.project.id;
     let mut select = Query::select();
     select
         .columns(COLUMNS)
         .from(Users::Table)
-        .and_where(Expr::col(Users::ProjectId).eq(project_id))
-        .order_by(Users::Id, Order::Asc)
-        .limit(limit + 1);
+        .and_where(Expr::col(Users::ProjectId).eq(project_id));
     if let Some(email) = &q.email {
         // Exact, case-insensitive; a malformed address simply matches nobody.
         select.and_where(Expr::col(Users::EmailNormalized).eq(email.trim().to_lowercase()));
     }
-    if let Some(cursor) = params.cursor()? {
-        select.and_where(Expr::col(Users::Id).gt(cursor));
-    }
     let mut tx = state.shard(&resolved)?.scope_read(project_id).await?;
-    let rows: Vec<UserRow> = tx.fetch_all(&select).await?;
+    let page = params
+        .fetch_page(&mut tx, select, Users::Id, false, |r: &UserRow| {
+            r.id.clone()
+        })
+        .await?;
     tx.commit().await?;
-    Ok(Json(Page::from_rows(
-        rows,
-        limit,
-        |r| r.id.clone(),
-        |r| r.to_json(),
-    )))
+    Ok(Json(page.map(|r| r.to_json())))
 }
 
 async fn remove(

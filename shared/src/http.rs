@@ -106,6 +106,42 @@ impl ListParams {
     }
 }
 
+impl ListParams {
+    /// One page of `q` (already filtered), cut by its id column `id`:
+    /// ascending, or newest first. Validates `limit` and `cursor` (400) and
+    /// fetches one row more than the page to know whether another follows.
+    pub async fn fetch_page<R, C>(
+        &self,
+        tx: &mut crate::db::Tx,
+        mut q: sea_query::SelectStatement,
+        id: C,
+        newest_first: bool,
+        row_id: impl Fn(&R) -> String,
+    ) -> Result<Page<R>, ApiError>
+    where
+        R: crate::db::Row,
+        C: sea_query::IntoColumnRef + Copy,
+    {
+        use sea_query::{Expr, ExprTrait, Order};
+        let limit = self.limit()?;
+        let order = if newest_first {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
+        q.order_by(id, order).limit(limit + 1);
+        if let Some(cursor) = self.cursor()? {
+            q.and_where(if newest_first {
+                Expr::col(id).lt(cursor)
+            } else {
+                Expr::col(id).gt(cursor)
+            });
+        }
+        let rows: Vec<R> = tx.fetch_all(&q).await?;
+        Ok(Page::from_rows(rows, limit, row_id, |r| r))
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -113,6 +149,13 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+
     /// Builds a page from up to `limit + 1` rows fetched in id order.
     pub fn from_rows<R>(
         mut rows: Vec<R>,
