@@ -240,6 +240,41 @@ async fn cookie_transport_and_csrf_matrix(store: Store) {
         assert_eq!(s, StatusCode::NO_CONTENT, "{label}: {b}");
     }
 
+    // Login CSRF: a foreign page cannot sign a visitor in through cookies.
+    let login = json!({"email": "c@example.com", "password": PW});
+    for origin in ["https://evil.test", "null"] {
+        let got = send(
+            on_host(Method::POST, "/v1/auth/login")
+                .header("origin", origin)
+                .json(&login),
+        )
+        .await;
+        assert_error(&got, 403, "csrf_failed");
+    }
+    let got = send(
+        on_host(Method::POST, "/v1/auth/register")
+            .header("origin", "https://evil.test")
+            .json(&json!({"email": "e@example.com", "password": PW})),
+    )
+    .await;
+    assert_error(&got, 403, "csrf_failed");
+    let (s, _) = send(
+        on_host(Method::POST, "/v1/auth/login")
+            .header("origin", "https://app.acme.test")
+            .json(&login),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // With bearer transport nothing lands in the browser's jar: no origin rule.
+    let (s, _) = send(
+        on_host(Method::POST, "/v1/auth/login")
+            .header("origin", "https://evil.test")
+            .header("x-token-transport", "bearer")
+            .json(&login),
+    )
+    .await;
+    assert_eq!(s, 200);
+
     // Refresh through the cookie: CSRF applies, the refresh cookie rotates,
     // the CSRF cookie stays.
     let got = send(

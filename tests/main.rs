@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod cli;
 mod control_plane;
 mod cookies;
 mod dns_verification;

@@ -166,6 +166,16 @@ async fn start_session(
     Ok((session, value))
 }
 
+/// Checks the transport header, and that a browser about to receive session
+/// cookies was sent by an allowed origin: another site must not be able to
+/// sign a visitor in to an account of its choosing (login CSRF).
+fn signing_in_from(state: &DataState, resolved: &Resolved, headers: &HeaderMap) -> ApiResult<()> {
+    if transport::transport(resolved, headers)? == Transport::Cookie {
+        transport::check_origin(state, resolved, headers)?;
+    }
+    Ok(())
+}
+
 // ---- register ----
 
 #[derive(Deserialize)]
@@ -192,7 +202,7 @@ async fn register(
         "register",
         resolved.project.settings.rate_limits.register_per_minute,
     )?;
-    transport::transport(&resolved, &headers)?;
+    signing_in_from(&state, &resolved, &headers)?;
     let email = Email::parse(&body.email)?;
     passwords::validate_new(&body.password)?;
     let name = users::parse_name(body.name.as_deref())?;
@@ -284,7 +294,7 @@ async fn login(
         "login",
         resolved.project.settings.rate_limits.login_per_minute,
     )?;
-    transport::transport(&resolved, &headers)?;
+    signing_in_from(&state, &resolved, &headers)?;
     passwords::validate_presented(&body.password)?;
     // A malformed address cannot belong to an account: say so plainly.
     let email = Email::parse(&body.email)

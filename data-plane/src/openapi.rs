@@ -18,6 +18,10 @@ const CSRF: (u16, &str) = (
     403,
     "csrf_failed (cookie-authenticated browser request without a valid X-CSRF-Token)",
 );
+const LOGIN_CSRF: (u16, &str) = (
+    403,
+    "csrf_failed (cookie transport requested by a browser on an origin the project does not allow)",
+);
 const SECRET: (u16, &str) = (403, "secret_key_required");
 
 pub const ROUTES: &[Route] = &[
@@ -72,6 +76,7 @@ pub const ROUTES: &[Route] = &[
                 422,
                 "weak_password, invalid_password, invalid_email or invalid_name"
             ),
+            LOGIN_CSRF,
             LIMITED
         ]
     ),
@@ -87,6 +92,7 @@ pub const ROUTES: &[Route] = &[
                 401,
                 "invalid_credentials (unknown email and wrong password alike)"
             ),
+            LOGIN_CSRF,
             LIMITED
         ]
     ),

@@ -125,11 +125,48 @@ fn is_mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+fn csrf_failed(why: &str) -> ApiError {
+    ApiError::forbidden("csrf_failed", format!("cross-site request refused: {why}"))
+}
+
+/// Whether a request comes from a browser (it carries `Origin`, `Referer`
+/// or `Sec-Fetch-Site`) on another site than the project allows. Requests
+/// without browser headers (curl, servers) pass.
+pub fn check_origin(
+    state: &DataState,
+    resolved: &Resolved,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (origin, referer, fetch_site) = (
+        header("origin"),
+        header("referer"),
+        header("sec-fetch-site"),
+    );
+    let presented = match (origin, referer) {
+        (Some("null"), _) => return Err(csrf_failed("opaque Origin")),
+        (Some(o), _) => Some(parse_origin(o).ok_or_else(|| csrf_failed("malformed Origin"))?),
+        (None, Some(r)) => Some(referer_origin(r).ok_or_else(|| csrf_failed("malformed Referer"))?),
+        (None, None) => None,
+    };
+    match presented {
+        Some(origin) if !allowed_origin(state, resolved, &origin) => {
+            Err(csrf_failed("origin not allowed"))
+        }
+        Some(_) => Ok(()),
+        None if fetch_site.is_none()
+            || matches!(fetch_site, Some("same-origin") | Some("none")) =>
+        {
+            Ok(())
+        }
+        None => Err(csrf_failed("not a same-origin request")),
+    }
+}
+
 /// The CSRF rule for a request authenticated by cookie: when it comes from
-/// a browser (it carries `Origin`, `Referer` or `Sec-Fetch-Site`), it must
-/// come from an allowed origin and carry `X-CSRF-Token` equal to the
-/// `identity_csrf` cookie. Requests without browser headers (curl, servers)
-/// are not subject to it.
+/// a browser, it must come from an allowed origin and carry `X-CSRF-Token`
+/// equal to the `identity_csrf` cookie. Requests without browser headers
+/// (curl, servers) are not subject to it.
 pub fn check_csrf(
     state: &DataState,
     resolved: &Resolved,
@@ -139,40 +176,20 @@ pub fn check_csrf(
     if !is_mutating(method) {
         return Ok(());
     }
-    let failed = |why: &str| {
-        ApiError::forbidden("csrf_failed", format!("cross-site request refused: {why}"))
-    };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let origin = header("origin");
-    let referer = header("referer");
-    let fetch_site = header("sec-fetch-site");
-    if origin.is_none() && referer.is_none() && fetch_site.is_none() {
+    let browser = ["origin", "referer", "sec-fetch-site"]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+    if !browser {
         return Ok(());
     }
-    let presented = match (origin, referer) {
-        (Some(o), _) if o != "null" => {
-            Some(parse_origin(o).ok_or_else(|| failed("malformed Origin"))?)
-        }
-        (Some(_), _) => return Err(failed("opaque Origin")),
-        (None, Some(r)) => Some(referer_origin(r).ok_or_else(|| failed("malformed Referer"))?),
-        (None, None) => None,
-    };
-    match presented {
-        Some(origin) => {
-            if !allowed_origin(state, resolved, &origin) {
-                return Err(failed("origin not allowed"));
-            }
-        }
-        None => {
-            if !matches!(fetch_site, Some("same-origin") | Some("none")) {
-                return Err(failed("not a same-origin request"));
-            }
-        }
-    }
-    let expected = cookie(headers, CSRF_COOKIE).ok_or_else(|| failed("no CSRF cookie"))?;
-    let given = header(CSRF_HEADER).ok_or_else(|| failed("missing X-CSRF-Token"))?;
+    check_origin(state, resolved, headers)?;
+    let expected = cookie(headers, CSRF_COOKIE).ok_or_else(|| csrf_failed("no CSRF cookie"))?;
+    let given = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| csrf_failed("missing X-CSRF-Token"))?;
     if !ct_eq(expected.as_bytes(), given.as_bytes()) {
-        return Err(failed("X-CSRF-Token does not match"));
+        return Err(csrf_failed("X-CSRF-Token does not match"));
     }
     Ok(())
 }
