@@ -182,6 +182,14 @@ impl Server {
                 master_key.clone(),
             )
             .map_err(BootError::Setup)?;
+            // Serve only once other nodes' invalidations reach this one.
+            for shard in shards.values() {
+                if !shard.listening(std::time::Duration::from_secs(10)).await {
+                    tracing::warn!(
+                        "invalidation listener not ready after 10 s; caches clear when it connects"
+                    );
+                }
+            }
             identity_data_plane::sweeper::spawn(
                 shards.into_values().collect(),
                 std::time::Duration::from_secs(60),

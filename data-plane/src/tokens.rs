@@ -3,7 +3,6 @@
 //! keys. Keys are parsed once and cached per project; a verified token's
 //! claims are cached until it expires, so the hot path is a hash lookup.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,7 +84,9 @@ pub struct Tokens {
     control_db: Db,
     master_key: Arc<MasterKey>,
     signers: GuardedCache<Option<Arc<ActiveKey>>>,
-    verifiers: GuardedCache<Arc<HashMap<String, VerifyingKey>>>,
+    /// The project's published keys: parsed for verification, and as the
+    /// JWK documents the JWKS endpoint serves.
+    published: GuardedCache<Arc<Vec<PublishedKey>>>,
     /// Token text → claims it verified to (expiry still checked on use).
     verified: Cache<String, Arc<AccessClaims>>,
 }
@@ -97,6 +98,23 @@ struct KeyRow {
     public_jwk: String,
     private_sealed: String,
     active: bool,
+    publish_until: Option<i64>,
+}
+
+/// A key in the JWKS: the active one, or a retired one until `publish_until`
+/// (checked on every use, so it stops verifying exactly on time).
+struct PublishedKey {
+    kid: String,
+    jwk: serde_json::Value,
+    verifier: VerifyingKey,
+    active: bool,
+    publish_until: Option<i64>,
+}
+
+impl PublishedKey {
+    fn live(&self, now: i64) -> bool {
+        self.active || self.publish_until.is_some_and(|t| t > now)
+    }
 }
 
 impl Tokens {
@@ -106,7 +124,7 @@ impl Tokens {
             control_db: control_db.clone(),
             master_key,
             signers: GuardedCache::new(100_000, ttl),
-            verifiers: GuardedCache::new(100_000, ttl),
+            published: GuardedCache::new(100_000, ttl),
             verified: Cache::builder()
                 .max_capacity(50_000)
                 .time_to_live(Duration::from_secs(900))
@@ -126,6 +144,7 @@ impl Tokens {
             SigningKeys::PublicJwk,
             SigningKeys::PrivateSealed,
             SigningKeys::Active,
+            SigningKeys::PublishUntil,
         ])
         .from(SigningKeys::Table)
         .and_where(Expr::col(SigningKeys::ProjectId).eq(project_id))
@@ -169,17 +188,42 @@ impl Tokens {
         Ok(Some(Arc::new(ActiveKey { kid: row.id, key })))
     }
 
-    async fn load_verifiers(
-        &self,
-        project_id: &str,
-    ) -> Result<Arc<HashMap<String, VerifyingKey>>, DbError> {
-        let mut keys = HashMap::new();
-        for row in self.rows(project_id, false).await? {
-            if let Some(key) = parse_public_jwk(&row.public_jwk) {
-                keys.insert(row.id, key);
-            }
-        }
+    /// Active first, then retired keys newest first.
+    async fn load_published(&self, project_id: &str) -> Result<Arc<Vec<PublishedKey>>, DbError> {
+        let keys = self
+            .rows(project_id, false)
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                Some(PublishedKey {
+                    jwk: serde_json::from_str(&row.public_jwk).ok()?,
+                    verifier: parse_public_jwk(&row.public_jwk)?,
+                    kid: row.id,
+                    active: row.active,
+                    publish_until: row.publish_until,
+                })
+            })
+            .collect();
         Ok(Arc::new(keys))
+    }
+
+    async fn published(&self, project_id: &str) -> Result<Arc<Vec<PublishedKey>>, DbError> {
+        self.published
+            .get_or_load(project_id, self.load_published(project_id))
+            .await
+    }
+
+    /// The JWKS of a project: public keys that verify its live tokens, from
+    /// memory in the common case.
+    pub async fn jwks(&self, project_id: &str) -> Result<Vec<serde_json::Value>, ApiError> {
+        let now = now_ms();
+        Ok(self
+            .published(project_id)
+            .await?
+            .iter()
+            .filter(|k| k.live(now))
+            .map(|k| k.jwk.clone())
+            .collect())
     }
 
     /// Signs an access token for `user_id` in session `session_id`.
@@ -297,11 +341,13 @@ impl Tokens {
         let header: Header =
             serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Malformed)?;
         let signature = decode(s)?;
-        let keys = self
-            .verifiers
-            .get_or_load(&project.id, self.load_verifiers(&project.id))
-            .await?;
-        let key = keys.get(&header.kid).ok_or(TokenError::BadSignature)?;
+        let keys = self.published(&project.id).await?;
+        let now = now_ms();
+        let key = &keys
+            .iter()
+            .find(|k| k.kid == header.kid && k.live(now))
+            .ok_or(TokenError::BadSignature)?
+            .verifier;
         let input = &token.as_bytes()[..h.len() + 1 + p.len()];
         // The algorithm is the key's, never the header's choice.
         let ok = match (key, header.alg.as_str()) {
@@ -354,11 +400,11 @@ impl InvalidationSink for Tokens {
             match message {
                 Invalidation::Project(id) => {
                     self.signers.invalidate(id).await;
-                    self.verifiers.invalidate(id).await;
+                    self.published.invalidate(id).await;
                 }
                 Invalidation::All => {
                     self.signers.invalidate_all();
-                    self.verifiers.invalidate_all();
+                    self.published.invalidate_all();
                 }
                 _ => {}
             }

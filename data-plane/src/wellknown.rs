@@ -10,44 +10,16 @@ use axum::extract::{Path, State};
 use axum::http::header::CACHE_CONTROL;
 use axum::response::IntoResponse;
 use identity_shared::error::{ApiError, ApiResult};
-use identity_shared::schema::SigningKeys;
-use identity_shared::time::now_ms;
-use sea_query::{Cond, Expr, ExprTrait, Order, Query};
 use serde_json::{Value, json};
 
 use crate::DataState;
 use crate::resolve::{ProjectInfo, ProjectStatus, Resolved};
 
-/// Public keys that verify the project's tokens: the active key and retired
-/// keys whose tokens may still be unexpired.
-pub async fn published_keys(state: &DataState, project_id: &str) -> ApiResult<Vec<Value>> {
-    let mut tx = state.control_db.scope_read(project_id).await?;
-    let rows: Vec<(String,)> = tx
-        .fetch_all(
-            Query::select()
-                .column(SigningKeys::PublicJwk)
-                .from(SigningKeys::Table)
-                .and_where(Expr::col(SigningKeys::ProjectId).eq(project_id))
-                .cond_where(
-                    Cond::any()
-                        .add(Expr::col(SigningKeys::Active).eq(true))
-                        .add(Expr::col(SigningKeys::PublishUntil).gt(now_ms())),
-                )
-                .order_by(SigningKeys::CreatedAt, Order::Desc),
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(jwk,)| serde_json::from_str(&jwk).ok())
-        .collect())
-}
-
 async fn jwks_response(
     state: &DataState,
     project: &ProjectInfo,
 ) -> ApiResult<impl IntoResponse + use<>> {
-    let keys = published_keys(state, &project.id).await?;
+    let keys = state.tokens.jwks(&project.id).await?;
     Ok((
         [(CACHE_CONTROL, "public, max-age=60")],
         Json(json!({"keys": keys})),

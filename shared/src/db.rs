@@ -72,6 +72,8 @@ enum Pool {
 pub struct Db {
     pool: Pool,
     bus: InvalidationBus,
+    /// True once this node's LISTEN is in place (always true on SQLite).
+    listening: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,9 +120,11 @@ impl Db {
                 .await?;
             Pool::Pg(pool)
         };
+        let listening = tokio::sync::watch::Sender::new(matches!(pool, Pool::Lite(_)));
         Ok(Self {
             pool,
             bus: InvalidationBus::new(),
+            listening: std::sync::Arc::new(listening),
         })
     }
 
@@ -321,6 +325,17 @@ impl Db {
         Ok(())
     }
 
+    /// Waits until invalidations from other nodes arrive here (the first
+    /// LISTEN is in place), up to `limit`; false if that did not happen. A
+    /// node that serves before it listens could cache what another node
+    /// changes meanwhile.
+    pub async fn listening(&self, limit: Duration) -> bool {
+        let mut rx = self.listening.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|ready| *ready))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// On Postgres, forwards `NOTIFY identity_invalidate` from every node into
     /// this process's bus. After a lost connection it clears everything, since
     /// messages sent meanwhile are gone.
@@ -328,6 +343,7 @@ impl Db {
         let Pool::Pg(pool) = &self.pool else { return };
         let pool = pool.clone();
         let bus = self.bus.clone();
+        let listening = self.listening.clone();
         tokio::spawn(async move {
             loop {
                 match sqlx::postgres::PgListener::connect_with(&pool).await {
@@ -336,6 +352,7 @@ impl Db {
                             tracing::warn!(error = %e, "LISTEN failed");
                         } else {
                             bus.publish(Invalidation::All).await;
+                            listening.send_replace(true);
                             loop {
                                 match listener.try_recv().await {
                                     Ok(Some(n)) => {
