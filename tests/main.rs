@@ -8,5 +8,6 @@ mod cli;
 mod control_plane;
 mod cookies;
 mod dns_verification;
+mod hardening;
 mod postgres_only;
 mod resolution;

@@ -39,10 +39,17 @@ pub fn router() -> Router<DataState> {
         .route("/v1/auth/password/change", post(change_password))
 }
 
-/// A JSON body that may be absent (cookie transport sends none).
-fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> ApiResult<T> {
+/// A JSON body that may be absent (cookie transport sends none); one that
+/// is present must be declared `application/json` (415 otherwise).
+fn optional_body<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    bytes: &Bytes,
+) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
+    }
+    if !http::is_json_content_type(headers) {
+        return Err(http::unsupported_media_type());
     }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid_request(format!("invalid body: {e}")))
@@ -55,8 +62,45 @@ fn rate_limit(
     action: &str,
     per_minute: u32,
 ) -> ApiResult<()> {
-    let key = format!("{action}:{}:{}", resolved.project.id, client.ip);
+    let key = format!("{action}:{}:{}", resolved.project.id, client.ip_key());
     state.limiter.hit(&key, per_minute).map_err(ApiError::from)
+}
+
+/// Checks a presented password under the lockout policy: the evaluation is
+/// reserved before any hashing (refused with 429 when locked) and released
+/// if the password could not be checked at all. Every endpoint that checks
+/// a password goes through here.
+async fn check_password(
+    state: &DataState,
+    resolved: &Resolved,
+    client: &Client,
+    email_normalized: &str,
+    user: Option<&UserRow>,
+    password: String,
+) -> ApiResult<(Verified, limits::Attempt)> {
+    let project_id = &resolved.project.id;
+    let db = state.shard(resolved)?;
+    let key = limits::account_key(project_id, email_normalized);
+    let attempt = limits::reserve(
+        db,
+        project_id,
+        &key,
+        &client.ip_key(),
+        &client.ip_text(),
+        user.map(|u| u.id.as_str()),
+    )
+    .await??;
+    // Unknown account, or one without a password: the dummy hash, same cost.
+    let stored = user.and_then(|u| u.password_hash.clone());
+    match state.hasher.verify(project_id, password, stored).await {
+        Ok(v) => Ok((v, attempt)),
+        Err(e) => {
+            if let Err(release) = limits::release(db, &attempt).await {
+                tracing::warn!(error = %release, "could not release a lockout reservation");
+            }
+            Err(e)
+        }
+    }
 }
 
 fn event<'a>(
@@ -86,13 +130,12 @@ fn successor_of(state: &DataState, value: &str) -> String {
 async fn signed_in(
     state: &DataState,
     resolved: &Resolved,
-    headers: &HeaderMap,
+    transport: Transport,
     status: StatusCode,
     user: &UserRow,
     session: &SessionRow,
     refresh_value: &str,
 ) -> ApiResult<Response> {
-    let transport = transport::transport(resolved, headers)?;
     let issuer = state.issuer(&resolved.project);
     let (access, ttl) = state
         .tokens
@@ -115,12 +158,12 @@ async fn signed_in(
     match transport {
         Transport::Bearer => body["refresh_token"] = Value::String(refresh_value.to_string()),
         Transport::Cookie => {
-            // Keep the page's CSRF token across refreshes so requests other
-            // tabs have in flight still carry a valid one.
-            let csrf = transport::cookie(headers, transport::CSRF_COOKIE)
-                .filter(|c| c.len() == 43)
-                .map(str::to_string)
-                .unwrap_or_else(random_token);
+            // Minted by the server from the session, never taken from the
+            // request: stable across refreshes (other tabs' requests in
+            // flight stay valid), and an app on another origin, which cannot
+            // read the auth domain's cookie, gets it from the body.
+            let csrf = transport::csrf_token(state, &session.id);
+            body["csrf_token"] = Value::String(csrf.clone());
             transport::set_session_cookies(
                 &mut response_headers,
                 !state.config.dev_mode,
@@ -169,11 +212,16 @@ async fn start_session(
 /// Checks the transport header, and that a browser about to receive session
 /// cookies was sent by an allowed origin: another site must not be able to
 /// sign a visitor in to an account of its choosing (login CSRF).
-fn signing_in_from(state: &DataState, resolved: &Resolved, headers: &HeaderMap) -> ApiResult<()> {
-    if transport::transport(resolved, headers)? == Transport::Cookie {
+fn signing_in_from(
+    state: &DataState,
+    resolved: &Resolved,
+    headers: &HeaderMap,
+) -> ApiResult<Transport> {
+    let transport = transport::transport(resolved, headers)?;
+    if transport == Transport::Cookie {
         transport::check_origin(state, resolved, headers)?;
     }
-    Ok(())
+    Ok(transport)
 }
 
 // ---- register ----
@@ -202,7 +250,7 @@ async fn register(
         "register",
         resolved.project.settings.rate_limits.register_per_minute,
     )?;
-    signing_in_from(&state, &resolved, &headers)?;
+    let transport = signing_in_from(&state, &resolved, &headers)?;
     let email = Email::parse(&body.email)?;
     passwords::validate_new(&body.password)?;
     let name = users::parse_name(body.name.as_deref())?;
@@ -227,8 +275,8 @@ async fn register(
             return Err(users::email_taken());
         }
     }
-    let hash = state.hasher.hash(body.password).await?;
-    let mut tx = db.scope_read(&project_id).await?;
+    let hash = state.hasher.hash(&project_id, body.password).await?;
+    let mut tx = db.scope(&project_id).await?;
     let user = users::insert(
         &mut tx,
         &project_id,
@@ -256,7 +304,7 @@ async fn register(
     signed_in(
         &state,
         &resolved,
-        &headers,
+        transport,
         StatusCode::CREATED,
         &user,
         &session,
@@ -271,6 +319,45 @@ async fn register(
 struct LoginBody {
     email: String,
     password: String,
+}
+
+/// Audits a failed password check (and the lock it caused, if any); the
+/// failure itself was counted when the attempt was reserved.
+async fn record_password_failure(
+    tx: &mut Tx,
+    resolved: &Resolved,
+    client: &Client,
+    subject: Option<&str>,
+    kind: &'static str,
+    attempt: &limits::Attempt,
+) -> ApiResult<()> {
+    let ip = client.ip_text();
+    audit::record(
+        tx,
+        Event {
+            actor: if kind == "login.failed" {
+                None
+            } else {
+                subject
+            },
+            subject,
+            data: json!({"reason": "invalid_credentials"}),
+            ..event(resolved, client, &ip, kind, Outcome::Failure)
+        },
+    )
+    .await?;
+    if attempt.locks_on_failure {
+        audit::record(
+            tx,
+            Event {
+                subject,
+                data: json!({"scope": "account_ip", "minutes": limits::WINDOW_MS / 60_000}),
+                ..event(resolved, client, &ip, "login.locked", Outcome::Failure)
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn invalid_credentials() -> ApiError {
@@ -294,7 +381,7 @@ async fn login(
         "login",
         resolved.project.settings.rate_limits.login_per_minute,
     )?;
-    signing_in_from(&state, &resolved, &headers)?;
+    let transport = signing_in_from(&state, &resolved, &headers)?;
     passwords::validate_presented(&body.password)?;
     // A malformed address cannot belong to an account: say so plainly.
     let email = Email::parse(&body.email)
@@ -302,25 +389,22 @@ async fn login(
     let project_id = resolved.project.id.clone();
     let db = state.shard(&resolved)?;
     let ip = client.ip_text();
-    let key = limits::account_key(&project_id, &email.normalized);
 
-    let mut tx = db.scope(&project_id).await?;
-    let user = users::find_by_email(&mut tx, &project_id, &email.normalized).await?;
-    let lockout = limits::check_lockout(
-        &mut tx,
-        &project_id,
-        &key,
-        &ip,
-        user.as_ref().map(|u| u.id.as_str()),
+    let user = {
+        let mut tx = db.scope_read(&project_id).await?;
+        let user = users::find_by_email(&mut tx, &project_id, &email.normalized).await?;
+        tx.commit().await?;
+        user
+    };
+    let (verified, attempt) = check_password(
+        &state,
+        &resolved,
+        &client,
+        &email.normalized,
+        user.as_ref(),
+        body.password,
     )
     .await?;
-    tx.commit().await?;
-    if let Err(locked) = lockout {
-        return Err(locked.into());
-    }
-    // Unknown account, or one without a password: the dummy hash, same cost.
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let verified = state.hasher.verify(body.password, stored).await?;
 
     let mut tx = db.scope(&project_id).await?;
     let user = match (user, &verified) {
@@ -331,33 +415,21 @@ async fn login(
             user
         }
         (user, _) => {
-            let locked_now = limits::record_failure(&mut tx, &project_id, &key, &ip).await?;
             let subject = user.as_ref().map(|u| u.id.as_str());
-            audit::record(
+            record_password_failure(
                 &mut tx,
-                Event {
-                    subject,
-                    data: json!({"reason": "invalid_credentials"}),
-                    ..event(&resolved, &client, &ip, "login.failed", Outcome::Failure)
-                },
+                &resolved,
+                &client,
+                subject,
+                "login.failed",
+                &attempt,
             )
             .await?;
-            if locked_now {
-                audit::record(
-                    &mut tx,
-                    Event {
-                        subject,
-                        data: json!({"scope": "account_ip", "minutes": limits::WINDOW_MS / 60_000}),
-                        ..event(&resolved, &client, &ip, "login.locked", Outcome::Failure)
-                    },
-                )
-                .await?;
-            }
             tx.commit().await?;
             return Err(invalid_credentials());
         }
     };
-    limits::clear_failures(&mut tx, &project_id, &key, &ip).await?;
+    limits::succeeded(&mut tx, &attempt).await?;
     let (session, refresh_value) = start_session(&mut tx, &resolved, &user, &client).await?;
     audit::record(
         &mut tx,
@@ -373,7 +445,7 @@ async fn login(
     signed_in(
         &state,
         &resolved,
-        &headers,
+        transport,
         StatusCode::OK,
         &user,
         &session,
@@ -408,20 +480,31 @@ async fn refresh(
         "refresh",
         resolved.project.settings.rate_limits.refresh_per_minute,
     )?;
-    transport::transport(&resolved, &headers)?;
-    let body: RefreshBody = optional_body(&bytes)?;
-    let value = match body.refresh_token {
-        Some(v) => v,
+    let requested = transport::transport(&resolved, &headers)?;
+    let body: RefreshBody = optional_body(&headers, &bytes)?;
+    let (value, from_cookie) = match body.refresh_token {
+        Some(v) => (v, false),
         None => {
             let v = transport::cookie(&headers, transport::REFRESH_COOKIE).ok_or_else(|| {
                 ApiError::invalid_request(
                     "refresh_token is required (in the body or the identity_rt cookie)",
                 )
             })?;
-            transport::check_csrf(&state, &resolved, &method, &headers)?;
-            v.to_string()
+            (v.to_string(), true)
         }
     };
+    // A session that lives in cookies stays in cookies: its successor never
+    // appears in a body, whatever transport the request asks for.
+    let transport = if from_cookie {
+        Transport::Cookie
+    } else {
+        requested
+    };
+    // A response that sets session cookies needs a browser on an allowed
+    // origin (login CSRF: another site must not plant its session here).
+    if transport == Transport::Cookie {
+        transport::check_origin(&state, &resolved, &headers)?;
+    }
     if value.is_empty() || value.len() > 128 {
         return Err(invalid_refresh());
     }
@@ -444,6 +527,9 @@ async fn refresh(
         } else {
             invalid_refresh()
         });
+    }
+    if from_cookie {
+        transport::check_csrf(&state, &resolved, &method, &headers, &session.id)?;
     }
     let user = users::find(&mut tx, &project_id, &session.user_id)
         .await?
@@ -481,7 +567,7 @@ async fn refresh(
             return signed_in(
                 &state,
                 &resolved,
-                &headers,
+                transport,
                 StatusCode::OK,
                 &user,
                 &session,
@@ -514,7 +600,7 @@ async fn refresh(
             return signed_in(
                 &state,
                 &resolved,
-                &headers,
+                transport,
                 StatusCode::OK,
                 &user,
                 &session,
@@ -578,9 +664,16 @@ async fn load_user(state: &DataState, caller: &Caller) -> ApiResult<(UserRow, Se
 }
 
 /// Answered from the session cache: no database work in the common case.
-async fn session(caller: Caller) -> Json<Value> {
+/// A cookie-authenticated caller also gets its CSRF token, which an app on
+/// another origin cannot read from the auth domain's cookie.
+async fn session(State(state): State<DataState>, caller: Caller) -> Json<Value> {
     let v = &caller.view;
-    Json(json!({"user": v.user.to_json(), "session": v.session.to_json(Some(&v.session.id))}))
+    let mut body =
+        json!({"user": v.user.to_json(), "session": v.session.to_json(Some(&v.session.id))});
+    if caller.via_cookie {
+        body["csrf_token"] = Value::String(transport::csrf_token(&state, &v.session.id));
+    }
+    Json(body)
 }
 
 /// Revokes sessions of the caller's user and records it.
@@ -682,9 +775,10 @@ async fn revoke_all(
     State(state): State<DataState>,
     caller: Caller,
     client: Client,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult<StatusCode> {
-    let body: RevokeAllBody = optional_body(&bytes)?;
+    let body: RevokeAllBody = optional_body(&headers, &bytes)?;
     let keep = (!body.include_current).then_some(caller.claims.sid.as_str());
     revoke_and_audit(&state, &caller, &client, None, keep, "revoked_all_by_user").await?;
     Ok(StatusCode::NO_CONTENT)
@@ -705,41 +799,51 @@ async fn change_password(
     client: Client,
     http::Json(body): http::Json<ChangePasswordBody>,
 ) -> ApiResult<StatusCode> {
+    // Every password check is rate limited like a login and counts toward
+    // the same lockout.
+    rate_limit(
+        &state,
+        &caller.resolved,
+        &client,
+        "login",
+        caller
+            .resolved
+            .project
+            .settings
+            .rate_limits
+            .login_per_minute,
+    )?;
     passwords::validate_presented(&body.current_password)?;
     passwords::validate_new(&body.new_password)?;
     let (user, _) = load_user(&state, &caller).await?;
     let project_id = caller.resolved.project.id.clone();
     let ip = client.ip_text();
-    if matches!(
-        state
-            .hasher
-            .verify(body.current_password, user.password_hash.clone())
-            .await?,
-        Verified::No
-    ) || user.password_hash.is_none()
-    {
+    let (verified, attempt) = check_password(
+        &state,
+        &caller.resolved,
+        &client,
+        &user.email_normalized,
+        Some(&user),
+        body.current_password,
+    )
+    .await?;
+    if matches!(verified, Verified::No) || user.password_hash.is_none() {
         let mut tx = state.shard(&caller.resolved)?.scope(&project_id).await?;
-        audit::record(
+        record_password_failure(
             &mut tx,
-            Event {
-                actor: Some(&user.id),
-                subject: Some(&user.id),
-                data: json!({"reason": "invalid_credentials"}),
-                ..event(
-                    &caller.resolved,
-                    &client,
-                    &ip,
-                    "password.change_failed",
-                    Outcome::Failure,
-                )
-            },
+            &caller.resolved,
+            &client,
+            Some(&user.id),
+            "password.change_failed",
+            &attempt,
         )
         .await?;
         tx.commit().await?;
         return Err(invalid_credentials());
     }
-    let hash = state.hasher.hash(body.new_password).await?;
+    let hash = state.hasher.hash(&project_id, body.new_password).await?;
     let mut tx = state.shard(&caller.resolved)?.scope(&project_id).await?;
+    limits::succeeded(&mut tx, &attempt).await?;
     users::set_password_hash(&mut tx, &project_id, &user.id, &hash).await?;
     let revoked = if body.sign_out_other_sessions {
         sessions::revoke(

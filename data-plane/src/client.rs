@@ -12,6 +12,7 @@ use crate::DataState;
 
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// Canonical: an IPv4-mapped IPv6 address is the IPv4 address.
     pub ip: IpAddr,
     pub user_agent: Option<String>,
 }
@@ -20,29 +21,79 @@ impl Client {
     pub fn ip_text(&self) -> String {
         self.ip.to_string()
     }
+
+    /// What rate limits and lockouts count under: the address for IPv4, the
+    /// /64 for IPv6 (one subscriber usually holds a whole /64, so keying on
+    /// single addresses would let one client rotate through 2^64 of them).
+    pub fn ip_key(&self) -> String {
+        ip_key(self.ip)
+    }
+}
+
+pub fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `::1`,
+/// `[::1]` or `[::1]:5678`; IPv4-mapped IPv6 becomes IPv4.
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = if let Some(rest) = hop.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        inside.parse::<IpAddr>().ok()?
+    } else if let Ok(ip) = hop.parse::<IpAddr>() {
+        ip
+    } else {
+        let (host, port) = hop.rsplit_once(':')?;
+        if !is_port(port) {
+            return None;
+        }
+        IpAddr::V4(host.parse().ok()?)
+    };
+    Some(canonical(ip))
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// The client address: the peer, or, when the peer is a trusted proxy, the
 /// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+/// `forwarded_for` holds every header line in the order received; a proxy
+/// that appends a line instead of extending the last one is read the same.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let Some(header) = forwarded_for else {
-        return peer;
-    };
     let mut client = peer;
-    for hop in header.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
+    for hop in forwarded_for.iter().rev().flat_map(|line| line.rsplit(',')) {
+        match parse_hop(hop) {
+            Some(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {
                     break;
                 }
             }
             // A hop we cannot read ends what we can believe.
-            Err(_) => break,
+            None => break,
         }
     }
     client
@@ -60,11 +111,15 @@ impl FromRequestParts<DataState> for Client {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let forwarded = parts
+        // Every line, in order; one that is not text ends what can be
+        // believed (an empty hop stops the walk at it).
+        let forwarded: Vec<&str> = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let ip = client_ip(peer, forwarded, &state.config.trusted_proxies);
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().unwrap_or(""))
+            .collect();
+        let ip = client_ip(peer, &forwarded, &state.config.trusted_proxies);
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)
@@ -83,21 +138,72 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
-            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            client_ip(ip("203.0.113.9"), &["1.2.3.4"], &trusted),
             ip("203.0.113.9")
         );
         assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("1.2.3.4"), &trusted),
+            client_ip(ip("10.0.0.1"), &["1.2.3.4"], &trusted),
             ip("1.2.3.4")
         );
         assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("6.6.6.6, 1.2.3.4, 10.0.0.2"), &trusted),
+            client_ip(ip("10.0.0.1"), &["6.6.6.6, 1.2.3.4, 10.0.0.2"], &trusted),
             ip("1.2.3.4")
         );
         assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("junk"), &trusted),
+            client_ip(ip("10.0.0.1"), &["junk"], &trusted),
             ip("10.0.0.1")
         );
-        assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &[], &trusted), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn every_forwarded_line_is_read_in_order() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // The client claims 6.6.6.6 in its own header line; the proxy
+        // appended a second line with the address it saw.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["6.6.6.6", "1.2.3.4"], &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["6.6.6.6", "1.2.3.4, 10.0.0.7"], &trusted),
+            ip("1.2.3.4")
+        );
+    }
+
+    #[test]
+    fn addresses_in_every_written_form() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(parse_hop("1.2.3.4:5678"), Some(ip("1.2.3.4")));
+        assert_eq!(parse_hop(" [2001:db8::1]:443 "), Some(ip("2001:db8::1")));
+        assert_eq!(parse_hop("[2001:db8::1]"), Some(ip("2001:db8::1")));
+        assert_eq!(parse_hop("2001:db8::1"), Some(ip("2001:db8::1")));
+        assert_eq!(parse_hop("::ffff:1.2.3.4"), Some(ip("1.2.3.4")));
+        assert_eq!(parse_hop("[::ffff:1.2.3.4]:80"), Some(ip("1.2.3.4")));
+        assert_eq!(parse_hop("1.2.3.4:x"), None);
+        assert_eq!(parse_hop("[2001:db8::1]x"), None);
+        assert_eq!(parse_hop("unknown"), None);
+        let trusted: Vec<IpNet> = vec![
+            "::ffff:10.0.0.0/104".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        // A mapped peer is the IPv4 peer.
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.1"), &["[::ffff:1.2.3.4]:9"], &trusted),
+            ip("1.2.3.4")
+        );
+    }
+
+    #[test]
+    fn ipv6_keys_on_the_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(ip_key(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            ip_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip_key(ip("2001:db8:1:2::9"))
+        );
+        assert_ne!(ip_key(ip("2001:db8:1:3::1")), ip_key(ip("2001:db8:1:2::1")));
+        assert_eq!(ip_key(ip("1.2.3.4")), "1.2.3.4");
     }
 }

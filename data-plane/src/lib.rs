@@ -43,6 +43,8 @@ pub struct DataState {
     pub limiter: Arc<dyn limits::RateLimiter>,
     /// Derives refresh-token successors (see `accounts::successor_of`).
     pub refresh_key: [u8; 32],
+    /// Derives each cookie session's CSRF token (see `transport::csrf_token`).
+    pub csrf_key: [u8; 32],
 }
 
 impl DataState {
@@ -60,6 +62,7 @@ impl DataState {
                 parallelism: config.argon2_parallelism,
             },
             config.hash_concurrency,
+            config.hash_queue,
         )?;
         let sessions = sessions::SessionCache::new();
         sessions.follow(&control_db);
@@ -72,6 +75,7 @@ impl DataState {
         Ok(Self {
             tokens: tokens::Tokens::new(control_db.clone(), master_key.clone()),
             refresh_key: master_key.derive("refresh-token-successor"),
+            csrf_key: master_key.derive("csrf-token"),
             control_db,
             shards: Arc::new(shards),
             resolver,

@@ -4,8 +4,9 @@
 //! in-process (GCRA, exact `Retry-After`), so each node counts its own
 //! traffic. A shared backend can implement the same trait.
 //!
-//! Lockout (ADR 0004) counts failed logins in the database, so every node
-//! sees them: per (account, client IP) 5 failures in 15 minutes lock that
+//! Lockout (ADR 0004) counts failed password checks in the database, so
+//! every node sees them, and reserves each evaluation before hashing (see
+//! [`reserve`]): per (account, client IP) 5 failures in 15 minutes lock that
 //! pair for the rest of the window; across all IPs, 50 failures in 15
 //! minutes lock the account for every IP that has not signed in to it
 //! successfully in the last 30 days, while its owner's known IPs keep working.
@@ -18,7 +19,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use identity_shared::crypto::sha256_hex;
-use identity_shared::db::{DbError, Tx};
+use identity_shared::db::{Db, DbError, Tx};
 use identity_shared::error::ApiError;
 use identity_shared::ids::new_id;
 use identity_shared::schema::{LoginFailures, Sessions};
@@ -96,15 +97,39 @@ pub fn account_key(project_id: &str, email_normalized: &str) -> String {
     sha256_hex(format!("{project_id}\n{email_normalized}").as_bytes())
 }
 
-/// Refuses a login attempt that the lockout policy blocks, before any
-/// password work. `user_id` is the account's, when it exists.
-pub async fn check_lockout(
-    tx: &mut Tx,
+/// A password evaluation reserved under the lockout policy: its row in
+/// `login_failures` already counts as a failure, so concurrent guesses see
+/// it before any hashing. Success deletes it (with the pair's failures);
+/// failure leaves it; work that never evaluated the password releases it.
+#[derive(Debug)]
+pub struct Attempt {
+    id: String,
+    project_id: String,
+    /// The account key (hash of project and normalised email).
+    pub key: String,
+    /// The client's address key (IPv4 address or IPv6 /64).
+    pub ip_key: String,
+    /// True when this attempt failing locks the (account, address) pair.
+    pub locks_on_failure: bool,
+}
+
+/// Reserves one password evaluation for the account `key` from the client
+/// address `ip_key`, or refuses it when the lockout policy blocks it.
+/// Reservations of one account are serialised (an advisory lock on
+/// Postgres, the write lock on SQLite), so however requests interleave, at
+/// most [`PER_IP_FAILURES`] evaluations per (account, address) and
+/// [`PER_ACCOUNT_FAILURES`] per account run in a window. `ip` (the full
+/// address) decides whether the client is one of the owner's known ones.
+pub async fn reserve(
+    db: &Db,
     project_id: &str,
     key: &str,
+    ip_key: &str,
     ip: &str,
     user_id: Option<&str>,
-) -> Result<Result<(), TooMany>, DbError> {
+) -> Result<Result<Attempt, TooMany>, DbError> {
+    let mut tx = db.scope(project_id).await?;
+    tx.lock_key(&format!("lockout:{project_id}:{key}")).await?;
     let now = now_ms();
     let locked_until = |recent: &[i64]| {
         // Locked until the oldest of the counted failures leaves the window.
@@ -113,21 +138,86 @@ pub async fn check_lockout(
             retry_after: Duration::from_millis(std::cmp::max(oldest + WINDOW_MS - now, 1000) as u64),
         }
     };
-    let recent = recent_failures(tx, project_id, key, Some(ip), PER_IP_FAILURES as u64).await?;
+    let recent = recent_failures(
+        &mut tx,
+        project_id,
+        key,
+        Some(ip_key),
+        PER_IP_FAILURES as u64,
+    )
+    .await?;
     if recent.len() >= PER_IP_FAILURES {
         return Ok(Err(locked_until(&recent)));
     }
-    let total = recent_failures(tx, project_id, key, None, PER_ACCOUNT_FAILURES as u64).await?;
-    if total.len() as i64 >= PER_ACCOUNT_FAILURES && !known_ip(tx, project_id, user_id, ip).await? {
+    let total =
+        recent_failures(&mut tx, project_id, key, None, PER_ACCOUNT_FAILURES as u64).await?;
+    if total.len() as i64 >= PER_ACCOUNT_FAILURES
+        && !known_ip(&mut tx, project_id, user_id, ip).await?
+    {
         return Ok(Err(locked_until(&total)));
     }
-    Ok(Ok(()))
+    let id = new_id("lfl");
+    tx.execute(
+        Query::insert()
+            .into_table(LoginFailures::Table)
+            .columns([
+                LoginFailures::Id,
+                LoginFailures::ProjectId,
+                LoginFailures::EmailKey,
+                LoginFailures::Ip,
+                LoginFailures::CreatedAt,
+            ])
+            .values_panic([
+                id.clone().into(),
+                project_id.into(),
+                key.into(),
+                ip_key.into(),
+                now.into(),
+            ]),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(Attempt {
+        id,
+        project_id: project_id.to_string(),
+        key: key.to_string(),
+        ip_key: ip_key.to_string(),
+        locks_on_failure: recent.len() + 1 == PER_IP_FAILURES,
+    }))
+}
+
+/// Gives back a reservation whose password was never evaluated (the
+/// hashing queue was full, the request failed before the check).
+pub async fn release(db: &Db, attempt: &Attempt) -> Result<(), DbError> {
+    let mut tx = db.scope(&attempt.project_id).await?;
+    tx.execute(
+        Query::delete()
+            .from_table(LoginFailures::Table)
+            .and_where(Expr::col(LoginFailures::ProjectId).eq(attempt.project_id.as_str()))
+            .and_where(Expr::col(LoginFailures::Id).eq(attempt.id.as_str())),
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// A successful evaluation clears that (account, address) pair's
+/// failures, this attempt's reservation included.
+pub async fn succeeded(tx: &mut Tx, attempt: &Attempt) -> Result<(), DbError> {
+    tx.execute(
+        Query::delete()
+            .from_table(LoginFailures::Table)
+            .and_where(Expr::col(LoginFailures::ProjectId).eq(attempt.project_id.as_str()))
+            .and_where(Expr::col(LoginFailures::EmailKey).eq(attempt.key.as_str()))
+            .and_where(Expr::col(LoginFailures::Ip).eq(attempt.ip_key.as_str())),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Times of an account's failures in the window (from `ip` only, if given),
 /// newest first, at most `limit`.
-async fn recent_failures(
-    tx: &mut Tx,
+async fn recent_failures<M>(
+    tx: &mut Tx<M>,
     project_id: &str,
     key: &str,
     ip: Option<&str>,
@@ -149,8 +239,8 @@ async fn recent_failures(
 }
 
 /// Whether `ip` signed in to this account successfully in the last 30 days.
-async fn known_ip(
-    tx: &mut Tx,
+async fn known_ip<M>(
+    tx: &mut Tx<M>,
     project_id: &str,
     user_id: Option<&str>,
     ip: &str,
@@ -171,56 +261,6 @@ async fn known_ip(
         )
         .await?;
     Ok(row.is_some())
-}
-
-/// Records a failed login; returns true when this failure locks the
-/// (account, IP) pair.
-pub async fn record_failure(
-    tx: &mut Tx,
-    project_id: &str,
-    key: &str,
-    ip: &str,
-) -> Result<bool, DbError> {
-    let now = now_ms();
-    tx.execute(
-        Query::insert()
-            .into_table(LoginFailures::Table)
-            .columns([
-                LoginFailures::Id,
-                LoginFailures::ProjectId,
-                LoginFailures::EmailKey,
-                LoginFailures::Ip,
-                LoginFailures::CreatedAt,
-            ])
-            .values_panic([
-                new_id("lfl").into(),
-                project_id.into(),
-                key.into(),
-                ip.into(),
-                now.into(),
-            ]),
-    )
-    .await?;
-    let recent = recent_failures(tx, project_id, key, Some(ip), PER_IP_FAILURES as u64 + 1).await?;
-    Ok(recent.len() == PER_IP_FAILURES)
-}
-
-/// A successful login clears that (account, IP) pair's failures.
-pub async fn clear_failures(
-    tx: &mut Tx,
-    project_id: &str,
-    key: &str,
-    ip: &str,
-) -> Result<(), DbError> {
-    tx.execute(
-        Query::delete()
-            .from_table(LoginFailures::Table)
-            .and_where(Expr::col(LoginFailures::ProjectId).eq(project_id))
-            .and_where(Expr::col(LoginFailures::EmailKey).eq(key))
-            .and_where(Expr::col(LoginFailures::Ip).eq(ip)),
-    )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,14 +1,16 @@
 //! Password hashing: Argon2id for every new hash, bcrypt accepted for
-//! imports and replaced at the next successful login, all on a bounded
-//! blocking pool so hashing never stalls the async runtime.
+//! imports and replaced at the next successful login, all on fixed hashing
+//! threads behind a bounded, per-project-fair queue, so hashing never
+//! stalls the async runtime and a flood answers 503 instead of queueing
+//! without bound.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use identity_shared::error::ApiError;
-use tokio::sync::Semaphore;
 
 /// New passwords: at least this many characters.
 pub const MIN_LENGTH: usize = 12;
@@ -43,18 +45,128 @@ pub enum Verified {
     YesRehashed(String),
 }
 
+/// Fixed hashing workers behind a bounded queue that shares them fairly
+/// between projects. Each worker owns one Argon2 memory buffer and reuses
+/// it, so memory is bounded by the worker count and no hash page-faults a
+/// fresh 19 MiB allocation.
 pub struct Hasher {
+    core: Arc<Core>,
+    queue: Arc<Queue>,
+}
+
+/// What every job needs: the parameters of new hashes and the dummy hash.
+struct Core {
     argon: Argon2<'static>,
     params: HashParams,
-    permits: Semaphore,
     /// A real hash of a random password: unknown accounts are checked
     /// against it so they cost the same time as known ones.
     dummy: String,
 }
 
+/// One worker's reusable state.
+struct Worker {
+    memory: Vec<Block>,
+}
+
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// Per-project FIFO queues served round-robin: a project flooding logins
+/// waits behind its own requests, not in front of other projects'.
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    capacity: usize,
+    per_project: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: HashMap<String, VecDeque<Job>>,
+    /// Projects with waiting jobs, in the order they are next served.
+    ring: VecDeque<String>,
+    total: usize,
+    closed: bool,
+}
+
+/// The queue is full: answered `503 server_busy` with `Retry-After`.
+fn busy() -> ApiError {
+    ApiError::unavailable_retry(
+        "server_busy",
+        "too many password checks are waiting; retry shortly",
+        1,
+    )
+}
+
+impl Queue {
+    fn push(&self, project: &str, job: Job) -> Result<(), ApiError> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed || st.total >= self.capacity {
+            return Err(busy());
+        }
+        let waiting = st.jobs.get(project).map_or(0, VecDeque::len);
+        if waiting >= self.per_project {
+            return Err(busy());
+        }
+        if waiting == 0 {
+            st.ring.push_back(project.to_string());
+        }
+        st.jobs
+            .entry(project.to_string())
+            .or_default()
+            .push_back(job);
+        st.total += 1;
+        drop(st);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job, round-robin over projects; `None` once closed.
+    fn pop(&self) -> Option<Job> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if st.closed {
+                return None;
+            }
+            if let Some(project) = st.ring.pop_front() {
+                let (job, more) = match st.jobs.get_mut(&project) {
+                    Some(q) => (q.pop_front(), !q.is_empty()),
+                    None => (None, false),
+                };
+                if more {
+                    st.ring.push_back(project);
+                } else {
+                    st.jobs.remove(&project);
+                }
+                if let Some(job) = job {
+                    st.total -= 1;
+                    return Some(job);
+                }
+                continue;
+            }
+            st = self.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        self.ready.notify_all();
+    }
+}
+
+impl Drop for Hasher {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
 impl Hasher {
-    /// `concurrency` bounds how many hashes run at once (the cores).
-    pub fn new(params: HashParams, concurrency: usize) -> Result<Arc<Self>, String> {
+    /// `workers` hashes run at once (the cores); at most `queue_capacity`
+    /// wait, and one project at most three quarters of them.
+    pub fn new(
+        params: HashParams,
+        workers: usize,
+        queue_capacity: usize,
+    ) -> Result<Arc<Self>, String> {
         let p = Params::new(
             params.memory_kib,
             params.iterations,
@@ -63,54 +175,91 @@ impl Hasher {
         )
         .map_err(|e| e.to_string())?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
-        let dummy = hash_with(&argon, &identity_shared::crypto::random_token())?;
-        Ok(Arc::new(Self {
+        let mut scratch = Worker { memory: Vec::new() };
+        let dummy = hash_with(
+            &argon,
+            &mut scratch,
+            &identity_shared::crypto::random_token(),
+        )?;
+        let core = Arc::new(Core {
             argon,
             params,
-            permits: Semaphore::new(concurrency.max(1)),
             dummy,
-        }))
+        });
+        let capacity = queue_capacity.max(1);
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState::default()),
+            ready: Condvar::new(),
+            capacity,
+            // Room for other projects is always left: one project's flood
+            // cannot fill the queue.
+            per_project: (capacity * 3 / 4).max(1),
+        });
+        for i in 0..workers.max(1) {
+            let queue = queue.clone();
+            let mut worker = Worker { memory: Vec::new() };
+            std::thread::Builder::new()
+                .name(format!("hash-{i}"))
+                .spawn(move || {
+                    while let Some(job) = queue.pop() {
+                        job(&mut worker);
+                    }
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Arc::new(Self { core, queue }))
     }
 
     pub fn params(&self) -> HashParams {
-        self.params
+        self.core.params
     }
 
-    async fn blocking<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&Hasher) -> T + Send + 'static,
+    /// Runs `f` on a hashing worker, queued under `project`; `503
+    /// server_busy` at once when the queue (or the project's share) is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        project: &str,
+        f: impl FnOnce(&Core, &mut Worker) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || f(&this))
-            .await
-            .map_err(ApiError::internal)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let core = self.core.clone();
+        self.queue.push(
+            project,
+            Box::new(move |worker| {
+                let _ = tx.send(f(&core, worker));
+            }),
+        )?;
+        rx.await
+            .map_err(|_| ApiError::internal("a hashing worker stopped"))
     }
 
-    pub async fn hash(self: &Arc<Self>, password: String) -> Result<String, ApiError> {
-        self.blocking(move |h| hash_with(&h.argon, &password))
-            .await?
-            .map_err(ApiError::internal)
+    pub async fn hash(&self, project: &str, password: String) -> Result<String, ApiError> {
+        self.run(project, move |core, worker| {
+            hash_with(&core.argon, worker, &password)
+        })
+        .await?
+        .map_err(ApiError::internal)
     }
 
     /// Checks `password` against `stored` (or against the dummy hash when
     /// there is no account, with the same cost). Never errors on a damaged
     /// hash: that is a "no".
     pub async fn verify(
-        self: &Arc<Self>,
+        &self,
+        project: &str,
         password: String,
         stored: Option<String>,
     ) -> Result<Verified, ApiError> {
-        self.blocking(move |h| {
+        self.run(project, move |core, worker| {
             let Some(stored) = stored else {
-                let _ = h.check(&password, &h.dummy);
+                let _ = check(core, worker, &password, &core.dummy);
                 return Verified::No;
             };
-            if !h.check(&password, &stored) {
+            if !check(core, worker, &password, &stored) {
                 return Verified::No;
             }
-            if h.needs_rehash(&stored) {
-                match hash_with(&h.argon, &password) {
+            if needs_rehash(&core.params, &stored) {
+                match hash_with(&core.argon, worker, &password) {
                     Ok(new) => Verified::YesRehashed(new),
                     Err(_) => Verified::Yes,
                 }
@@ -120,47 +269,118 @@ impl Hasher {
         })
         .await
     }
-
-    fn check(&self, password: &str, stored: &str) -> bool {
-        if is_bcrypt(stored) {
-            return bcrypt::verify(password, stored).unwrap_or(false);
-        }
-        match PasswordHash::new(stored) {
-            Ok(parsed) if parsed.algorithm.as_str() == "argon2id" => {
-                // Verify with the parameters stored in the hash itself.
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            }
-            _ => false,
-        }
-    }
-
-    fn needs_rehash(&self, stored: &str) -> bool {
-        if is_bcrypt(stored) {
-            return true;
-        }
-        let Ok(parsed) = PasswordHash::new(stored) else {
-            return true;
-        };
-        match Params::try_from(&parsed) {
-            Ok(p) => {
-                p.m_cost() != self.params.memory_kib
-                    || p.t_cost() != self.params.iterations
-                    || p.p_cost() != self.params.parallelism
-                    || parsed.version != Some(Version::V0x13 as u32)
-            }
-            Err(_) => true,
-        }
-    }
 }
 
-fn hash_with(argon: &Argon2<'_>, password: &str) -> Result<String, String> {
+/// Computes Argon2 into `out` with the worker's buffer when it fits the
+/// configured size; larger (imported) parameters use a temporary one, so
+/// the kept buffer never grows past what new hashes need.
+fn argon2_into(
+    argon: &Argon2<'_>,
+    worker: &mut Worker,
+    keep_blocks: usize,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let needed = argon.params().block_count();
+    if needed > keep_blocks {
+        return argon.hash_password_into(password, salt, out);
+    }
+    if worker.memory.len() < needed {
+        worker.memory.resize(needed, Block::default());
+    }
+    argon.hash_password_into_with_memory(password, salt, out, &mut worker.memory[..needed])
+}
+
+/// A new Argon2id PHC string for `password`.
+fn hash_with(argon: &Argon2<'_>, worker: &mut Worker, password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    argon
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| e.to_string())?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let keep = argon.params().block_count();
+    argon2_into(argon, worker, keep, password.as_bytes(), salt_raw, &mut out)
+        .map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(|e| e.to_string())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+fn check(core: &Core, worker: &mut Worker, password: &str, stored: &str) -> bool {
+    if is_bcrypt(stored) {
+        return bcrypt::verify(password, stored).unwrap_or(false);
+    }
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    if parsed.algorithm != argon2::ARGON2ID_IDENT {
+        return false;
+    }
+    // Verify with the parameters stored in the hash itself.
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let Ok(version) = Version::try_from(parsed.version.unwrap_or(0x13)) else {
+        return false;
+    };
+    let Ok(params) = Params::new(
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        Some(expected.len()),
+    ) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_raw) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon = Argon2::new(Algorithm::Argon2id, version, params);
+    let mut out = vec![0u8; expected.len()];
+    // Only buffers up to the size new hashes use are kept.
+    let keep = core.argon.params().block_count();
+    if argon2_into(
+        &argon,
+        worker,
+        keep,
+        password.as_bytes(),
+        salt_raw,
+        &mut out,
+    )
+    .is_err()
+    {
+        return false;
+    }
+    identity_shared::crypto::ct_eq(&out, expected.as_bytes())
+}
+
+fn needs_rehash(params: &HashParams, stored: &str) -> bool {
+    if is_bcrypt(stored) {
+        return true;
+    }
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return true;
+    };
+    match Params::try_from(&parsed) {
+        Ok(p) => {
+            p.m_cost() != params.memory_kib
+                || p.t_cost() != params.iterations
+                || p.p_cost() != params.parallelism
+                || parsed.version != Some(Version::V0x13 as u32)
+        }
+        Err(_) => true,
+    }
 }
 
 fn is_bcrypt(s: &str) -> bool {
@@ -247,22 +467,26 @@ mod tests {
 
     #[tokio::test]
     async fn argon2id_round_trip_and_rehash_on_new_params() {
-        let h = Hasher::new(fast(), 2).unwrap();
-        let hash = h.hash("correct horse battery".into()).await.unwrap();
+        let h = Hasher::new(fast(), 2, 64).unwrap();
+        let hash = h.hash("p", "correct horse battery".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         assert_eq!(
-            h.verify("correct horse battery".into(), Some(hash.clone()))
+            h.verify("p", "correct horse battery".into(), Some(hash.clone()))
                 .await
                 .unwrap(),
             Verified::Yes
         );
         assert_eq!(
-            h.verify("wrong".into(), Some(hash.clone())).await.unwrap(),
+            h.verify("p", "wrong".into(), Some(hash.clone()))
+                .await
+                .unwrap(),
             Verified::No
         );
-        assert_eq!(h.verify("x".into(), None).await.unwrap(), Verified::No);
+        assert_eq!(h.verify("p", "x".into(), None).await.unwrap(), Verified::No);
         assert_eq!(
-            h.verify("x".into(), Some("garbage".into())).await.unwrap(),
+            h.verify("p", "x".into(), Some("garbage".into()))
+                .await
+                .unwrap(),
             Verified::No
         );
         let stronger = Hasher::new(
@@ -271,10 +495,11 @@ mod tests {
                 ..fast()
             },
             1,
+            64,
         )
         .unwrap();
         match stronger
-            .verify("correct horse battery".into(), Some(hash))
+            .verify("p", "correct horse battery".into(), Some(hash))
             .await
             .unwrap()
         {
@@ -285,7 +510,7 @@ mod tests {
 
     #[tokio::test]
     async fn bcrypt_verifies_and_is_rehashed() {
-        let h = Hasher::new(fast(), 1).unwrap();
+        let h = Hasher::new(fast(), 1, 64).unwrap();
         let b = bcrypt::hash("hunter2hunter2", 4).unwrap();
         for variant in [
             b.clone(),
@@ -294,7 +519,7 @@ mod tests {
         ] {
             validate_import(&variant).unwrap();
             match h
-                .verify("hunter2hunter2".into(), Some(variant))
+                .verify("p", "hunter2hunter2".into(), Some(variant))
                 .await
                 .unwrap()
             {
@@ -303,9 +528,93 @@ mod tests {
             }
         }
         assert_eq!(
-            h.verify("nope".into(), Some(b)).await.unwrap(),
+            h.verify("p", "nope".into(), Some(b)).await.unwrap(),
             Verified::No
         );
+    }
+
+    #[test]
+    fn queue_is_bounded_and_round_robin_between_projects() {
+        let q = Queue {
+            state: Mutex::new(QueueState::default()),
+            ready: Condvar::new(),
+            capacity: 5,
+            per_project: 2,
+        };
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let job = |label: &'static str| -> Job {
+            let order = order.clone();
+            Box::new(move |_| order.lock().unwrap().push(label))
+        };
+        q.push("a", job("a1")).unwrap();
+        q.push("a", job("a2")).unwrap();
+        // A project's share is full; other projects still get in.
+        assert_eq!(q.push("a", job("a3")).unwrap_err().code(), "server_busy");
+        q.push("b", job("b1")).unwrap();
+        q.push("c", job("c1")).unwrap();
+        q.push("b", job("b2")).unwrap();
+        // The whole queue is full.
+        assert_eq!(q.push("d", job("d1")).unwrap_err().code(), "server_busy");
+        let mut worker = Worker { memory: Vec::new() };
+        for _ in 0..5 {
+            q.pop().unwrap()(&mut worker);
+        }
+        assert_eq!(*order.lock().unwrap(), ["a1", "b1", "c1", "a2", "b2"]);
+        q.close();
+        assert!(q.pop().is_none());
+    }
+
+    #[tokio::test]
+    async fn phc_strings_agree_with_rustcrypto_both_ways() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        for (m, t, p) in [(1024, 1, 1), (2048, 2, 1), (4096, 1, 2), (1536, 3, 4)] {
+            let params = HashParams {
+                memory_kib: m,
+                iterations: t,
+                parallelism: p,
+            };
+            let h = Hasher::new(params, 2, 64).unwrap();
+            let reference = Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(m, t, p, None).unwrap(),
+            );
+            for _ in 0..6 {
+                let len = rng.gen_range(1..80);
+                let password: String = (0..len).map(|_| rng.gen_range(' '..='\u{2FF}')).collect();
+                // Ours, checked by RustCrypto's own verifier.
+                let ours = h.hash("p", password.clone()).await.unwrap();
+                let parsed = PasswordHash::new(&ours).unwrap();
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .unwrap();
+                // RustCrypto's, checked by ours (and the PHC string is the same shape).
+                let salt = SaltString::generate(&mut OsRng);
+                let theirs = reference
+                    .hash_password(password.as_bytes(), &salt)
+                    .unwrap()
+                    .to_string();
+                assert_eq!(
+                    theirs.rsplitn(3, '$').nth(2),
+                    ours.rsplitn(3, '$').nth(2),
+                    "same algorithm, version and parameters"
+                );
+                assert_eq!(
+                    h.verify("p", password.clone(), Some(theirs.clone()))
+                        .await
+                        .unwrap(),
+                    Verified::Yes
+                );
+                let mut wrong = password.clone();
+                wrong.push('x');
+                assert_eq!(
+                    h.verify("p", wrong, Some(theirs)).await.unwrap(),
+                    Verified::No
+                );
+            }
+        }
     }
 
     #[test]

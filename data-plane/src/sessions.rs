@@ -160,7 +160,11 @@ impl InvalidationSink for SessionCache {
     }
 }
 
-pub async fn find(tx: &mut Tx, project_id: &str, id: &str) -> Result<Option<SessionRow>, DbError> {
+pub async fn find<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    id: &str,
+) -> Result<Option<SessionRow>, DbError> {
     tx.fetch_optional(
         Query::select()
             .columns(COLUMNS)
@@ -239,8 +243,8 @@ pub async fn touch(
 }
 
 /// Live sessions of a user, newest first.
-pub async fn list_live(
-    tx: &mut Tx,
+pub async fn list_live<M>(
+    tx: &mut Tx<M>,
     project_id: &str,
     user_id: &str,
     limit: u64,
@@ -362,24 +366,24 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-pub async fn find_refresh_by_hash(
-    tx: &mut Tx,
+pub async fn find_refresh_by_hash<M>(
+    tx: &mut Tx<M>,
     project_id: &str,
     token_hash: &str,
 ) -> Result<Option<RefreshRow>, DbError> {
     find_refresh_where(tx, project_id, RefreshTokens::TokenHash, token_hash).await
 }
 
-pub async fn find_refresh(
-    tx: &mut Tx,
+pub async fn find_refresh<M>(
+    tx: &mut Tx<M>,
     project_id: &str,
     id: &str,
 ) -> Result<Option<RefreshRow>, DbError> {
     find_refresh_where(tx, project_id, RefreshTokens::Id, id).await
 }
 
-async fn find_refresh_where(
-    tx: &mut Tx,
+async fn find_refresh_where<M>(
+    tx: &mut Tx<M>,
     project_id: &str,
     column: RefreshTokens,
     value: &str,

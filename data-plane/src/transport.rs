@@ -10,7 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
-use identity_shared::crypto::ct_eq;
+use identity_shared::crypto::{b64url, ct_eq, hmac_sha256};
 use identity_shared::error::ApiError;
 use identity_shared::settings::parse_origin;
 
@@ -163,15 +163,23 @@ pub fn check_origin(
     }
 }
 
+/// The CSRF token of a cookie session: derived from the session id under a
+/// key of the master key, so the server mints it and never adopts one a
+/// client (or a sibling subdomain tossing cookies) sends.
+pub fn csrf_token(state: &DataState, session_id: &str) -> String {
+    b64url(&hmac_sha256(&state.csrf_key, session_id.as_bytes()))
+}
+
 /// The CSRF rule for a request authenticated by cookie: when it comes from
 /// a browser, it must come from an allowed origin and carry `X-CSRF-Token`
-/// equal to the `identity_csrf` cookie. Requests without browser headers
-/// (curl, servers) are not subject to it.
+/// equal to the `identity_csrf` cookie, which is the session's own token.
+/// Requests without browser headers (curl, servers) are not subject to it.
 pub fn check_csrf(
     state: &DataState,
     resolved: &Resolved,
     method: &Method,
     headers: &HeaderMap,
+    session_id: &str,
 ) -> Result<(), ApiError> {
     if !is_mutating(method) {
         return Ok(());
@@ -190,6 +198,9 @@ pub fn check_csrf(
         .ok_or_else(|| csrf_failed("missing X-CSRF-Token"))?;
     if !ct_eq(expected.as_bytes(), given.as_bytes()) {
         return Err(csrf_failed("X-CSRF-Token does not match"));
+    }
+    if !ct_eq(csrf_token(state, session_id).as_bytes(), given.as_bytes()) {
+        return Err(csrf_failed("X-CSRF-Token is not this session's"));
     }
     Ok(())
 }
@@ -265,7 +276,7 @@ impl FromRequestParts<DataState> for Caller {
             .await?
             .ok_or_else(|| ApiError::unauthorized("session_revoked", "this session has ended"))?;
         if via_cookie {
-            check_csrf(state, &resolved, &parts.method, &parts.headers)?;
+            check_csrf(state, &resolved, &parts.method, &parts.headers, &claims.sid)?;
         }
         Ok(Caller {
             claims,

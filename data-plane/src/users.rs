@@ -127,8 +127,8 @@ pub fn parse_name(name: Option<&str>) -> ApiResult<Option<String>> {
     Ok(Some(name.to_string()))
 }
 
-pub async fn find_by_email(
-    tx: &mut Tx,
+pub async fn find_by_email<M>(
+    tx: &mut Tx<M>,
     project_id: &str,
     normalized: &str,
 ) -> Result<Option<UserRow>, DbError> {
@@ -142,7 +142,11 @@ pub async fn find_by_email(
     .await
 }
 
-pub async fn find(tx: &mut Tx, project_id: &str, id: &str) -> Result<Option<UserRow>, DbError> {
+pub async fn find<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    id: &str,
+) -> Result<Option<UserRow>, DbError> {
     tx.fetch_optional(
         Query::select()
             .columns(COLUMNS)
@@ -270,7 +274,7 @@ async fn create(
         }
         (Some(p), None) => {
             passwords::validate_new(&p)?;
-            Some(state.hasher.hash(p).await?)
+            Some(state.hasher.hash(&resolved.project.id, p).await?)
         }
         (None, Some(h)) => {
             passwords::validate_import(&h)?;

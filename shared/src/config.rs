@@ -57,6 +57,11 @@ pub struct Config {
     pub argon2_parallelism: u32,
     /// Password hashes computed at once (default: the cores).
     pub hash_concurrency: usize,
+    /// Password checks that may wait for a hashing worker; past that, 503.
+    pub hash_queue: usize,
+    /// How long cached sessions and project answers stay usable after the
+    /// invalidation listener lost the database; then checks fail closed.
+    pub cache_staleness: Duration,
 }
 
 impl Default for Config {
@@ -82,6 +87,8 @@ impl Default for Config {
             hash_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            hash_queue: 128,
+            cache_staleness: Duration::from_secs(10),
         }
     }
 }
@@ -203,6 +210,10 @@ impl Config {
                 .unwrap_or(d.argon2_parallelism),
             hash_concurrency: parse_opt(&get, "IDENTITY_HASH_CONCURRENCY")?
                 .unwrap_or(d.hash_concurrency),
+            hash_queue: parse_opt(&get, "IDENTITY_HASH_QUEUE")?.unwrap_or(d.hash_queue),
+            cache_staleness: parse_opt::<u64>(&get, "IDENTITY_CACHE_STALENESS_SECONDS")?
+                .map(Duration::from_secs)
+                .unwrap_or(d.cache_staleness),
             database_url,
             public_base_url,
             admin_token,
@@ -230,6 +241,18 @@ impl Config {
             return Err(ConfigError::new(
                 "IDENTITY_HASH_CONCURRENCY",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=100_000).contains(&config.hash_queue) {
+            return Err(ConfigError::new(
+                "IDENTITY_HASH_QUEUE",
+                "must be from 1 to 100000",
+            ));
+        }
+        if config.cache_staleness > Duration::from_secs(300) {
+            return Err(ConfigError::new(
+                "IDENTITY_CACHE_STALENESS_SECONDS",
+                "must be at most 300",
             ));
         }
         if config.db_max_connections == 0 {

@@ -27,6 +27,9 @@ pub const CONTROL_ROLE: &str = "identity_control";
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
+/// How long a request waits for a Postgres connection before answering 503.
+pub const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database unavailable: {0}")]
@@ -48,6 +51,14 @@ impl From<sqlx::Error> for DbError {
                 DbError::UniqueViolation(d.constraint().unwrap_or_default().to_string())
             }
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                DbError::Unavailable(e.to_string())
+            }
+            // Connection exceptions (08) and operator intervention (57P:
+            // shutdown, crash recovery): the server is going away.
+            sqlx::Error::Database(d)
+                if d.code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            {
                 DbError::Unavailable(e.to_string())
             }
             _ => DbError::Sqlx(e),
@@ -115,7 +126,9 @@ impl Db {
             let options = PgConnectOptions::from_str(url)?.application_name("identity");
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(10))
+                // Fail fast when the database is down: requests answer 503
+                // within this bound instead of waiting out the outage.
+                .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
             Pool::Pg(pool)
@@ -151,36 +164,40 @@ impl Db {
     /// A transaction scoped to one project: on Postgres it runs as the
     /// data-plane role with `app.project_id` set, so RLS applies whatever
     /// role the server connected as.
-    pub async fn scope(&self, project_id: &str) -> Result<Tx, DbError> {
+    pub async fn scope(&self, project_id: &str) -> Result<Tx<Write>, DbError> {
         self.open(APP_ROLE, project_id, true).await
     }
 
     /// As [`Db::scope`], for work that only reads: on SQLite it does not
-    /// take the write lock, so readers run beside writers (WAL). Never write
-    /// in it: a deferred SQLite transaction that upgrades can fail.
-    pub async fn scope_read(&self, project_id: &str) -> Result<Tx, DbError> {
+    /// take the write lock, so readers run beside writers (WAL). Its type
+    /// has no write methods, so a write inside it does not compile.
+    pub async fn scope_read(&self, project_id: &str) -> Result<Tx<Read>, DbError> {
         self.open(APP_ROLE, project_id, false).await
     }
 
     /// A control-plane transaction: sees every project.
-    pub async fn control(&self) -> Result<Tx, DbError> {
+    pub async fn control(&self) -> Result<Tx<Write>, DbError> {
         self.open(CONTROL_ROLE, "", true).await
     }
 
     /// A read-only control-plane transaction (see [`Db::scope_read`]).
-    pub async fn control_read(&self) -> Result<Tx, DbError> {
+    pub async fn control_read(&self) -> Result<Tx<Read>, DbError> {
         self.open(CONTROL_ROLE, "", false).await
     }
 
-    async fn open(
+    async fn open<M>(
         &self,
         role: &'static str,
         project_id: &str,
         writes: bool,
-    ) -> Result<Tx, DbError> {
+    ) -> Result<Tx<M>, DbError> {
         let inner = match &self.pool {
             Pool::Pg(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = if writes {
+                    pool.begin().await?
+                } else {
+                    pool.begin_with("BEGIN READ ONLY").await?
+                };
                 // One statement: the role switch and the project travel together.
                 sqlx::query(
                     "SELECT set_config('role', $1, true), set_config('app.project_id', $2, true)",
@@ -200,6 +217,7 @@ impl Db {
             inner,
             bus: self.bus.clone(),
             pending: Vec::new(),
+            mode: std::marker::PhantomData,
         })
     }
 
@@ -405,11 +423,18 @@ enum TxInner {
     Lite(Transaction<'static, Sqlite>),
 }
 
-/// An open transaction (project-scoped or control). Dropping it rolls back.
-pub struct Tx {
+/// The mode of a transaction that may write.
+pub enum Write {}
+/// The mode of a read-only transaction: it has no write methods.
+pub enum Read {}
+
+/// An open transaction (project-scoped or control), read-only or writing
+/// by its type. Dropping it rolls back.
+pub struct Tx<M = Write> {
     inner: TxInner,
     bus: InvalidationBus,
     pending: Vec<Invalidation>,
+    mode: std::marker::PhantomData<M>,
 }
 
 /// Rows decodable from both backends.
@@ -434,7 +459,7 @@ macro_rules! run {
     };
 }
 
-impl Tx {
+impl<M> Tx<M> {
     pub fn backend(&self) -> Backend {
         match self.inner {
             TxInner::Pg(_) => Backend::Postgres,
@@ -463,6 +488,44 @@ impl Tx {
         .await?))
     }
 
+    /// The raw Postgres connection of this transaction (tests prove RLS with it).
+    pub fn pg_conn(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match &mut self.inner {
+            TxInner::Pg(tx) => Some(&mut **tx),
+            TxInner::Lite(_) => None,
+        }
+    }
+
+    /// Ends a read-only transaction.
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self.inner {
+            TxInner::Pg(tx) => tx.commit().await?,
+            TxInner::Lite(tx) => tx.commit().await?,
+        }
+        // Postgres delivers its NOTIFYs to every node, this one included; the
+        // local caches are cleared now anyway, so this node reads its own
+        // writes without waiting on the round trip.
+        for message in self.pending {
+            self.bus.publish(message).await;
+        }
+        Ok(())
+    }
+}
+
+impl Tx<Write> {
+    /// Serialises this transaction with every other one that locks the same
+    /// `key` until it ends (Postgres: a transaction-level advisory lock;
+    /// SQLite: writers already run one at a time).
+    pub async fn lock_key(&mut self, key: &str) -> Result<(), DbError> {
+        if let TxInner::Pg(tx) = &mut self.inner {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Runs a statement; returns the number of rows it touched.
     pub async fn execute(&mut self, stmt: &impl SqlxBinder) -> Result<u64, DbError> {
         Ok(run!(self, stmt, |sql, values, conn| sqlx::query_with(
@@ -472,14 +535,6 @@ impl Tx {
         .execute(conn)
         .await?
         .rows_affected()))
-    }
-
-    /// The raw Postgres connection of this transaction (tests prove RLS with it).
-    pub fn pg_conn(&mut self) -> Option<&mut sqlx::PgConnection> {
-        match &mut self.inner {
-            TxInner::Pg(tx) => Some(&mut **tx),
-            TxInner::Lite(_) => None,
-        }
     }
 
     /// Queues a cache invalidation that takes effect when this transaction commits.
@@ -503,20 +558,6 @@ impl Tx {
             }
         }
         self.pending.push(message);
-        Ok(())
-    }
-
-    pub async fn commit(self) -> Result<(), DbError> {
-        match self.inner {
-            TxInner::Pg(tx) => tx.commit().await?,
-            TxInner::Lite(tx) => tx.commit().await?,
-        }
-        // Postgres delivers its NOTIFYs to every node, this one included; the
-        // local caches are cleared now anyway, so this node reads its own
-        // writes without waiting on the round trip.
-        for message in self.pending {
-            self.bus.publish(message).await;
-        }
         Ok(())
     }
 }

@@ -100,6 +100,18 @@ impl ApiError {
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
+
+    /// 503 with `Retry-After`: a temporary condition the client should retry.
+    pub fn unavailable_retry(code: &'static str, message: impl Into<String>, secs: u64) -> Self {
+        let mut e = Self::unavailable(code, message);
+        e.retry_after = Some(secs.max(1));
+        e
+    }
+
+    /// 503 `database_unavailable`, retryable in a couple of seconds.
+    pub fn database_unavailable() -> Self {
+        Self::unavailable_retry("database_unavailable", "the database is unavailable", 2)
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -121,7 +133,7 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "database unavailable");
-                Self::unavailable("database_unavailable", "the database is unavailable")
+                Self::database_unavailable()
             }
             other => Self::internal(other),
         }

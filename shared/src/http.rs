@@ -18,6 +18,38 @@ use crate::error::ApiError;
 /// 400 `invalid_request`, or 413 when the body is over the limit.
 pub struct Json<T>(pub T);
 
+/// 415: a body that is not `application/json`. Browsers send cross-site
+/// form posts as `text/plain` or form encodings without a preflight, so
+/// refusing them keeps such posts away from every JSON endpoint.
+pub fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "expected a body with Content-Type: application/json",
+    )
+}
+
+/// Whether the request declares a JSON body (`application/json`, with
+/// parameters, or `application/*+json`).
+pub fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|t| t.ends_with("+json"))
+}
+
 impl<S, T> FromRequest<S> for Json<T>
 where
     T: DeserializeOwned,
@@ -34,9 +66,7 @@ where
                 }
                 use axum::extract::rejection::JsonRejection as R;
                 let message = match &rejection {
-                    R::MissingJsonContentType(_) => {
-                        "expected a body with Content-Type: application/json".to_string()
-                    }
+                    R::MissingJsonContentType(_) => return Err(unsupported_media_type()),
                     R::JsonSyntaxError(_) => "the body is not valid JSON".to_string(),
                     R::JsonDataError(e) => format!("invalid body: {}", e.body_text()),
                     _ => "the body could not be read".to_string(),
@@ -110,9 +140,9 @@ impl ListParams {
     /// One page of `q` (already filtered), cut by its id column `id`:
     /// ascending, or newest first. Validates `limit` and `cursor` (400) and
     /// fetches one row more than the page to know whether another follows.
-    pub async fn fetch_page<R, C>(
+    pub async fn fetch_page<R, C, M>(
         &self,
-        tx: &mut crate::db::Tx,
+        tx: &mut crate::db::Tx<M>,
         mut q: sea_query::SelectStatement,
         id: C,
         newest_first: bool,

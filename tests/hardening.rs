@@ -1,0 +1,306 @@
+//! The core under attack: concurrent guessing, every password check
+//! limited, the bounded hashing queue, client addresses as proxies write
+//! them. On both backends.
+
+use std::collections::HashMap;
+
+use futures_util::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::on_both;
+use crate::support::{Project, Store, TestApp, assert_error, send};
+
+on_both!(
+    concurrent_guesses_hold_the_lockout,
+    password_change_is_limited_and_counted,
+    full_hash_queue_answers_503_and_leaves_room_for_others,
+    forwarded_for_lines_and_ipv6_prefixes,
+);
+
+const PW: &str = "correct horse battery staple";
+
+async fn setup(store: Store, extra: &[(&str, &str)]) -> Option<(TestApp, Project)> {
+    let app = TestApp::spawn_with(store, extra).await?;
+    let p = app.create_project("hardening").await;
+    // Only the lockout may stop the guesses below.
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"rate_limits": {"login_per_minute": 0}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    Some((app, p))
+}
+
+async fn login_from(app: &TestApp, key: &str, ip: &str, email: &str, pw: &str) -> (u16, Value) {
+    let (s, b) = send(
+        app.public_req(Method::POST, "/v1/auth/login")
+            .header("x-project-key", key)
+            .header("x-forwarded-for", ip)
+            .json(&json!({"email": email, "password": pw})),
+    )
+    .await;
+    (s.as_u16(), b)
+}
+
+fn tally(results: &[(u16, Value)]) -> HashMap<u16, usize> {
+    let mut counts = HashMap::new();
+    for (s, _) in results {
+        *counts.entry(*s).or_default() += 1;
+    }
+    counts
+}
+
+async fn concurrent_guesses_hold_the_lockout(store: Store) {
+    let Some((app, p)) = setup(store, &[("IDENTITY_HASH_QUEUE", "1000")]).await else {
+        return;
+    };
+    app.register(&p.pk, "victim@example.com", PW).await;
+
+    // 40 wrong passwords at the same moment from one address: exactly five
+    // are evaluated, the rest refused before any hashing.
+    let guesses = (0..40).map(|_| {
+        login_from(
+            &app,
+            &p.pk,
+            "203.0.113.7",
+            "victim@example.com",
+            "guess guess",
+        )
+    });
+    let results = join_all(guesses).await;
+    let counts = tally(&results);
+    assert_eq!(counts.get(&401), Some(&5), "{counts:?}");
+    assert_eq!(counts.get(&429), Some(&35), "{counts:?}");
+    for (s, b) in &results {
+        let code = if *s == 401 {
+            "invalid_credentials"
+        } else {
+            "too_many_attempts"
+        };
+        assert_eq!(b["error"]["code"], code);
+    }
+
+    // 120 guesses at once from 120 addresses against another account: at
+    // most the account-wide ceiling (50) is evaluated.
+    app.register(&p.pk, "target@example.com", PW).await;
+    let (app_ref, pk) = (&app, &p.pk);
+    let guesses = (0..120u32).map(|i| {
+        let ip = format!("198.18.{}.{}", i / 200, i % 200 + 1);
+        async move { login_from(app_ref, pk, &ip, "target@example.com", "guess guess").await }
+    });
+    let counts = tally(&join_all(guesses).await);
+    assert_eq!(counts.get(&401), Some(&50), "{counts:?}");
+    assert_eq!(counts.get(&429), Some(&70), "{counts:?}");
+
+    // The same holds across two nodes sharing one database.
+    if store == Store::Postgres {
+        let peer = app.spawn_peer().await;
+        app.register(&p.pk, "shared@example.com", PW).await;
+        let guesses = (0..40).map(|i| {
+            let node = if i % 2 == 0 { &app } else { &peer };
+            login_from(
+                node,
+                &p.pk,
+                "203.0.113.9",
+                "shared@example.com",
+                "guess guess",
+            )
+        });
+        let counts = tally(&join_all(guesses).await);
+        assert_eq!(counts.get(&401), Some(&5), "two nodes: {counts:?}");
+        peer.stop().await;
+    }
+    app.stop().await;
+}
+
+async fn password_change_is_limited_and_counted(store: Store) {
+    let Some((app, p)) = setup(store, &[]).await else {
+        return;
+    };
+    let body = app.register(&p.pk, "changer@example.com", PW).await;
+    let at = body["access_token"].as_str().unwrap().to_string();
+    let change = |current: &'static str| {
+        send(
+            app.public_req(Method::POST, "/v1/auth/password/change")
+                .header("x-project-key", &p.pk)
+                .bearer_auth(&at)
+                .json(
+                    &json!({"current_password": current, "new_password": "another long password"}),
+                ),
+        )
+    };
+    // Wrong current passwords count toward the lockout like failed logins.
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(change("not my password").await.0.as_u16());
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Concurrent tries cannot get past it either, nor can the right password
+    // from the locked address.
+    let results = join_all((0..40).map(|_| change("not my password"))).await;
+    assert!(results.iter().all(|(s, _)| *s == 429));
+    assert_error(&change(PW).await, 429, "too_many_attempts");
+    // The lock is the (account, address) pair: login from that address is
+    // locked too, another address is not.
+    assert_eq!(
+        login_from(&app, &p.pk, "127.0.0.1", "changer@example.com", PW)
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        login_from(&app, &p.pk, "192.0.2.1", "changer@example.com", PW)
+            .await
+            .0,
+        200
+    );
+
+    // The password endpoints share the login rate limit.
+    app.admin(
+        Method::PATCH,
+        &format!("/v1/projects/{}", p.id),
+        Some(json!({"settings": {"rate_limits": {"login_per_minute": 2}}})),
+    )
+    .await;
+    let fresh = app.register(&p.pk, "limited@example.com", PW).await;
+    let at = fresh["access_token"].as_str().unwrap().to_string();
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(
+            send(
+                app.public_req(Method::POST, "/v1/auth/password/change")
+                    .header("x-project-key", &p.pk)
+                    .header("x-forwarded-for", "192.0.2.77")
+                    .bearer_auth(&at)
+                    .json(&json!({"current_password": "wrong wrong", "new_password": "another long password"})),
+            )
+            .await,
+        );
+    }
+    assert_error(&last.unwrap(), 429, "too_many_attempts");
+    app.stop().await;
+}
+
+async fn full_hash_queue_answers_503_and_leaves_room_for_others(store: Store) {
+    // One worker, real Argon2id cost, four places (one project may hold three).
+    let Some((app, a)) = setup(
+        store,
+        &[
+            ("IDENTITY_HASH_CONCURRENCY", "1"),
+            ("IDENTITY_HASH_QUEUE", "4"),
+            ("IDENTITY_ARGON2_MEMORY_KIB", "19456"),
+            ("IDENTITY_ARGON2_ITERATIONS", "2"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let b = app.create_project("other").await;
+    app.admin(
+        Method::PATCH,
+        &format!("/v1/projects/{}", b.id),
+        Some(json!({"settings": {"rate_limits": {"login_per_minute": 0}}})),
+    )
+    .await;
+    app.register(&b.pk, "calm@example.com", PW).await;
+    // Project A floods from 40 addresses; project B signs in meanwhile.
+    let (app_ref, apk) = (&app, &a.pk);
+    let flood = join_all((0..40u32).map(|i| {
+        let ip = format!("198.18.1.{}", i + 1);
+        async move {
+            let resp = app_ref
+                .public_req(Method::POST, "/v1/auth/login")
+                .header("x-project-key", apk)
+                .header("x-forwarded-for", ip)
+                .json(&json!({"email": "nobody@example.com", "password": "guess guess"}))
+                .send()
+                .await
+                .unwrap();
+            let retry = resp.headers().get("retry-after").is_some();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            (status, retry, body)
+        }
+    }));
+    let calm = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        login_from(&app, &b.pk, "192.0.2.5", "calm@example.com", PW).await
+    };
+    let (flood, calm) = tokio::join!(flood, calm);
+    assert_eq!(calm.0, 200, "the other project was starved: {}", calm.1);
+    let busy: Vec<_> = flood.iter().filter(|(s, _, _)| *s == 503).collect();
+    let evaluated = flood.iter().filter(|(s, _, _)| *s == 401).count();
+    assert!(!busy.is_empty(), "the queue never filled");
+    assert_eq!(busy.len() + evaluated, 40, "only 401 or 503");
+    for (_, retry, body) in &busy {
+        assert!(retry, "503 without Retry-After");
+        assert_eq!(body["error"]["code"], "server_busy");
+    }
+    // Refused attempts were given back: only evaluated ones count as failures.
+    let (_, events) = app
+        .get_with_key("/v1/audit-events?type=login.failed&limit=200", &a.sk)
+        .await;
+    assert_eq!(events["items"].as_array().unwrap().len(), evaluated);
+    app.stop().await;
+}
+
+async fn forwarded_for_lines_and_ipv6_prefixes(store: Store) {
+    let Some((app, p)) = setup(store, &[]).await else {
+        return;
+    };
+    // A proxy that appends its own X-Forwarded-For line: the client's claim
+    // in the first line does not win.
+    let (s, body) = send(
+        app.public_req(Method::POST, "/v1/auth/register")
+            .header("x-project-key", &p.pk)
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("x-forwarded-for", "192.0.2.10")
+            .json(&json!({"email": "lines@example.com", "password": PW})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["session"]["ip"], "192.0.2.10");
+    // Ports, brackets and IPv4-mapped IPv6 are read as the address.
+    for (header, want) in [
+        ("192.0.2.11:5555", "192.0.2.11"),
+        ("[2001:db8::7]:443", "2001:db8::7"),
+        ("::ffff:192.0.2.12", "192.0.2.12"),
+    ] {
+        let (s, b) = login_from(&app, &p.pk, header, "lines@example.com", PW).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["session"]["ip"], want, "{header}");
+    }
+    // IPv6 clients are counted by their /64: five failures from five
+    // addresses of one /64 lock the whole /64, not another one.
+    for i in 1..=5 {
+        let ip = format!("2001:db8:1:2::{i}");
+        assert_eq!(
+            login_from(&app, &p.pk, &ip, "lines@example.com", "wrong wrong")
+                .await
+                .0,
+            401
+        );
+    }
+    let locked = login_from(
+        &app,
+        &p.pk,
+        "2001:db8:1:2:ffff::99",
+        "lines@example.com",
+        PW,
+    )
+    .await;
+    assert_eq!(locked.0, 429, "{}", locked.1);
+    assert_eq!(
+        login_from(&app, &p.pk, "2001:db8:1:3::1", "lines@example.com", PW)
+            .await
+            .0,
+        200
+    );
+    app.stop().await;
+}
