@@ -9,7 +9,11 @@ use crate::on_both;
 use crate::support::dns::TestDns;
 use crate::support::{Project, Store, TestApp, assert_error, send};
 
-on_both!(cookie_transport_and_csrf_matrix, smoke_test_with_curl);
+on_both!(
+    cookie_transport_and_csrf_matrix,
+    smoke_test_with_curl,
+    no_cross_site_request_sets_session_cookies,
+);
 
 const HOST: &str = "login.acme.test";
 const PW: &str = "correct horse battery staple";
@@ -385,5 +389,118 @@ async fn smoke_test_with_curl(store: Store) {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    app.stop().await;
+}
+
+/// Login CSRF through refresh, cookie sessions leaking into bodies, and
+/// client-chosen CSRF tokens: none of them get through.
+async fn no_cross_site_request_sets_session_cookies(store: Store) {
+    let dns = TestDns::start().await;
+    let Some((app, p)) = branded(store, &dns).await else {
+        return;
+    };
+    // The attacker signs in to an account of their own (bearer, by key)
+    // and holds its refresh token.
+    let attacker = app.register(&p.pk, "mallory@example.com", PW).await;
+    let attacker_rt = attacker["refresh_token"].as_str().unwrap().to_string();
+
+    // A cross-site form post (text/plain, no CSRF header) to the branded
+    // host's refresh: refused, and no cookie is set.
+    let form = app
+        .public_req(Method::POST, "/v1/auth/refresh")
+        .header("host", HOST)
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .header("content-type", "text/plain")
+        .body(format!("{{\"refresh_token\": \"{attacker_rt}\"}}"));
+    let (s, set, b) = send_raw(form).await;
+    assert!(set.is_empty(), "cookies set on a cross-site post: {set:?}");
+    assert!(s == 403 || s == 415, "{s} {b}");
+    // Even as JSON, a foreign origin cannot get session cookies set.
+    let (s, set, b) = send_raw(
+        app.public_req(Method::POST, "/v1/auth/refresh")
+            .header("host", HOST)
+            .header("origin", "https://evil.example")
+            .json(&json!({"refresh_token": attacker_rt})),
+    )
+    .await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (403, Some("csrf_failed")), "{b}");
+    assert!(set.is_empty(), "{set:?}");
+    // A non-JSON body is 415 on its own, origin or not.
+    let (s, _, b) = send_raw(
+        app.public_req(Method::POST, "/v1/auth/refresh")
+            .header("host", HOST)
+            .header("content-type", "text/plain")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+    let (s, _, b) = send_raw(
+        app.public_req(Method::POST, "/v1/auth/login")
+            .header("host", HOST)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("email=a%40b.c&password=x"),
+    )
+    .await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+
+    // A victim signs in on the branded host, with a CSRF cookie planted
+    // beforehand by a sibling subdomain: the server mints its own.
+    let (s, set, body) = send_raw(
+        app.public_req(Method::POST, "/v1/auth/register")
+            .header("host", HOST)
+            .header("origin", "https://app.acme.test")
+            .header("cookie", "identity_csrf=planted-by-attacker-000000000000000000000000")
+            .json(&json!({"email": "victim@example.com", "password": PW})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let c = parse_cookies(&set);
+    assert_ne!(c.csrf, "planted-by-attacker-000000000000000000000000");
+    assert_eq!(body["csrf_token"], c.csrf.as_str(), "csrf_token in the JSON");
+    assert!(body.get("refresh_token").is_none() || body["refresh_token"].is_null());
+    // The planted value does not pass the CSRF rule either.
+    let (s, _, b) = send_raw(
+        app.public_req(Method::POST, "/v1/auth/sessions/revoke-all")
+            .header("host", HOST)
+            .header("origin", "https://app.acme.test")
+            .header(
+                "cookie",
+                format!(
+                    "identity_at={}; identity_csrf=planted-by-attacker-000000000000000000000000",
+                    c.at
+                ),
+            )
+            .header("x-csrf-token", "planted-by-attacker-000000000000000000000000"),
+    )
+    .await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (403, Some("csrf_failed")));
+    // The session check hands a cookie caller its CSRF token.
+    let (s, _, b) = send_raw(
+        app.public_req(Method::GET, "/v1/auth/session")
+            .header("host", HOST)
+            .header("cookie", c.header()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["csrf_token"], c.csrf.as_str());
+
+    // A refresh that read its token from the cookie answers by cookie only,
+    // even when asked for bearer.
+    let (s, set, b) = send_raw(
+        app.public_req(Method::POST, "/v1/auth/refresh")
+            .header("host", HOST)
+            .header("origin", "https://app.acme.test")
+            .header("x-token-transport", "bearer")
+            .header("cookie", c.header())
+            .header("x-csrf-token", &c.csrf),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b.get("refresh_token").is_none(), "refresh token in a body: {b}");
+    let c2 = parse_cookies(&set);
+    assert_ne!(c2.rt, c.rt);
+    assert_eq!(c2.csrf, c.csrf, "the CSRF token is stable across refreshes");
+    assert_eq!(b["csrf_token"], c.csrf.as_str());
     app.stop().await;
 }
