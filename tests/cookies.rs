@@ -13,6 +13,7 @@ on_both!(
     cookie_transport_and_csrf_matrix,
     smoke_test_with_curl,
     no_cross_site_request_sets_session_cookies,
+    cors_preflight_and_actual_responses,
 );
 
 const HOST: &str = "login.acme.test";
@@ -424,7 +425,11 @@ async fn no_cross_site_request_sets_session_cookies(store: Store) {
             .json(&json!({"refresh_token": attacker_rt})),
     )
     .await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (403, Some("csrf_failed")), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (403, Some("csrf_failed")),
+        "{b}"
+    );
     assert!(set.is_empty(), "{set:?}");
     // A non-JSON body is 415 on its own, origin or not.
     let (s, _, b) = send_raw(
@@ -434,7 +439,10 @@ async fn no_cross_site_request_sets_session_cookies(store: Store) {
             .body("{}"),
     )
     .await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
     let (s, _, b) = send_raw(
         app.public_req(Method::POST, "/v1/auth/login")
             .header("host", HOST)
@@ -442,7 +450,10 @@ async fn no_cross_site_request_sets_session_cookies(store: Store) {
             .body("email=a%40b.c&password=x"),
     )
     .await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
 
     // A victim signs in on the branded host, with a CSRF cookie planted
     // beforehand by a sibling subdomain: the server mints its own.
@@ -450,14 +461,21 @@ async fn no_cross_site_request_sets_session_cookies(store: Store) {
         app.public_req(Method::POST, "/v1/auth/register")
             .header("host", HOST)
             .header("origin", "https://app.acme.test")
-            .header("cookie", "identity_csrf=planted-by-attacker-000000000000000000000000")
+            .header(
+                "cookie",
+                "identity_csrf=planted-by-attacker-000000000000000000000000",
+            )
             .json(&json!({"email": "victim@example.com", "password": PW})),
     )
     .await;
     assert_eq!(s, 201, "{body}");
     let c = parse_cookies(&set);
     assert_ne!(c.csrf, "planted-by-attacker-000000000000000000000000");
-    assert_eq!(body["csrf_token"], c.csrf.as_str(), "csrf_token in the JSON");
+    assert_eq!(
+        body["csrf_token"],
+        c.csrf.as_str(),
+        "csrf_token in the JSON"
+    );
     assert!(body.get("refresh_token").is_none() || body["refresh_token"].is_null());
     // The planted value does not pass the CSRF rule either.
     let (s, _, b) = send_raw(
@@ -471,10 +489,16 @@ async fn no_cross_site_request_sets_session_cookies(store: Store) {
                     c.at
                 ),
             )
-            .header("x-csrf-token", "planted-by-attacker-000000000000000000000000"),
+            .header(
+                "x-csrf-token",
+                "planted-by-attacker-000000000000000000000000",
+            ),
     )
     .await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (403, Some("csrf_failed")));
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (403, Some("csrf_failed"))
+    );
     // The session check hands a cookie caller its CSRF token.
     let (s, _, b) = send_raw(
         app.public_req(Method::GET, "/v1/auth/session")
@@ -497,10 +521,167 @@ async fn no_cross_site_request_sets_session_cookies(store: Store) {
     )
     .await;
     assert_eq!(s, 200, "{b}");
-    assert!(b.get("refresh_token").is_none(), "refresh token in a body: {b}");
+    assert!(
+        b.get("refresh_token").is_none(),
+        "refresh token in a body: {b}"
+    );
     let c2 = parse_cookies(&set);
     assert_ne!(c2.rt, c.rt);
     assert_eq!(c2.csrf, c.csrf, "the CSRF token is stable across refreshes");
     assert_eq!(b["csrf_token"], c.csrf.as_str());
     app.stop().await;
+}
+
+fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn preflight(app: &TestApp, host: Option<&str>, origin: &str) -> reqwest::Response {
+    let mut req = app
+        .public_req(Method::OPTIONS, "/v1/auth/login")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type, x-project-key",
+        );
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
+    req.send().await.unwrap()
+}
+
+async fn cors_preflight_and_actual_responses(store: Store) {
+    let dns = TestDns::start().await;
+    let Some((app, p)) = branded(store, &dns).await else {
+        return;
+    };
+    let app_origin = "https://app.acme.test";
+    let other = app.create_project("other").await;
+    app.admin(
+        Method::PATCH,
+        &format!("/v1/projects/{}", other.id),
+        Some(json!({"settings": {"allowed_origins": ["https://shop.other.test"]}})),
+    )
+    .await;
+
+    // A preflight to the shared API origin needs no project header.
+    let resp = preflight(&app, None, app_origin).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        header(&resp, "access-control-allow-origin"),
+        Some(app_origin)
+    );
+    assert_eq!(
+        header(&resp, "access-control-allow-credentials"),
+        Some("true")
+    );
+    let allowed_headers = header(&resp, "access-control-allow-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in [
+        "content-type",
+        "authorization",
+        "x-project-key",
+        "x-csrf-token",
+        "x-token-transport",
+    ] {
+        assert!(
+            allowed_headers.contains(h),
+            "{h} missing from {allowed_headers}"
+        );
+    }
+    assert!(
+        header(&resp, "access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(header(&resp, "vary").unwrap().contains("Origin"));
+    // A foreign origin gets nothing.
+    let resp = preflight(&app, None, "https://evil.example").await;
+    assert!(header(&resp, "access-control-allow-origin").is_none());
+    assert!(header(&resp, "access-control-allow-credentials").is_none());
+    // On the branded host, the preflight asks that project only.
+    let resp = preflight(&app, Some(HOST), app_origin).await;
+    assert_eq!(
+        header(&resp, "access-control-allow-origin"),
+        Some(app_origin)
+    );
+    let resp = preflight(&app, Some(HOST), "https://shop.other.test").await;
+    assert!(header(&resp, "access-control-allow-origin").is_none());
+    let resp = preflight(&app, None, "https://shop.other.test").await;
+    assert_eq!(
+        header(&resp, "access-control-allow-origin"),
+        Some("https://shop.other.test")
+    );
+
+    // Actual responses grant only the resolved project's origins.
+    let actual = |key: String, origin: &'static str| {
+        app.public_req(Method::GET, "/.well-known/jwks.json")
+            .header("x-project-key", key)
+            .header("origin", origin)
+            .send()
+    };
+    let resp = actual(p.pk.clone(), app_origin).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "access-control-allow-origin"),
+        Some(app_origin)
+    );
+    assert_eq!(
+        header(&resp, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert!(header(&resp, "vary").unwrap().contains("Origin"));
+    let resp = actual(other.pk.clone(), app_origin).await.unwrap();
+    assert!(
+        header(&resp, "access-control-allow-origin").is_none(),
+        "another project's origin"
+    );
+    let resp = actual(p.pk.clone(), "https://evil.example").await.unwrap();
+    assert!(header(&resp, "access-control-allow-origin").is_none());
+    // Errors of the resolved project are readable by its app too.
+    let resp = app
+        .public_req(Method::POST, "/v1/auth/login")
+        .header("x-project-key", &p.pk)
+        .header("origin", app_origin)
+        .json(&json!({"email": "nobody@example.com", "password": "wrong wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        header(&resp, "access-control-allow-origin"),
+        Some(app_origin)
+    );
+    // A change of allowed_origins takes effect at once.
+    app.admin(
+        Method::PATCH,
+        &format!("/v1/projects/{}", other.id),
+        Some(json!({"settings": {"allowed_origins": []}})),
+    )
+    .await;
+    let resp = preflight(&app, None, "https://shop.other.test").await;
+    assert!(header(&resp, "access-control-allow-origin").is_none());
+    app.stop().await;
+
+    // Outside dev mode, http:// origins are never granted.
+    let Some(prod) = TestApp::spawn_with(store, &[("IDENTITY_DEV_MODE", "false")]).await else {
+        return;
+    };
+    let q = prod.create_project("plain").await;
+    prod.admin(
+        Method::PATCH,
+        &format!("/v1/projects/{}", q.id),
+        Some(json!({"settings": {"allowed_origins": ["http://insecure.test", "https://secure.test"]}})),
+    )
+    .await;
+    let resp = preflight(&prod, None, "http://insecure.test").await;
+    assert!(header(&resp, "access-control-allow-origin").is_none());
+    let resp = preflight(&prod, None, "https://secure.test").await;
+    assert_eq!(
+        header(&resp, "access-control-allow-origin"),
+        Some("https://secure.test")
+    );
+    prod.stop().await;
 }

@@ -16,6 +16,7 @@ use identity_shared::error::ApiError;
 pub mod accounts;
 pub mod audit;
 pub mod client;
+pub mod cors;
 pub mod limits;
 pub mod openapi;
 pub mod passwords;
@@ -41,6 +42,8 @@ pub struct DataState {
     pub tokens: Arc<tokens::Tokens>,
     pub sessions: Arc<sessions::SessionCache>,
     pub limiter: Arc<dyn limits::RateLimiter>,
+    /// Which origins some project allows (CORS preflights on the shared origin).
+    pub origins: Arc<cors::OriginIndex>,
     /// Derives refresh-token successors (see `accounts::successor_of`).
     pub refresh_key: [u8; 32],
     /// Derives each cookie session's CSRF token (see `transport::csrf_token`).
@@ -55,6 +58,7 @@ impl DataState {
         master_key: Arc<MasterKey>,
     ) -> Result<Self, String> {
         let resolver = ProjectResolver::start(control_db.clone(), config.resolution_cache_ttl);
+        let origins = cors::OriginIndex::start(control_db.clone(), config.resolution_cache_ttl);
         let hasher = passwords::Hasher::new(
             passwords::HashParams {
                 memory_kib: config.argon2_memory_kib,
@@ -83,6 +87,7 @@ impl DataState {
             hasher,
             sessions,
             limiter: Arc::new(limits::InProcessLimiter::default()),
+            origins,
         })
     }
 
@@ -145,6 +150,10 @@ pub fn router(state: DataState) -> Router {
         .fallback(identity_shared::http::not_found)
         .method_not_allowed_fallback(identity_shared::http::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
+        ))
         .layer(axum::middleware::from_fn(move |req, next| {
             identity_shared::http::enforce_content_length(limit, req, next)
         }))

@@ -323,6 +323,9 @@ pub async fn require_project(
 ) -> Result<Response, ApiError> {
     let resolved = resolver.resolve(req.headers()).await?;
     tracing::Span::current().record("project_id", resolved.project.id.as_str());
-    req.extensions_mut().insert(resolved);
-    Ok(next.run(req).await)
+    req.extensions_mut().insert(resolved.clone());
+    let mut response = next.run(req).await;
+    // The CORS layer grants the resolved project's origins.
+    response.extensions_mut().insert(resolved);
+    Ok(response)
 }

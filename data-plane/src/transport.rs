@@ -212,8 +212,7 @@ fn referer_origin(referer: &str) -> Option<String> {
 }
 
 fn allowed_origin(state: &DataState, resolved: &Resolved, origin: &str) -> bool {
-    let settings = &resolved.project.settings;
-    if settings.allowed_origins.iter().any(|o| o == origin) {
+    if crate::cors::project_allows(state, &resolved.project, origin) {
         return true;
     }
     // The branded auth domain the request came to is its own origin.
