@@ -16,6 +16,7 @@ on_both!(
     password_change_is_limited_and_counted,
     full_hash_queue_answers_503_and_leaves_room_for_others,
     forwarded_for_lines_and_ipv6_prefixes,
+    one_mailbox_one_account,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -302,5 +303,120 @@ async fn forwarded_for_lines_and_ipv6_prefixes(store: Store) {
             .0,
         200
     );
+    app.stop().await;
+}
+
+async fn one_mailbox_one_account(store: Store) {
+    let Some((app, p)) = setup(store, &[]).await else {
+        return;
+    };
+    let first = app.register(&p.pk, "alice@example.com", PW).await;
+    for spelling in [
+        "alice@example.com.",
+        "alice@ｅｘａｍｐｌｅ.com",
+        "ALICE@Example.COM",
+    ] {
+        let got = app
+            .post_with_key(
+                "/v1/auth/register",
+                &p.pk,
+                json!({"email": spelling, "password": PW}),
+            )
+            .await;
+        assert_error(&got, 409, "email_taken");
+        let (s, b) = login_from(&app, &p.pk, "192.0.2.30", spelling, PW).await;
+        assert_eq!(s, 200, "{spelling}: {b}");
+        assert_eq!(b["user"]["id"], first["user"]["id"]);
+    }
+    // What the user typed is kept for display.
+    let typed = app.register(&p.pk, "Bob@Example.COM", PW).await;
+    assert_eq!(typed["user"]["email"], "Bob@Example.COM");
+    let (_, found) = app
+        .get_with_key("/v1/users?email=bob@example.com.", &p.sk)
+        .await;
+    assert_eq!(found["items"][0]["id"], typed["user"]["id"]);
+
+    // Rows written under the old rule (lowercase only) are re-checked by the
+    // data migration: fixed where unambiguous, reported where two accounts
+    // turn out to be one mailbox, never merged.
+    use identity_shared::schema::{DataMigrations, Users};
+    use sea_query::{Expr, ExprTrait, Query};
+    let mut tx = app.db().control().await.unwrap();
+    for (id, email, normalized) in [
+        (
+            "usr_old000000000000000001",
+            "Carol@Example.com.",
+            "carol@example.com.",
+        ),
+        (
+            "usr_old000000000000000002",
+            "dave@ｅｘａｍｐｌｅ.com",
+            "dave@ｅｘａｍｐｌｅ.com",
+        ),
+        (
+            "usr_old000000000000000003",
+            "Dave@example.com",
+            "dave@example.com",
+        ),
+    ] {
+        tx.execute(
+            Query::insert()
+                .into_table(Users::Table)
+                .columns([
+                    Users::Id,
+                    Users::ProjectId,
+                    Users::Email,
+                    Users::EmailNormalized,
+                    Users::EmailVerified,
+                    Users::MfaEnabled,
+                    Users::CreatedAt,
+                    Users::UpdatedAt,
+                ])
+                .values_panic([
+                    id.into(),
+                    p.id.clone().into(),
+                    email.into(),
+                    normalized.into(),
+                    false.into(),
+                    false.into(),
+                    1i64.into(),
+                    1i64.into(),
+                ]),
+        )
+        .await
+        .unwrap();
+    }
+    tx.execute(
+        Query::delete()
+            .from_table(DataMigrations::Table)
+            .and_where(Expr::col(DataMigrations::Name).eq("email_canonical_v1")),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    identity_shared::data_migrations::run(app.db())
+        .await
+        .unwrap();
+    let report = identity_shared::data_migrations::email_report(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report["updated"], 1, "{report}");
+    let collisions = report["collisions"].as_array().unwrap();
+    assert_eq!(collisions.len(), 1, "{report}");
+    assert_eq!(collisions[0]["project_id"], p.id.as_str());
+    let (_, carol) = app
+        .get_with_key("/v1/users?email=carol@example.com", &p.sk)
+        .await;
+    assert_eq!(carol["items"][0]["id"], "usr_old000000000000000001");
+    // Both colliding rows are still there, untouched.
+    let (_, d1) = app
+        .get_with_key("/v1/users/usr_old000000000000000002", &p.sk)
+        .await;
+    let (_, d2) = app
+        .get_with_key("/v1/users/usr_old000000000000000003", &p.sk)
+        .await;
+    assert_eq!(d1["user"]["email"], "dave@ｅｘａｍｐｌｅ.com");
+    assert_eq!(d2["user"]["email"], "Dave@example.com");
     app.stop().await;
 }

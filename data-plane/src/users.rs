@@ -63,7 +63,8 @@ impl UserRow {
 }
 
 /// A validated email: `typed` is stored as given (trimmed), `normalized`
-/// (lowercase) is what uniqueness and lookups use.
+/// (the canonical form, see `identity_shared::email`) is what uniqueness
+/// and lookups use.
 #[derive(Debug, Clone)]
 pub struct Email {
     pub typed: String,
@@ -72,43 +73,15 @@ pub struct Email {
 
 impl Email {
     pub fn parse(input: &str) -> ApiResult<Email> {
-        let invalid = |why: &str| {
+        let e = identity_shared::email::Email::parse(input).map_err(|why| {
             ApiError::unprocessable(
                 "invalid_email",
                 format!("the email address is not valid: {why}"),
             )
-        };
-        let typed = input.trim();
-        if typed.is_empty() {
-            return Err(invalid("it is empty"));
-        }
-        if typed.chars().count() > 254 {
-            return Err(invalid("it is longer than 254 characters"));
-        }
-        if typed.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(invalid("it contains spaces or control characters"));
-        }
-        let (local, domain) = typed
-            .rsplit_once('@')
-            .ok_or_else(|| invalid("it has no @"))?;
-        if local.is_empty() || local.chars().count() > 64 || local.contains('@') {
-            return Err(invalid(
-                "the part before @ is empty, too long or has another @",
-            ));
-        }
-        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-            return Err(invalid("misplaced dot before @"));
-        }
-        if local.chars().any(|c| "()<>[]\\,;:\"".contains(c)) {
-            return Err(invalid(
-                "the part before @ has characters that need quoting",
-            ));
-        }
-        identity_shared::hostname::parse_hostname(domain)
-            .map_err(|_| invalid("the domain is not valid"))?;
+        })?;
         Ok(Email {
-            typed: typed.to_string(),
-            normalized: typed.to_lowercase(),
+            typed: e.typed,
+            normalized: e.canonical,
         })
     }
 }
@@ -356,8 +329,9 @@ async fn list(
         .from(Users::Table)
         .and_where(Expr::col(Users::ProjectId).eq(project_id));
     if let Some(email) = &q.email {
-        // Exact, case-insensitive; a malformed address simply matches nobody.
-        select.and_where(Expr::col(Users::EmailNormalized).eq(email.trim().to_lowercase()));
+        // The same canonical form as sign-in; a malformed address matches nobody.
+        let canonical = identity_shared::email::canonical(email).unwrap_or_default();
+        select.and_where(Expr::col(Users::EmailNormalized).eq(canonical));
     }
     let mut tx = state.shard(&resolved)?.scope_read(project_id).await?;
     let page = params
@@ -413,25 +387,12 @@ mod tests {
 
     #[test]
     fn emails() {
-        let e = Email::parse("  Alice.Smith@Example.COM ").unwrap();
-        assert_eq!(e.typed, "Alice.Smith@Example.COM");
+        let e = Email::parse("  Alice.Smith@Example.COM. ").unwrap();
+        assert_eq!(e.typed, "Alice.Smith@Example.COM.");
         assert_eq!(e.normalized, "alice.smith@example.com");
-        assert!(Email::parse("josé@exämple.com").is_ok());
-        for bad in [
-            "",
-            "no-at",
-            "@x.com",
-            "a@",
-            "a@b",
-            "a b@x.com",
-            "a@x.com\u{0}",
-            "a..b@x.com",
-            ".a@x.com",
-            "a\"b@x.com",
-            "a@-x.com",
-        ] {
-            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
-        }
-        assert!(Email::parse(&format!("{}@x.com", "a".repeat(65))).is_err());
+        assert_eq!(
+            Email::parse("a b@x.com").unwrap_err().code(),
+            "invalid_email"
+        );
     }
 }

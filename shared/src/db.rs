@@ -244,7 +244,7 @@ impl Db {
             Pool::Pg(p) => PG_MIGRATOR.run(p).await?,
             Pool::Lite(p) => SQLITE_MIGRATOR.run(p).await?,
         }
-        Ok(())
+        crate::data_migrations::run(self).await
     }
 
     /// Reverts the newest applied migration; returns its version.

@@ -16,6 +16,24 @@ pub enum OperatorTokens {
     TokenHash,
     Name,
     CreatedAt,
+    Source,
+    LastUsedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum DataMigrations {
+    Table,
+    Name,
+    AppliedAt,
+    Report,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum NodeObservations {
+    Table,
+    Name,
+    Detail,
+    ObservedAt,
 }
 
 #[derive(Iden, Clone, Copy)]
