@@ -41,8 +41,26 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Operator tokens of the admin API.
+    OperatorToken {
+        #[command(subcommand)]
+        action: OperatorTokenAction,
+    },
     /// Check this deployment against the production checklist.
     Doctor,
+}
+
+#[derive(Subcommand)]
+enum OperatorTokenAction {
+    /// Create a token; prints its value once.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never their values).
+    List,
+    /// Revoke a token at once.
+    Revoke { id: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -110,6 +128,7 @@ async fn main() -> ExitCode {
         Command::Migrate { action } => migrate(config, action).await,
         Command::Project { action } => project(config, action).await,
         Command::Keys { action } => keys(config, action).await,
+        Command::OperatorToken { action } => operator_token(config, action).await,
         Command::Doctor => commands::doctor(config).await,
     };
     match result {
@@ -231,6 +250,36 @@ async fn project(config: Config, action: ProjectAction) -> CmdResult {
         }
     }
     state.db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn operator_token(config: Config, action: OperatorTokenAction) -> CmdResult {
+    use identity_control_plane::auth;
+    let db = identity::open_database(&config).await?;
+    match action {
+        OperatorTokenAction::Create { name } => {
+            let (token, value) = auth::create_token(&db, &name, "cli").await?;
+            println!("operator token: {}", token.id);
+            println!("value:          {value}");
+        }
+        OperatorTokenAction::List => {
+            for t in auth::list_tokens(&db).await? {
+                println!(
+                    "{}  {:<9}  created {}  last used {}  {}",
+                    t.id,
+                    t.source,
+                    t.created_at,
+                    t.last_used_at.as_deref().unwrap_or("never"),
+                    t.name
+                );
+            }
+        }
+        OperatorTokenAction::Revoke { id } => {
+            auth::revoke_token(&db, &id).await?;
+            println!("revoked {id}");
+        }
+    }
+    db.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -147,9 +147,9 @@ async fn management_commands() {
     let (ok, out) = run(&dir, &["migrate", "up"]).await;
     assert!(ok && out.contains("migrations applied"), "{out}");
     let (ok, out) = run(&dir, &["migrate", "status"]).await;
-    assert!(ok && out.matches("applied").count() == 2, "{out}");
+    assert!(ok && out.matches("applied").count() == 3, "{out}");
     let (ok, out) = run(&dir, &["migrate", "down"]).await;
-    assert!(ok && out.contains("reverted migration 2"), "{out}");
+    assert!(ok && out.contains("reverted migration 3"), "{out}");
     let (_, out) = run(&dir, &["migrate", "status"]).await;
     assert!(out.contains("pending") && out.contains("applied"), "{out}");
     assert!(run(&dir, &["migrate", "up"]).await.0);
@@ -175,6 +175,38 @@ async fn management_commands() {
     assert!(ok && out.contains("new signing key: sig_"), "{out}");
     let (ok, out) = run(&dir, &["keys", "rotate", "--project", "prj_nope"]).await;
     assert!(!ok && out.contains("not found"), "{out}");
+
+    // Operator tokens: create (value printed once), list, revoke.
+    let (ok, out) = run(&dir, &["operator-token", "create", "--name", "ci pipeline"]).await;
+    assert!(ok, "{out}");
+    let token_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("operator token:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(out.contains("idop_"), "{out}");
+    let (ok, out) = run(&dir, &["operator-token", "list"]).await;
+    assert!(
+        ok && out.contains(&token_id) && out.contains("ci pipeline") && out.contains("cli"),
+        "{out}"
+    );
+    assert!(!out.contains("idop_"), "a token value was listed: {out}");
+    let (ok, out) = run(&dir, &["operator-token", "create", "--name", "only"]).await;
+    let only = out
+        .lines()
+        .find_map(|l| l.strip_prefix("operator token:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(ok);
+    let (ok, out) = run(&dir, &["operator-token", "revoke", &token_id]).await;
+    assert!(ok && out.contains("revoked"), "{out}");
+    let (ok, out) = run(&dir, &["operator-token", "list"]).await;
+    assert!(ok && !out.contains(&token_id), "{out}");
+    // The last one cannot be revoked (nobody could administer afterwards).
+    let (ok, out) = run(&dir, &["operator-token", "revoke", &only]).await;
+    assert!(!ok && out.contains("last operator token"), "{out}");
 
     // Doctor fails a development setup and says why.
     let (ok, out) = run(&dir, &["doctor"]).await;

@@ -8,6 +8,7 @@ use crate::support::{ADMIN_TOKEN, Store, TestApp, assert_error, raw_http, send};
 
 on_both!(
     operator_token_required,
+    operator_tokens_rotate_and_revoke,
     project_lifecycle,
     project_list_pagination,
     project_keys,
@@ -743,5 +744,100 @@ async fn bad_input_never_5xx(store: Store) {
             );
         }
     }
+    app.stop().await;
+}
+
+async fn operator_tokens_rotate_and_revoke(store: Store) {
+    let Some(app) = TestApp::spawn(store).await else {
+        return;
+    };
+    let with = |token: &str, method: Method, path: &str| {
+        app.client
+            .request(method, format!("{}{path}", app.admin))
+            .bearer_auth(token.to_string())
+    };
+    // A named token, shown once, listed without its value.
+    let (s, created) = app
+        .admin(
+            Method::POST,
+            "/v1/operator-tokens",
+            Some(json!({"name": "deploy bot"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let value = created["value"].as_str().unwrap().to_string();
+    let id = created["token"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["token"]["source"], "api");
+    assert!(created["token"]["last_used_at"].is_null());
+    let (s, _) = send(with(&value, Method::GET, "/v1/projects")).await;
+    assert_eq!(s, 200);
+    let (_, list) = app.admin(Method::GET, "/v1/operator-tokens", None).await;
+    let items = list["items"].as_array().unwrap();
+    assert!(!list.to_string().contains(&value), "a value was listed");
+    let mine = items.iter().find(|t| t["id"] == id.as_str()).unwrap();
+    assert_eq!(mine["name"], "deploy bot");
+    assert!(items.iter().any(|t| t["source"] == "env"), "{list}");
+    // Its use is recorded (off the request path, so shortly after).
+    crate::support::eventually(std::time::Duration::from_secs(5), || async {
+        let (_, list) = app.admin(Method::GET, "/v1/operator-tokens", None).await;
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["source"] == "env" && t["last_used_at"].is_string())
+    })
+    .await;
+    let got = app
+        .admin(
+            Method::POST,
+            "/v1/operator-tokens",
+            Some(json!({"name": ""})),
+        )
+        .await;
+    assert_error(&got, 422, "invalid_name");
+    // Revoked: refused at once.
+    let (s, _) = app
+        .admin(Method::DELETE, &format!("/v1/operator-tokens/{id}"), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = send(with(&value, Method::GET, "/v1/projects")).await;
+    assert_eq!(s, 401);
+    let got = app
+        .admin(Method::DELETE, &format!("/v1/operator-tokens/{id}"), None)
+        .await;
+    assert_error(&got, 404, "not_found");
+
+    // Changing IDENTITY_ADMIN_TOKEN replaces the old environment token.
+    let new_token = "rotated-operator-token-0123456789abcdef";
+    let peer = app
+        .spawn_peer_with(&[("IDENTITY_ADMIN_TOKEN", new_token)])
+        .await;
+    let (s, _) = send(with(new_token, Method::GET, "/v1/projects")).await;
+    assert_eq!(s, 200);
+    let (s, _) = send(with(
+        crate::support::ADMIN_TOKEN,
+        Method::GET,
+        "/v1/projects",
+    ))
+    .await;
+    assert_eq!(s, 401, "the old environment token still works");
+    let (_, list) = send(with(new_token, Method::GET, "/v1/operator-tokens")).await;
+    let envs: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["source"] == "env")
+        .collect();
+    assert_eq!(envs.len(), 1, "{list}");
+    // The last token cannot be revoked.
+    let only = envs[0]["id"].as_str().unwrap().to_string();
+    let got = send(with(
+        new_token,
+        Method::DELETE,
+        &format!("/v1/operator-tokens/{only}"),
+    ))
+    .await;
+    assert_error(&got, 409, "last_operator_token");
+    peer.stop().await;
     app.stop().await;
 }

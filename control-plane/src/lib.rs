@@ -31,6 +31,7 @@ pub struct ControlState {
 pub fn router(state: ControlState) -> Router {
     let limit = state.config.body_limit_bytes;
     let v1 = Router::new()
+        .merge(auth::router())
         .merge(projects::router())
         .merge(project_keys::router())
         .merge(signing_keys::router())

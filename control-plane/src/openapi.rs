@@ -12,6 +12,40 @@ const BAD: (u16, &str) = (400, "malformed request (invalid_request)");
 pub const ROUTES: &[Route] = &[
     route!(
         "post",
+        "/v1/operator-tokens",
+        "Create an operator token; its value is shown only here",
+        Some((&["name"], &[])),
+        [
+            (
+                201,
+                "{token: {id, name, source, created_at, last_used_at}, value}"
+            ),
+            BAD,
+            AUTH,
+            (422, "invalid_name")
+        ]
+    ),
+    route!(
+        "get",
+        "/v1/operator-tokens",
+        "List operator tokens (never their values)",
+        None,
+        [(200, "{items, next_cursor}"), AUTH]
+    ),
+    route!(
+        "delete",
+        "/v1/operator-tokens/{id}",
+        "Revoke an operator token at once",
+        None,
+        [
+            (204, "revoked"),
+            AUTH,
+            (404, "no such token"),
+            (409, "last_operator_token")
+        ]
+    ),
+    route!(
+        "post",
         "/v1/projects",
         "Create a project with a key pair; the secret key is shown only here",
         Some((&["name"], &[])),

@@ -143,6 +143,15 @@ impl TestApp {
         Self::boot(self.store, self.env.clone()).await
     }
 
+    /// As [`TestApp::spawn_peer`], with some variables changed.
+    pub async fn spawn_peer_with(&self, changed: &[(&str, &str)]) -> TestApp {
+        let mut env = self.env.clone();
+        for (k, v) in changed {
+            env.insert(k.to_string(), v.to_string());
+        }
+        Self::boot(self.store, env).await
+    }
+
     pub fn admin_req(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.admin))
