@@ -17,6 +17,7 @@ on_both!(
     full_hash_queue_answers_503_and_leaves_room_for_others,
     forwarded_for_lines_and_ipv6_prefixes,
     one_mailbox_one_account,
+    key_and_session_edges,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -418,5 +419,197 @@ async fn one_mailbox_one_account(store: Store) {
         .await;
     assert_eq!(d1["user"]["email"], "dave@ｅｘａｍｐｌｅ.com");
     assert_eq!(d2["user"]["email"], "Dave@example.com");
+    app.stop().await;
+}
+
+async fn key_and_session_edges(store: Store) {
+    let Some((app, p)) = setup(store, &[]).await else {
+        return;
+    };
+    // A key retired after the TTL was shortened stays published for the
+    // longest TTL a project may set, not the current one.
+    let project_path = format!("/v1/projects/{}", p.id);
+    app.admin(
+        Method::PATCH,
+        &project_path,
+        Some(json!({"settings": {"access_token_ttl_seconds": 86400}})),
+    )
+    .await;
+    let body = app.register(&p.pk, "keys@example.com", PW).await;
+    let long_lived = body["access_token"].as_str().unwrap().to_string();
+    app.admin(
+        Method::PATCH,
+        &project_path,
+        Some(json!({"settings": {"access_token_ttl_seconds": 60}})),
+    )
+    .await;
+    let (s, _) = app
+        .admin(
+            Method::POST,
+            &format!("{project_path}/signing-keys/rotate"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, keys) = app
+        .admin(Method::GET, &format!("{project_path}/signing-keys"), None)
+        .await;
+    let retired = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["active"] == false)
+        .expect("a retired key");
+    let until = retired["publish_until"].as_str().unwrap();
+    let until =
+        time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339).unwrap();
+    let left = until - time::OffsetDateTime::now_utc();
+    assert!(left.whole_seconds() >= 86_400, "published for only {left}");
+    // The token it signed still verifies (cached or not).
+    let (s, b) = app
+        .authed(Method::GET, "/v1/auth/session", &p.pk, &long_lived, None)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    // A cached verified token re-checks its key: once the key is gone from
+    // the published set, the token stops at once.
+    {
+        use identity_shared::schema::SigningKeys;
+        use sea_query::{Expr, ExprTrait, Query};
+        let mut tx = app.db().control().await.unwrap();
+        tx.execute(
+            Query::update()
+                .table(SigningKeys::Table)
+                .value(SigningKeys::PublishUntil, 1i64)
+                .and_where(Expr::col(SigningKeys::ProjectId).eq(p.id.as_str()))
+                .and_where(Expr::col(SigningKeys::Active).eq(false)),
+        )
+        .await
+        .unwrap();
+        tx.invalidate(identity_shared::invalidation::Invalidation::Project(
+            p.id.clone(),
+        ))
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let got = app
+        .authed(Method::GET, "/v1/auth/session", &p.pk, &long_lived, None)
+        .await;
+    assert_error(&got, 401, "invalid_token");
+
+    // Revoke-all over a user with thousands of sessions: one statement.
+    let user_id = body["user"]["id"].as_str().unwrap().to_string();
+    {
+        use identity_shared::schema::Sessions;
+        use sea_query::Query;
+        let mut tx = app.db().scope(&p.id).await.unwrap();
+        for chunk in 0..10 {
+            let mut insert = Query::insert();
+            insert.into_table(Sessions::Table).columns([
+                Sessions::Id,
+                Sessions::ProjectId,
+                Sessions::UserId,
+                Sessions::Amr,
+                Sessions::CreatedAt,
+                Sessions::LastSeenAt,
+                Sessions::ExpiresAt,
+            ]);
+            for i in 0..300 {
+                insert.values_panic([
+                    format!("ses_bulk{chunk:04}{i:012}").into(),
+                    p.id.clone().into(),
+                    user_id.clone().into(),
+                    "pwd".into(),
+                    1i64.into(),
+                    1i64.into(),
+                    i64::MAX.into(),
+                ]);
+            }
+            tx.execute(&insert).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let (s, fresh) = login_from(&app, &p.pk, "192.0.2.40", "keys@example.com", PW).await;
+    assert_eq!(s, 200, "{fresh}");
+    let at = fresh["access_token"].as_str().unwrap().to_string();
+    let (s, b) = send(
+        app.public_req(Method::POST, "/v1/auth/sessions/revoke-all")
+            .header("x-project-key", &p.pk)
+            .bearer_auth(&at)
+            .json(&json!({"include_current": true})),
+    )
+    .await;
+    assert_eq!(s, 204, "{b}");
+    let got = app
+        .authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+        .await;
+    assert_error(&got, 401, "session_revoked");
+    let (_, events) = app
+        .get_with_key(
+            &format!("/v1/audit-events?type=session.revoked&user_id={user_id}"),
+            &p.sk,
+        )
+        .await;
+    // The sign-in above evicted what was past the session limit (at most
+    // 1000 at a time); revoke-all ended every other one in one statement.
+    let revoked = events["items"][0]["data"]["session_ids"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(revoked > 2000, "revoked {revoked}");
+    let (_, live) = app
+        .authed(Method::GET, "/v1/auth/sessions", &p.pk, &at, None)
+        .await;
+    assert_eq!(live["error"]["code"], "session_revoked");
+
+    // A user holds at most 100 live sessions: the oldest is evicted, audited.
+    let mut first = None;
+    for i in 0..101 {
+        let (s, b) = login_from(&app, &p.pk, "192.0.2.41", "keys@example.com", PW).await;
+        assert_eq!(s, 200, "{b}");
+        if i == 0 {
+            first = Some(b["access_token"].as_str().unwrap().to_string());
+        }
+    }
+    let got = app
+        .authed(
+            Method::GET,
+            "/v1/auth/session",
+            &p.pk,
+            first.as_ref().unwrap(),
+            None,
+        )
+        .await;
+    assert_error(&got, 401, "session_revoked");
+    let (_, events) = app
+        .get_with_key("/v1/audit-events?type=session.evicted", &p.sk)
+        .await;
+    let newest = &events["items"][0]["data"];
+    assert_eq!(newest["reason"], "session_limit", "{events}");
+    assert_eq!(
+        newest["session_ids"].as_array().unwrap().len(),
+        1,
+        "{events}"
+    );
+
+    // The refresh grace window binds to the address too: a consumed token
+    // replayed from elsewhere within the window is reuse, not a retry.
+    let (_, b) = login_from(&app, &p.pk, "192.0.2.42", "keys@example.com", PW).await;
+    let rt = b["refresh_token"].as_str().unwrap().to_string();
+    let refresh_from = |ip: &'static str, rt: String| {
+        send(
+            app.public_req(Method::POST, "/v1/auth/refresh")
+                .header("x-project-key", &p.pk)
+                .header("x-forwarded-for", ip)
+                .json(&json!({"refresh_token": rt})),
+        )
+    };
+    let (s, first_refresh) = refresh_from("192.0.2.42", rt.clone()).await;
+    assert_eq!(s, 200, "{first_refresh}");
+    let (s, retry) = refresh_from("192.0.2.42", rt.clone()).await;
+    assert_eq!(s, 200, "a retry from the same client is in grace: {retry}");
+    assert_eq!(retry["refresh_token"], first_refresh["refresh_token"]);
+    let got = refresh_from("198.51.100.99", rt).await;
+    assert_error(&got, 401, "refresh_token_reused");
     app.stop().await;
 }

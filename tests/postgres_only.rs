@@ -11,13 +11,21 @@ use sqlx::Row;
 use crate::support::dns::TestDns;
 use crate::support::{ROLES, Store, TestApp, eventually};
 
-const SCOPED_TABLES: [&str; 5] = [
-    "project_keys",
-    "signing_keys",
-    "auth_domains",
-    "tenants",
-    "tenant_domains",
-];
+/// Every table with a `project_id` column, from the catalog: a table added
+/// later is proven too, or fails the proof.
+async fn scoped_tables(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.table_name::text FROM information_schema.columns c
+           JOIN information_schema.tables t
+             ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+          WHERE c.table_schema = current_schema() AND c.column_name = 'project_id'
+            AND t.table_type = 'BASE TABLE'
+          ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
 
 /// Inside a scope, connected as a superuser, with no `WHERE project_id`:
 /// a SELECT sees only the scoped project's rows, none without a project,
@@ -42,8 +50,70 @@ async fn rls_proof() {
             assert_eq!(s, 201);
         }
     }
+    // Rows in every data-plane table, for both projects.
+    for p in [&a, &b] {
+        app.register(&p.pk, "someone@example.com", "correct horse battery staple")
+            .await;
+        let (s, _) = app
+            .login(&p.pk, "someone@example.com", "wrong wrong wrong")
+            .await;
+        assert_eq!(s, 401);
+    }
     let db = app.db();
     let pool = db.pg_pool().unwrap();
+    let tables = scoped_tables(pool).await;
+    for expected in [
+        "project_keys",
+        "signing_keys",
+        "auth_domains",
+        "tenants",
+        "tenant_domains",
+        "users",
+        "sessions",
+        "refresh_tokens",
+        "login_failures",
+        "audit_events",
+    ] {
+        assert!(
+            tables.iter().any(|t| t == expected),
+            "{expected} not found in {tables:?}"
+        );
+    }
+    // Each is under forced RLS with a policy for the data-plane role that
+    // has both USING and WITH CHECK on project_id.
+    for table in &tables {
+        let (enabled, forced): (bool, bool) = sqlx::query_as(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class
+              WHERE oid = (current_schema() || '.' || $1)::regclass",
+        )
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert!(
+            enabled && forced,
+            "{table}: RLS enabled {enabled}, forced {forced}"
+        );
+        let policies: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT qual, with_check FROM pg_policies
+              WHERE schemaname = current_schema() AND tablename = $1
+                AND 'identity_app' = ANY(roles)",
+        )
+        .bind(table)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(
+            policies.iter().any(|(using, check)| {
+                let scoped = |e: &Option<String>| {
+                    e.as_deref()
+                        .is_some_and(|e| e.contains("project_id") && e.contains("app.project_id"))
+                };
+                scoped(using) && scoped(check)
+            }),
+            "{table}: no identity_app policy with USING and WITH CHECK on project_id: {policies:?}"
+        );
+    }
     let superuser: bool =
         sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = session_user")
             .fetch_one(pool)
@@ -61,7 +131,7 @@ async fn rls_proof() {
     .await
     .unwrap();
     assert_eq!((role.as_str(), is_super), ("identity_app", false));
-    for table in SCOPED_TABLES {
+    for table in &tables {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT project_id FROM {table}"
         )))
@@ -76,7 +146,17 @@ async fn rls_proof() {
         if table == "tenants" {
             assert_eq!(ids.len(), 2);
         }
-        if table == "project_keys" || table == "signing_keys" {
+        let populated = [
+            "project_keys",
+            "signing_keys",
+            "tenants",
+            "users",
+            "sessions",
+            "refresh_tokens",
+            "login_failures",
+            "audit_events",
+        ];
+        if populated.contains(&table.as_str()) {
             assert!(
                 !ids.is_empty(),
                 "{table}: the scoped project's own rows must be visible"
@@ -196,6 +276,25 @@ async fn refuses_a_role_that_bypasses_rls() {
         started.is_some_and(|e| e.contains("BYPASSRLS")),
         "server started with a BYPASSRLS role"
     );
+    app.db().check_roles().await.expect("restored");
+
+    // Nor may the data-plane role be a member of the control role, whose
+    // policies see every project.
+    let refused = {
+        let _write = ROLES.write().await;
+        sqlx::query("GRANT identity_control TO identity_app")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let checked = app.db().check_roles().await;
+        sqlx::query("REVOKE identity_control FROM identity_app")
+            .execute(&pool)
+            .await
+            .unwrap();
+        checked.map_err(|e| e.to_string())
+    };
+    let msg = refused.expect_err("check_roles accepted identity_app in identity_control");
+    assert!(msg.contains("member of identity_control"), "{msg}");
     app.db().check_roles().await.expect("restored");
     app.stop().await;
 }

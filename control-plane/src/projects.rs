@@ -269,7 +269,7 @@ async fn update(
         // Tokens are signed with the project's algorithm: switching it rotates
         // to a key of the new kind, keeping the old one published.
         let key = signing_keys::generate(settings.signing_alg).await?;
-        signing_keys::rotate_in(&mut tx, &state.master_key, &project.id, &key, &settings).await?;
+        signing_keys::rotate_in(&mut tx, &state.master_key, &project.id, &key).await?;
     }
     tx.invalidate(Invalidation::Project(project.id.clone()))
         .await?;

@@ -12,7 +12,7 @@ use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::invalidation::Invalidation;
 use identity_shared::jwks::{self, GeneratedKey};
 use identity_shared::schema::SigningKeys;
-use identity_shared::settings::{ProjectSettings, SigningAlg};
+use identity_shared::settings::{MAX_ACCESS_TOKEN_TTL_SECONDS, SigningAlg};
 use identity_shared::time::{now_ms, rfc3339};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use serde_json::{Value, json};
@@ -79,10 +79,12 @@ pub async fn rotate_in(
     master_key: &MasterKey,
     project_id: &str,
     key: &GeneratedKey,
-    settings: &ProjectSettings,
 ) -> Result<(), DbError> {
     let now = now_ms();
-    let publish_until = now + i64::from(settings.access_token_ttl_seconds) * 1000 + CLOCK_SKEW_MS;
+    // Published until every token the key could have signed has expired:
+    // the longest TTL a project may set, not today's setting (which may
+    // have been longer when the token was issued), plus clock skew.
+    let publish_until = now + i64::from(MAX_ACCESS_TOKEN_TTL_SECONDS) * 1000 + CLOCK_SKEW_MS;
     tx.execute(
         Query::update()
             .table(SigningKeys::Table)
@@ -119,14 +121,7 @@ pub async fn rotate_project(state: &ControlState, project_id: &str) -> ApiResult
     let key = generate(settings.signing_alg).await?;
     let mut tx = state.db.control().await?;
     let project = projects::load(&mut tx, project_id).await?;
-    rotate_in(
-        &mut tx,
-        &state.master_key,
-        &project.id,
-        &key,
-        &project.settings(),
-    )
-    .await?;
+    rotate_in(&mut tx, &state.master_key, &project.id, &key).await?;
     tx.commit().await?;
     Ok(key.kid)
 }

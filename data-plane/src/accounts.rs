@@ -195,6 +195,20 @@ async fn start_session(
         project.settings.refresh_token_ttl_seconds,
     )
     .await?;
+    let evicted =
+        sessions::evict_oldest(tx, &project.id, &user.id, sessions::MAX_LIVE_SESSIONS).await?;
+    if !evicted.is_empty() {
+        let ip = client.ip_text();
+        audit::record(
+            tx,
+            Event {
+                subject: Some(&user.id),
+                data: json!({"session_ids": evicted, "reason": "session_limit", "limit": sessions::MAX_LIVE_SESSIONS}),
+                ..event(resolved, client, &ip, "session.evicted", Outcome::Success)
+            },
+        )
+        .await?;
+    }
     let value = random_token();
     sessions::insert_refresh(
         tx,
@@ -582,15 +596,21 @@ async fn refresh(
     }
 
     // A consumed token. Within the grace window, the same client (same user
-    // agent as the one its successor went to) gets that same successor, as
-    // long as the successor has not been used yet.
+    // agent and address, IPv6 by its /64, as the request its successor went
+    // to) gets that same successor, as long as the successor is unused.
     let grace_ms = i64::from(resolved.project.settings.refresh_reuse_grace_seconds) * 1000;
+    let same_address = session
+        .ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+        .is_some_and(|ip| crate::client::ip_key(ip) == client.ip_key());
     let within_grace = row.consumed_at.is_some_and(|t| now - t <= grace_ms);
     if within_grace && let Some(successor_id) = &row.successor_id {
         let next = sessions::find_refresh(&mut tx, &project_id, successor_id).await?;
         if let Some(next) = next
             && next.consumed_at.is_none()
             && next.user_agent == client.user_agent
+            && same_address
             && identity_shared::crypto::ct_eq(
                 next.token_hash.as_bytes(),
                 sha256_hex(successor.as_bytes()).as_bytes(),

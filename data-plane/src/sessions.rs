@@ -218,6 +218,40 @@ pub async fn create(
     Ok(row)
 }
 
+/// The most live sessions a user holds; signing in past it ends the oldest.
+pub const MAX_LIVE_SESSIONS: u64 = 100;
+
+/// Ends the user's oldest live sessions beyond the newest `keep`; returns
+/// their ids. Serialised per user, so concurrent sign-ins cannot overshoot.
+pub async fn evict_oldest(
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: &str,
+    keep: u64,
+) -> Result<Vec<String>, DbError> {
+    tx.lock_key(&format!("sessions:{project_id}:{user_id}"))
+        .await?;
+    let beyond: Vec<(String,)> = tx
+        .fetch_all(
+            Query::select()
+                .column(Sessions::Id)
+                .from(Sessions::Table)
+                .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
+                .and_where(Expr::col(Sessions::UserId).eq(user_id))
+                .and_where(Expr::col(Sessions::RevokedAt).is_null())
+                .and_where(Expr::col(Sessions::ExpiresAt).gt(now_ms()))
+                .order_by(Sessions::Id, Order::Desc)
+                .limit(1000)
+                .offset(keep),
+        )
+        .await?;
+    if beyond.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = beyond.into_iter().map(|r| r.0).collect();
+    revoke(tx, project_id, user_id, Some(&ids), None, "session_limit").await
+}
+
 /// Records activity on a session (on refresh); cached views reload.
 pub async fn touch(
     tx: &mut Tx,
@@ -274,37 +308,30 @@ pub async fn revoke(
     keep: Option<&str>,
     reason: &str,
 ) -> Result<Vec<String>, DbError> {
-    let mut select = Query::select();
-    select
-        .column(Sessions::Id)
-        .from(Sessions::Table)
+    // One statement, however many sessions the user has: no id list that
+    // could pass the bind-parameter limit.
+    let mut update = Query::update();
+    update
+        .table(Sessions::Table)
+        .values([
+            (Sessions::RevokedAt, now_ms().into()),
+            (Sessions::RevokedReason, reason.into()),
+        ])
         .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
         .and_where(Expr::col(Sessions::UserId).eq(user_id))
-        .and_where(Expr::col(Sessions::RevokedAt).is_null());
+        .and_where(Expr::col(Sessions::RevokedAt).is_null())
+        .returning_col(Sessions::Id);
     if let Some(ids) = ids {
-        select.and_where(Expr::col(Sessions::Id).is_in(ids.iter().cloned()));
+        update.and_where(Expr::col(Sessions::Id).is_in(ids.iter().cloned()));
     }
     if let Some(keep) = keep {
-        select.and_where(Expr::col(Sessions::Id).ne(keep));
+        update.and_where(Expr::col(Sessions::Id).ne(keep));
     }
-    let found: Vec<(String,)> = tx.fetch_all(&select).await?;
+    let found: Vec<(String,)> = tx.returning(&update).await?;
     let found: Vec<String> = found.into_iter().map(|r| r.0).collect();
-    if found.is_empty() {
-        return Ok(found);
+    if !found.is_empty() {
+        tx.invalidate(Invalidation::Sessions(found.clone())).await?;
     }
-    tx.execute(
-        Query::update()
-            .table(Sessions::Table)
-            .values([
-                (Sessions::RevokedAt, now_ms().into()),
-                (Sessions::RevokedReason, reason.into()),
-            ])
-            .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
-            .and_where(Expr::col(Sessions::Id).is_in(found.iter().cloned()))
-            .and_where(Expr::col(Sessions::RevokedAt).is_null()),
-    )
-    .await?;
-    tx.invalidate(Invalidation::Sessions(found.clone())).await?;
     Ok(found)
 }
 

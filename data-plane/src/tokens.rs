@@ -87,8 +87,9 @@ pub struct Tokens {
     /// The project's published keys: parsed for verification, and as the
     /// JWK documents the JWKS endpoint serves.
     published: GuardedCache<Arc<Vec<PublishedKey>>>,
-    /// Token text → claims it verified to (expiry still checked on use).
-    verified: Cache<String, Arc<AccessClaims>>,
+    /// Token text → claims it verified to and the key that signed it
+    /// (expiry, and that the key is still published, checked on every use).
+    verified: Cache<String, (Arc<AccessClaims>, Arc<str>)>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -292,12 +293,22 @@ impl Tokens {
     ) -> Result<Arc<AccessClaims>, ApiError> {
         let now = now_ms() / 1000;
         let claims = match self.verified.get(token).await {
-            Some(c) => c,
+            Some((claims, kid)) => {
+                // A key retired (or removed) since stops its tokens at once.
+                let keys = self.published(&project.id).await?;
+                let now_ms = now_ms();
+                if !keys.iter().any(|k| *k.kid == *kid && k.live(now_ms)) {
+                    self.verified.invalidate(token).await;
+                    return Err(TokenError::BadSignature.into());
+                }
+                claims
+            }
             None => {
-                let claims = Arc::new(self.verify_signature(project, token).await?);
+                let (claims, kid) = self.verify_signature(project, token).await?;
+                let claims = Arc::new(claims);
                 // Only well-formed, correctly signed tokens are remembered.
                 self.verified
-                    .insert(token.to_string(), claims.clone())
+                    .insert(token.to_string(), (claims.clone(), Arc::from(kid)))
                     .await;
                 claims
             }
@@ -318,7 +329,7 @@ impl Tokens {
         &self,
         project: &ProjectInfo,
         token: &str,
-    ) -> Result<AccessClaims, ApiError> {
+    ) -> Result<(AccessClaims, String), ApiError> {
         if token.len() > 8192 {
             return Err(TokenError::Malformed.into());
         }
@@ -364,7 +375,8 @@ impl Tokens {
         if !ok {
             return Err(TokenError::BadSignature.into());
         }
-        serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Malformed.into())
+        let claims = serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Malformed)?;
+        Ok((claims, header.kid))
     }
 }
 

@@ -8,7 +8,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+use sea_query::{PostgresQueryBuilder, SelectStatement, SqliteQueryBuilder};
 use sea_query_sqlx::SqlxBinder;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
@@ -340,6 +340,19 @@ impl Db {
                 )));
             }
         }
+        // The data-plane role must not reach the control role's policies,
+        // which see every project.
+        let (inherits,): (bool,) = sqlx::query_as("SELECT pg_has_role($1, $2, 'MEMBER')")
+            .bind(APP_ROLE)
+            .bind(CONTROL_ROLE)
+            .fetch_one(pool)
+            .await?;
+        if inherits {
+            return Err(DbError::Setup(format!(
+                "role {APP_ROLE} is a member of {CONTROL_ROLE} and would see every project. \
+                 Run: REVOKE {CONTROL_ROLE} FROM {APP_ROLE}"
+            )));
+        }
         Ok(())
     }
 
@@ -467,7 +480,9 @@ impl<M> Tx<M> {
         }
     }
 
-    pub async fn fetch_all<T: Row>(&mut self, stmt: &impl SqlxBinder) -> Result<Vec<T>, DbError> {
+    /// Rows of a `SELECT` (only selects: a read-only transaction cannot
+    /// be handed a write).
+    pub async fn fetch_all<T: Row>(&mut self, stmt: &SelectStatement) -> Result<Vec<T>, DbError> {
         Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(
             AssertSqlSafe(sql),
             values
@@ -478,7 +493,7 @@ impl<M> Tx<M> {
 
     pub async fn fetch_optional<T: Row>(
         &mut self,
-        stmt: &impl SqlxBinder,
+        stmt: &SelectStatement,
     ) -> Result<Option<T>, DbError> {
         Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(
             AssertSqlSafe(sql),
@@ -524,6 +539,16 @@ impl Tx<Write> {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Runs a write with a `RETURNING` clause; returns the rows it returned.
+    pub async fn returning<T: Row>(&mut self, stmt: &impl SqlxBinder) -> Result<Vec<T>, DbError> {
+        Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(
+            AssertSqlSafe(sql),
+            values
+        )
+        .fetch_all(conn)
+        .await?))
     }
 
     /// Runs a statement; returns the number of rows it touched.

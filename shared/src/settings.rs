@@ -26,6 +26,10 @@ impl SigningAlg {
     }
 }
 
+/// The longest access-token lifetime a project may set. Retired signing
+/// keys stay published this long (plus skew), whatever the current setting.
+pub const MAX_ACCESS_TOKEN_TTL_SECONDS: u32 = 86_400;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ProjectSettings {
@@ -116,9 +120,10 @@ impl ProjectSettings {
                         .ok_or("settings.signing_alg must be \"EdDSA\" or \"RS256\"")?;
                 }
                 "access_token_ttl_seconds" => {
-                    self.access_token_ttl_seconds = bounded(value, 60, 86_400).ok_or(
-                        "settings.access_token_ttl_seconds must be an integer from 60 to 86400",
-                    )?;
+                    self.access_token_ttl_seconds =
+                        bounded(value, 60, u64::from(MAX_ACCESS_TOKEN_TTL_SECONDS)).ok_or(
+                            "settings.access_token_ttl_seconds must be an integer from 60 to 86400",
+                        )?;
                 }
                 "refresh_token_ttl_seconds" => {
                     self.refresh_token_ttl_seconds = bounded(value, 300, 365 * 86_400)
