@@ -103,7 +103,7 @@ pub async fn open_database(config: &Config) -> Result<Db, BootError> {
 /// a file beside the database, readable by its owner only. An in-memory
 /// database gets a key that lives as long as the process.
 pub fn load_master_key(config: &Config) -> Result<MasterKey, BootError> {
-    if let Some(text) = &config.master_key {
+    if let Some(text) = config.master_key.as_ref().map(|k| k.expose()) {
         return MasterKey::parse(text).map_err(BootError::MasterKey);
     }
     let Some(path) = config.sqlite_master_key_path() else {
@@ -162,7 +162,7 @@ impl Server {
             };
             first_start.operator_token = identity_control_plane::auth::bootstrap_operator_token(
                 &db,
-                config.admin_token.as_deref(),
+                config.admin_token.as_ref().map(|t| t.expose().as_str()),
             )
             .await?;
             if plane == Plane::All && db.backend() == Backend::Sqlite {

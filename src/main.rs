@@ -358,7 +358,12 @@ mod commands {
             "IDENTITY_MASTER_KEY is set (not a key file beside the database)",
         );
         report(
-            Some(config.admin_token.as_ref().is_some_and(|t| t.len() >= 32)),
+            Some(
+                config
+                    .admin_token
+                    .as_ref()
+                    .is_some_and(|t| t.expose().len() >= 32),
+            ),
             "IDENTITY_ADMIN_TOKEN is set and at least 32 characters",
         );
         report(

@@ -13,6 +13,7 @@ use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
 use identity_shared::ids::new_id;
+use identity_shared::secret::Secret;
 use identity_shared::time::now_ms;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -240,10 +241,10 @@ fn signing_in_from(
 
 // ---- register ----
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct RegisterBody {
     email: String,
-    password: String,
+    password: Secret<String>,
     name: Option<String>,
     /// Accepted now; creates an organisation once organisations exist.
     #[allow(dead_code)]
@@ -266,7 +267,7 @@ async fn register(
     )?;
     let transport = signing_in_from(&state, &resolved, &headers)?;
     let email = Email::parse(&body.email)?;
-    passwords::validate_new(&body.password)?;
+    passwords::validate_new(body.password.expose())?;
     let name = users::parse_name(body.name.as_deref())?;
     if let Some(org) = &body.organization_name
         && (org.chars().count() > 200 || org.chars().any(char::is_control))
@@ -289,7 +290,10 @@ async fn register(
             return Err(users::email_taken());
         }
     }
-    let hash = state.hasher.hash(&project_id, body.password).await?;
+    let hash = state
+        .hasher
+        .hash(&project_id, body.password.into_inner())
+        .await?;
     let mut tx = db.scope(&project_id).await?;
     let user = users::insert(
         &mut tx,
@@ -329,10 +333,10 @@ async fn register(
 
 // ---- login ----
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct LoginBody {
     email: String,
-    password: String,
+    password: Secret<String>,
 }
 
 /// Audits a failed password check (and the lock it caused, if any); the
@@ -396,7 +400,7 @@ async fn login(
         resolved.project.settings.rate_limits.login_per_minute,
     )?;
     let transport = signing_in_from(&state, &resolved, &headers)?;
-    passwords::validate_presented(&body.password)?;
+    passwords::validate_presented(body.password.expose())?;
     // A malformed address cannot belong to an account: say so plainly.
     let email = Email::parse(&body.email)
         .map_err(|_| ApiError::invalid_request("email is not a valid address"))?;
@@ -416,7 +420,7 @@ async fn login(
         &client,
         &email.normalized,
         user.as_ref(),
-        body.password,
+        body.password.into_inner(),
     )
     .await?;
 
@@ -470,9 +474,9 @@ async fn login(
 
 // ---- refresh ----
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Deserialize, Default)]
 struct RefreshBody {
-    refresh_token: Option<String>,
+    refresh_token: Option<Secret<String>>,
 }
 
 fn invalid_refresh() -> ApiError {
@@ -497,7 +501,7 @@ async fn refresh(
     let requested = transport::transport(&resolved, &headers)?;
     let body: RefreshBody = optional_body(&headers, &bytes)?;
     let (value, from_cookie) = match body.refresh_token {
-        Some(v) => (v, false),
+        Some(v) => (v.into_inner(), false),
         None => {
             let v = transport::cookie(&headers, transport::REFRESH_COOKIE).ok_or_else(|| {
                 ApiError::invalid_request(
@@ -804,11 +808,11 @@ async fn revoke_all(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChangePasswordBody {
-    current_password: String,
-    new_password: String,
+    current_password: Secret<String>,
+    new_password: Secret<String>,
     #[serde(default)]
     sign_out_other_sessions: bool,
 }
@@ -833,8 +837,8 @@ async fn change_password(
             .rate_limits
             .login_per_minute,
     )?;
-    passwords::validate_presented(&body.current_password)?;
-    passwords::validate_new(&body.new_password)?;
+    passwords::validate_presented(body.current_password.expose())?;
+    passwords::validate_new(body.new_password.expose())?;
     let (user, _) = load_user(&state, &caller).await?;
     let project_id = caller.resolved.project.id.clone();
     let ip = client.ip_text();
@@ -844,7 +848,7 @@ async fn change_password(
         &client,
         &user.email_normalized,
         Some(&user),
-        body.current_password,
+        body.current_password.into_inner(),
     )
     .await?;
     if matches!(verified, Verified::No) || user.password_hash.is_none() {
@@ -861,7 +865,10 @@ async fn change_password(
         tx.commit().await?;
         return Err(invalid_credentials());
     }
-    let hash = state.hasher.hash(&project_id, body.new_password).await?;
+    let hash = state
+        .hasher
+        .hash(&project_id, body.new_password.into_inner())
+        .await?;
     let mut tx = state.shard(&caller.resolved)?.scope(&project_id).await?;
     limits::succeeded(&mut tx, &attempt).await?;
     users::set_password_hash(&mut tx, &project_id, &user.id, &hash).await?;
@@ -896,4 +903,29 @@ async fn change_password(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_bodies_never_print_secrets() {
+        let login: LoginBody =
+            serde_json::from_str(r#"{"email":"a@b.co","password":"hunter2-secret"}"#).unwrap();
+        let register: RegisterBody =
+            serde_json::from_str(r#"{"email":"a@b.co","password":"hunter2-secret"}"#).unwrap();
+        let change: ChangePasswordBody = serde_json::from_str(
+            r#"{"current_password":"hunter2-secret","new_password":"hunter3-secret"}"#,
+        )
+        .unwrap();
+        let refresh: RefreshBody =
+            serde_json::from_str(r#"{"refresh_token":"rt-hunter2-secret"}"#).unwrap();
+        let shown = format!("{login:?} {register:?} {change:?} {refresh:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(
+            shown.contains("a@b.co") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+    }
 }

@@ -11,6 +11,7 @@ use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self, ListParams, Page};
 use identity_shared::ids::new_id;
 use identity_shared::schema::Users;
+use identity_shared::secret::Secret;
 use identity_shared::time::{now_ms, rfc3339};
 use sea_query::{Expr, ExprTrait, Query};
 use serde::Deserialize;
@@ -21,7 +22,8 @@ use crate::passwords;
 use crate::resolve::{Resolved, Via};
 use crate::{DataState, sessions};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// `Debug` leaves the password hash out.
+#[derive(Clone, sqlx::FromRow)]
 pub struct UserRow {
     pub id: String,
     pub project_id: String,
@@ -47,6 +49,21 @@ const COLUMNS: [Users; 10] = [
     Users::CreatedAt,
     Users::UpdatedAt,
 ];
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("project_id", &self.project_id)
+            .field("email", &self.email)
+            .field("email_verified", &self.email_verified)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
 
 impl UserRow {
     pub fn to_json(&self) -> Value {
@@ -220,12 +237,12 @@ pub fn require_secret(resolved: &Resolved) -> ApiResult<String> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     email: String,
-    password: Option<String>,
-    password_hash: Option<String>,
+    password: Option<Secret<String>>,
+    password_hash: Option<Secret<String>>,
     name: Option<String>,
     email_verified: Option<bool>,
 }
@@ -246,10 +263,16 @@ async fn create(
             ));
         }
         (Some(p), None) => {
-            passwords::validate_new(&p)?;
-            Some(state.hasher.hash(&resolved.project.id, p).await?)
+            passwords::validate_new(p.expose())?;
+            Some(
+                state
+                    .hasher
+                    .hash(&resolved.project.id, p.into_inner())
+                    .await?,
+            )
         }
         (None, Some(h)) => {
+            let h = h.into_inner();
             passwords::validate_import(&h)?;
             Some(h)
         }

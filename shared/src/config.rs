@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::secret::{Secret, redact_dsn};
+
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {message}")]
 pub struct ConfigError {
@@ -31,15 +33,17 @@ pub enum LogFormat {
     Pretty,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` shows no secret: the admin token and master key are
+/// [`Secret`]s and the database URL's password is redacted.
+#[derive(Clone)]
 pub struct Config {
     pub database_url: String,
     pub public_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub public_base_url: String,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret<String>>,
     /// Hex or base64 text of the 32-byte master key, if configured.
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret<String>>,
     pub dev_mode: bool,
     pub auto_migrate: bool,
     pub dns_nameservers: Vec<SocketAddr>,
@@ -90,6 +94,33 @@ impl Default for Config {
             hash_queue: 128,
             cache_staleness: Duration::from_secs(10),
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_dsn(&self.database_url))
+            .field("public_addr", &self.public_addr)
+            .field("admin_addr", &self.admin_addr)
+            .field("public_base_url", &self.public_base_url)
+            .field("admin_token", &self.admin_token)
+            .field("master_key", &self.master_key)
+            .field("dev_mode", &self.dev_mode)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("dns_nameservers", &self.dns_nameservers)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("log_format", &self.log_format)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("resolution_cache_ttl", &self.resolution_cache_ttl)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("argon2_memory_kib", &self.argon2_memory_kib)
+            .field("argon2_iterations", &self.argon2_iterations)
+            .field("argon2_parallelism", &self.argon2_parallelism)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .field("hash_queue", &self.hash_queue)
+            .field("cache_staleness", &self.cache_staleness)
+            .finish()
     }
 }
 
@@ -216,8 +247,8 @@ impl Config {
                 .unwrap_or(d.cache_staleness),
             database_url,
             public_base_url,
-            admin_token,
-            master_key,
+            admin_token: admin_token.map(Secret::new),
+            master_key: master_key.map(Secret::new),
         };
         if !(8..=4_194_304).contains(&config.argon2_memory_kib) {
             return Err(ConfigError::new(
@@ -401,5 +432,28 @@ mod tests {
         assert!(!c.dev_mode);
         assert_eq!(c.dns_nameservers.len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let env: HashMap<String, String> = [
+            (
+                "IDENTITY_DATABASE_URL",
+                "postgres://app:pg-s3cret@db/identity",
+            ),
+            ("IDENTITY_ADMIN_TOKEN", "operator-s3cret-0123456789abcdef"),
+            ("IDENTITY_MASTER_KEY", &"ab".repeat(32)),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = Config::from_sources(&env).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains(&"ab".repeat(32)), "{shown}");
+        assert!(
+            shown.contains("postgres://app:[redacted]@db/identity"),
+            "{shown}"
+        );
     }
 }

@@ -18,6 +18,7 @@ pub mod jwks;
 pub mod keys;
 pub mod openapi;
 pub mod schema;
+pub mod secret;
 pub mod settings;
 pub mod time;
 
