@@ -387,8 +387,12 @@ impl Db {
                             loop {
                                 match listener.try_recv().await {
                                     Ok(Some(n)) => {
-                                        match serde_json::from_str::<Invalidation>(n.payload()) {
-                                            Ok(msg) => bus.publish(msg).await,
+                                        match serde_json::from_str::<crate::invalidation::Envelope>(
+                                            n.payload(),
+                                        ) {
+                                            // Applied already, at its commit.
+                                            Ok(e) if e.node == bus.node() => {}
+                                            Ok(e) => bus.publish(e.message).await,
                                             Err(_) => bus.publish(Invalidation::All).await,
                                         }
                                     }
@@ -574,7 +578,11 @@ impl Tx<Write> {
                 other => vec![other.clone()],
             };
             for part in parts {
-                let payload = serde_json::to_string(&part).unwrap_or_default();
+                let envelope = crate::invalidation::Envelope {
+                    node: self.bus.node().to_string(),
+                    message: part,
+                };
+                let payload = serde_json::to_string(&envelope).unwrap_or_default();
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(CHANNEL)
                     .bind(payload)

@@ -34,16 +34,41 @@ pub trait InvalidationSink: Send + Sync {
     fn apply<'a>(&'a self, message: &'a Invalidation) -> BoxFuture<'a, ()>;
 }
 
+/// What travels in a `NOTIFY`: the message and the node that sent it. A
+/// node has already applied its own messages when their transaction
+/// committed; applying the echo again later would only evict what was
+/// loaded, correctly, after the commit.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    pub node: String,
+    pub message: Invalidation,
+}
+
 /// The sinks of one process. Cheap to clone; sinks are held weakly so a
 /// dropped cache unregisters itself.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct InvalidationBus {
     sinks: Arc<Mutex<Vec<Weak<dyn InvalidationSink>>>>,
+    node: Arc<str>,
+}
+
+impl Default for InvalidationBus {
+    fn default() -> Self {
+        Self {
+            sinks: Arc::default(),
+            node: Arc::from(crate::ids::new_id("node")),
+        }
+    }
 }
 
 impl InvalidationBus {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// This node's id in the envelopes it sends.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Whether two handles are the same bus (one database, two clones).
@@ -69,5 +94,25 @@ impl InvalidationBus {
         for sink in live {
             sink.apply(&message).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_fit_a_notify() {
+        let ids: Vec<String> = (0..100).map(|_| crate::ids::new_id("ses")).collect();
+        let e = Envelope {
+            node: InvalidationBus::new().node().to_string(),
+            message: Invalidation::Sessions(ids),
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.len() < 8000, "{} bytes", text.len());
+        let back: Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.message, e.message);
+        assert_eq!(back.node, e.node);
+        assert_ne!(InvalidationBus::new().node(), InvalidationBus::new().node());
     }
 }
