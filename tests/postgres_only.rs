@@ -467,3 +467,105 @@ async fn session_revocation_reaches_every_node_within_a_second() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Postgres cut off under a running node: requests that need it answer
+/// `503 database_unavailable` within 2 s; cached session checks keep
+/// answering for the configured staleness, then fail closed with 503 (never
+/// 401); after the database returns, caches start over, so a revocation
+/// made on another node meanwhile applies; nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_fails_fast_and_closed() {
+    use std::time::Instant;
+
+    use crate::support::assert_error;
+    use crate::support::proxy::Proxy;
+
+    let Some(direct) = crate::support::postgres::fresh_database().await else {
+        return;
+    };
+    let target: std::net::SocketAddr = direct
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    let proxied = direct.replace(&target.to_string(), &proxy.addr.to_string());
+    let Some(a) = TestApp::spawn_with(
+        Store::Postgres,
+        &[
+            ("IDENTITY_DATABASE_URL", &proxied),
+            ("IDENTITY_CACHE_STALENESS_SECONDS", "3"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    // Node B reaches the database directly: it stays on the other side.
+    let b = a
+        .spawn_peer_with(&[("IDENTITY_DATABASE_URL", &direct)])
+        .await;
+    let p = a.create_project("outage").await;
+    let pw = "correct horse battery staple";
+    let body = a.register(&p.pk, "kept@example.com", pw).await;
+    let at = body["access_token"].as_str().unwrap().to_string();
+    let check = || a.authed(Method::GET, "/v1/auth/session", &p.pk, &at, None);
+    assert_eq!(check().await.0, 200);
+
+    proxy.down();
+    let lost = Instant::now();
+    // Cached answers keep working.
+    let started = Instant::now();
+    let (s, got) = check().await;
+    assert_eq!(s, 200, "{got}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // Anything that needs the database fails fast, with Retry-After.
+    for (path, email) in [
+        ("/v1/auth/register", "new@example.com"),
+        ("/v1/auth/login", "kept@example.com"),
+    ] {
+        let started = Instant::now();
+        let resp = a
+            .public_req(Method::POST, path)
+            .header("x-project-key", &p.pk)
+            .json(&json!({"email": email, "password": pw}))
+            .send()
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(resp.status(), 503, "{path}");
+        assert!(
+            resp.headers().get("retry-after").is_some(),
+            "{path}: no Retry-After"
+        );
+        let err: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "database_unavailable");
+        assert!(took < Duration::from_secs(2), "{path} took {took:?}");
+    }
+    // Meanwhile the session is revoked on node B.
+    let (s, _) = b
+        .authed(Method::POST, "/v1/auth/logout", &p.pk, &at, None)
+        .await;
+    assert_eq!(s, 204);
+    // Past the staleness bound, node A fails closed: 503, never 401.
+    tokio::time::sleep(
+        Duration::from_secs(3).saturating_sub(lost.elapsed()) + Duration::from_millis(300),
+    )
+    .await;
+    let started = Instant::now();
+    let got = check().await;
+    assert_error(&got, 503, "database_unavailable");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    proxy.up();
+    // Back: caches start over, so B's revocation applies on A.
+    eventually(Duration::from_secs(10), || async { check().await.0 == 401 }).await;
+    assert_error(&check().await, 401, "session_revoked");
+    // Nothing acknowledged was lost.
+    let (s, b2) = a.login(&p.pk, "kept@example.com", pw).await;
+    assert_eq!(s, 200, "{b2}");
+    b.stop().await;
+    a.stop().await;
+}

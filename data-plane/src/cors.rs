@@ -46,7 +46,7 @@ impl OriginIndex {
     pub fn start(db: Db, ttl: Duration) -> Arc<Self> {
         let index = Arc::new(Self {
             db: db.clone(),
-            known: GuardedCache::new(10_000, ttl),
+            known: GuardedCache::new(10_000, ttl).following(db.invalidations().freshness()),
         });
         let sink: Arc<dyn InvalidationSink> = index.clone();
         db.invalidations().register(Arc::downgrade(&sink));

@@ -68,7 +68,12 @@ impl DataState {
             config.hash_concurrency,
             config.hash_queue,
         )?;
-        let sessions = sessions::SessionCache::new();
+        for db in std::iter::once(&control_db).chain(shards.values()) {
+            db.invalidations()
+                .freshness()
+                .set_staleness(config.cache_staleness);
+        }
+        let sessions = sessions::SessionCache::new(control_db.invalidations().freshness());
         sessions.follow(&control_db);
         for db in shards.values() {
             if !db.invalidations().same_as(control_db.invalidations()) {

@@ -126,10 +126,11 @@ pub struct ProjectResolver {
 impl ProjectResolver {
     /// Builds the resolver and starts following invalidations on `db`.
     pub fn start(db: Db, ttl: Duration) -> Arc<Self> {
+        let fresh = db.invalidations().freshness();
         let resolver = Arc::new(Self {
-            keys: GuardedCache::new(100_000, ttl),
-            hosts: GuardedCache::new(100_000, ttl),
-            projects: GuardedCache::new(100_000, ttl),
+            keys: GuardedCache::new(100_000, ttl).following(fresh.clone()),
+            hosts: GuardedCache::new(100_000, ttl).following(fresh.clone()),
+            projects: GuardedCache::new(100_000, ttl).following(fresh),
             db: db.clone(),
         });
         let sink: Arc<dyn InvalidationSink> = resolver.clone();

@@ -13,7 +13,7 @@ use identity_shared::cache::GuardedCache;
 use identity_shared::db::{Db, DbError, Tx};
 use identity_shared::error::ApiError;
 use identity_shared::ids::new_id;
-use identity_shared::invalidation::{Invalidation, InvalidationSink};
+use identity_shared::invalidation::{Freshness, Invalidation, InvalidationSink};
 use identity_shared::schema::{RefreshTokens, Sessions};
 use identity_shared::time::{now_ms, rfc3339};
 use sea_query::{Expr, ExprTrait, Order, Query};
@@ -90,9 +90,11 @@ pub struct SessionCache {
 }
 
 impl SessionCache {
-    pub fn new() -> Arc<Self> {
+    /// `freshness`: when cached sessions may be served (the data-plane
+    /// database's listener; see `Freshness`).
+    pub fn new(freshness: Freshness) -> Arc<Self> {
         Arc::new(Self {
-            views: GuardedCache::new(500_000, Duration::from_secs(300)),
+            views: GuardedCache::new(500_000, Duration::from_secs(300)).following(freshness),
         })
     }
 

@@ -124,8 +124,10 @@ impl Tokens {
         let tokens = Arc::new(Self {
             control_db: control_db.clone(),
             master_key,
-            signers: GuardedCache::new(100_000, ttl),
-            published: GuardedCache::new(100_000, ttl),
+            signers: GuardedCache::new(100_000, ttl)
+                .following(control_db.invalidations().freshness()),
+            published: GuardedCache::new(100_000, ttl)
+                .following(control_db.invalidations().freshness()),
             verified: Cache::builder()
                 .max_capacity(50_000)
                 .time_to_live(Duration::from_secs(900))

@@ -10,9 +10,12 @@ use std::time::Duration;
 use moka::future::Cache;
 
 use crate::db::DbError;
+use crate::invalidation::Freshness;
 
 pub struct GuardedCache<V> {
     cache: Cache<String, V>,
+    /// When set, cached values are served only while it says so.
+    freshness: Option<Freshness>,
     /// Bumped by every invalidation of this cache.
     epoch: AtomicU64,
     /// Loads so far: a hit adds none.
@@ -22,6 +25,7 @@ pub struct GuardedCache<V> {
 impl<V: Clone + Send + Sync + 'static> GuardedCache<V> {
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         Self {
+            freshness: None,
             cache: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
@@ -31,10 +35,22 @@ impl<V: Clone + Send + Sync + 'static> GuardedCache<V> {
         }
     }
 
+    /// Serves cached values only while `freshness` allows (see
+    /// [`Freshness`]): past it, every lookup goes to the database.
+    pub fn following(mut self, freshness: Freshness) -> Self {
+        self.freshness = Some(freshness);
+        self
+    }
+
     pub async fn get_or_load<F>(&self, key: &str, load: F) -> Result<V, DbError>
     where
         F: Future<Output = Result<V, DbError>>,
     {
+        if self.freshness.as_ref().is_some_and(|f| !f.usable()) {
+            // Nothing cached is trusted now, and nothing loaded is kept.
+            self.loads.fetch_add(1, Ordering::Relaxed);
+            return load.await;
+        }
         if let Some(v) = self.cache.get(key).await {
             return Ok(v);
         }

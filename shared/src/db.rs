@@ -376,13 +376,17 @@ impl Db {
         let bus = self.bus.clone();
         let listening = self.listening.clone();
         tokio::spawn(async move {
+            let freshness = bus.freshness();
             loop {
                 match sqlx::postgres::PgListener::connect_with(&pool).await {
                     Ok(mut listener) => {
                         if let Err(e) = listener.listen(CHANNEL).await {
                             tracing::warn!(error = %e, "LISTEN failed");
                         } else {
+                            // Messages sent while this node was not
+                            // listening are gone: start from empty caches.
                             bus.publish(Invalidation::All).await;
+                            freshness.restored();
                             listening.send_replace(true);
                             loop {
                                 match listener.try_recv().await {
@@ -396,9 +400,11 @@ impl Db {
                                             Err(_) => bus.publish(Invalidation::All).await,
                                         }
                                     }
+                                    // The connection is gone: reconnect below,
+                                    // and LISTEN again before trusting caches.
                                     Ok(None) => {
-                                        tracing::warn!("invalidation listener reconnecting");
-                                        bus.publish(Invalidation::All).await;
+                                        tracing::warn!("invalidation listener lost the database");
+                                        break;
                                     }
                                     Err(e) => {
                                         tracing::warn!(error = %e, "invalidation listener failed");
@@ -414,7 +420,8 @@ impl Db {
                 if pool.is_closed() {
                     return;
                 }
-                bus.publish(Invalidation::All).await;
+                // Cached answers stay usable for a bounded staleness.
+                freshness.lost();
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });

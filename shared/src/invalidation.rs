@@ -7,7 +7,9 @@
 //! message also travels as `NOTIFY identity_invalidate`, delivered at commit
 //! to every node listening on the database.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -50,6 +52,7 @@ pub struct Envelope {
 pub struct InvalidationBus {
     sinks: Arc<Mutex<Vec<Weak<dyn InvalidationSink>>>>,
     node: Arc<str>,
+    freshness: Freshness,
 }
 
 impl Default for InvalidationBus {
@@ -57,7 +60,56 @@ impl Default for InvalidationBus {
         Self {
             sinks: Arc::default(),
             node: Arc::from(crate::ids::new_id("node")),
+            freshness: Freshness::default(),
         }
+    }
+}
+
+/// Whether cached answers may still be served. While this node hears every
+/// invalidation they may; once its listener has lost the database, only
+/// for a bounded staleness (a change made on another node meanwhile takes
+/// effect within it), after which caches are bypassed and requests go to
+/// the database: they fail closed with 503 if it is down, never 401.
+#[derive(Clone)]
+pub struct Freshness {
+    /// When the listener lost the database (unix ms); 0 while connected.
+    lost_at: Arc<AtomicI64>,
+    staleness_ms: Arc<AtomicI64>,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Self {
+            lost_at: Arc::new(AtomicI64::new(0)),
+            staleness_ms: Arc::new(AtomicI64::new(10_000)),
+        }
+    }
+}
+
+impl Freshness {
+    pub fn usable(&self) -> bool {
+        let lost = self.lost_at.load(Ordering::Acquire);
+        lost == 0 || crate::time::now_ms() - lost <= self.staleness_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn set_staleness(&self, limit: Duration) {
+        self.staleness_ms
+            .store(limit.as_millis() as i64, Ordering::Relaxed);
+    }
+
+    /// The listener lost the database (the first loss counts).
+    pub fn lost(&self) {
+        let _ = self.lost_at.compare_exchange(
+            0,
+            crate::time::now_ms().max(1),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// The listener is back (after caches were cleared).
+    pub fn restored(&self) {
+        self.lost_at.store(0, Ordering::Release);
     }
 }
 
@@ -69,6 +121,11 @@ impl InvalidationBus {
     /// This node's id in the envelopes it sends.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Whether caches following this bus may serve what they hold.
+    pub fn freshness(&self) -> Freshness {
+        self.freshness.clone()
     }
 
     /// Whether two handles are the same bus (one database, two clones).

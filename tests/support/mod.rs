@@ -3,6 +3,7 @@
 
 pub mod dns;
 pub mod postgres;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
