@@ -60,7 +60,14 @@ impl<V: Clone + Send + Sync + 'static> GuardedCache<V> {
             .cache
             .try_get_with(key.to_string(), load)
             .await
-            .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| DbError::Setup(e.to_string())))?;
+            .map_err(|e| {
+                // Requests that waited on the same failed load share its
+                // error: an outage stays an outage (503) for all of them.
+                Arc::try_unwrap(e).unwrap_or_else(|e| match &*e {
+                    DbError::Unavailable(cause) => DbError::Unavailable(cause.clone()),
+                    other => DbError::Setup(other.to_string()),
+                })
+            })?;
         if self.epoch.load(Ordering::SeqCst) != epoch {
             self.cache.invalidate(key).await;
         }

@@ -193,11 +193,17 @@ impl Db {
     ) -> Result<Tx<M>, DbError> {
         let inner = match &self.pool {
             Pool::Pg(pool) => {
-                let mut tx = if writes {
-                    pool.begin().await?
+                let begun = if writes {
+                    pool.begin().await
                 } else {
-                    pool.begin_with("BEGIN READ ONLY").await?
+                    pool.begin_with("BEGIN READ ONLY").await
                 };
+                // Not getting a connection is an outage, whatever the
+                // driver's reason (refused, reset, a broken handshake).
+                let mut tx = begun.map_err(|e| match DbError::from(e) {
+                    DbError::Sqlx(e) => DbError::Unavailable(e.to_string()),
+                    other => other,
+                })?;
                 // One statement: the role switch and the project travel together.
                 sqlx::query(
                     "SELECT set_config('role', $1, true), set_config('app.project_id', $2, true)",

@@ -117,6 +117,16 @@ impl TestApp {
     }
 
     async fn boot(store: Store, env: HashMap<String, String>) -> TestApp {
+        // IDENTITY_TEST_LOG=debug (an env filter) shows the servers' logs.
+        static LOGS: std::sync::Once = std::sync::Once::new();
+        LOGS.call_once(|| {
+            if let Ok(filter) = std::env::var("IDENTITY_TEST_LOG") {
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                    .with_test_writer()
+                    .try_init();
+            }
+        });
         let config = Config::from_sources(&env).expect("test configuration");
         let server = {
             let _roles = ROLES.read().await;

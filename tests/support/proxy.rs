@@ -25,7 +25,11 @@ impl Proxy {
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !accept_up.load(Ordering::SeqCst) {
-                    drop(client); // refused: closed at once
+                    // Refused: reset at once, as a closed port would. A
+                    // zero linger resets without blocking on drop.
+                    #[allow(deprecated)]
+                    let _ = client.set_linger(Some(std::time::Duration::ZERO));
+                    drop(client);
                     continue;
                 }
                 let mut cut = accept_cut.subscribe();
