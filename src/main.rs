@@ -385,6 +385,36 @@ mod commands {
                     Some(db.migrations_current().await.unwrap_or(false)),
                     "migrations current",
                 );
+                use identity_shared::observations;
+                let week_ms = 7 * 24 * 3600 * 1000;
+                match observations::latest(&db, observations::UNTRUSTED_FORWARDED_FOR).await {
+                    Ok(Some((peer, at))) if identity_shared::time::now_ms() - at < week_ms => {
+                        println!(
+                            "       last from {peer} at {}",
+                            identity_shared::time::rfc3339(at)
+                        );
+                        report(
+                            None,
+                            "X-Forwarded-For arrived from a peer not in IDENTITY_TRUSTED_PROXIES: \
+                             if it is your proxy, add it, or every client looks like the proxy to \
+                             rate limits and lockouts",
+                        );
+                    }
+                    _ => report(
+                        Some(true),
+                        "no forwarded headers from untrusted peers in the last 7 days",
+                    ),
+                }
+                if let Ok(Some(r)) = identity_shared::data_migrations::email_report(&db).await
+                    && r["collisions"].as_array().is_some_and(|c| !c.is_empty())
+                {
+                    println!("       {}", r["collisions"]);
+                    report(
+                        None,
+                        "accounts whose emails are one mailbox were found and left unmerged; \
+                         decide which account stays",
+                    );
+                }
                 if !sqlite {
                     let roles = db.check_roles().await;
                     if let Err(e) = &roles {

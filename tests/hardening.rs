@@ -18,6 +18,7 @@ on_both!(
     forwarded_for_lines_and_ipv6_prefixes,
     one_mailbox_one_account,
     key_and_session_edges,
+    untrusted_forwarding_is_reported_by_doctor,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -611,5 +612,49 @@ async fn key_and_session_edges(store: Store) {
     assert_eq!(retry["refresh_token"], first_refresh["refresh_token"]);
     let got = refresh_from("198.51.100.99", rt).await;
     assert_error(&got, 401, "refresh_token_reused");
+    app.stop().await;
+}
+
+async fn untrusted_forwarding_is_reported_by_doctor(store: Store) {
+    // Loopback is not a trusted proxy here: its X-Forwarded-For is ignored...
+    let Some(app) = TestApp::spawn_with(store, &[("IDENTITY_TRUSTED_PROXIES", "10.0.0.0/8")]).await
+    else {
+        return;
+    };
+    let p = app.create_project("proxy").await;
+    let (s, b) = send(
+        app.public_req(Method::POST, "/v1/auth/register")
+            .header("x-project-key", &p.pk)
+            .header("x-forwarded-for", "203.0.113.50")
+            .json(&json!({"email": "direct@example.com", "password": PW})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["session"]["ip"], "127.0.0.1");
+    // ...and noted for the operator.
+    crate::support::eventually(std::time::Duration::from_secs(5), || async {
+        identity_shared::observations::latest(
+            app.db(),
+            identity_shared::observations::UNTRUSTED_FORWARDED_FOR,
+        )
+        .await
+        .unwrap()
+        .is_some_and(|(peer, _)| peer == "127.0.0.1")
+    })
+    .await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_identity"))
+        .arg("doctor")
+        .env_clear()
+        .env("IDENTITY_DATABASE_URL", &app.env["IDENTITY_DATABASE_URL"])
+        .env("IDENTITY_MASTER_KEY", &app.env["IDENTITY_MASTER_KEY"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[warn] X-Forwarded-For arrived from a peer not in IDENTITY_TRUSTED_PROXIES")
+            && text.contains("last from 127.0.0.1"),
+        "{text}"
+    );
     app.stop().await;
 }

@@ -2,6 +2,7 @@
 //! trusted proxies) and its user agent.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -99,6 +100,38 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpA
     client
 }
 
+/// A peer that is not a trusted proxy sent `X-Forwarded-For`: either a
+/// client spoofing it (ignored, rightly) or a real proxy missing from
+/// `IDENTITY_TRUSTED_PROXIES`, which makes every client look like the proxy
+/// to rate limits and lockouts. Logged and recorded for `identity doctor`,
+/// at most once a minute per node, off the request's path.
+fn note_untrusted_forwarding(state: &DataState, peer: IpAddr) {
+    let now = identity_shared::time::now_ms();
+    let last = state.forwarded_noted_at.load(Ordering::Relaxed);
+    if now - last < 60_000
+        || state
+            .forwarded_noted_at
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    tracing::warn!(%peer, "X-Forwarded-For from a peer that is not in IDENTITY_TRUSTED_PROXIES; ignored");
+    let db = state.control_db.clone();
+    tokio::spawn(async move {
+        let detail = peer.to_string();
+        if let Err(e) = identity_shared::observations::record(
+            &db,
+            identity_shared::observations::UNTRUSTED_FORWARDED_FOR,
+            &detail,
+        )
+        .await
+        {
+            tracing::debug!(error = %e, "could not record an observation");
+        }
+    });
+}
+
 impl FromRequestParts<DataState> for Client {
     type Rejection = ApiError;
 
@@ -120,6 +153,9 @@ impl FromRequestParts<DataState> for Client {
             .map(|v| v.to_str().unwrap_or(""))
             .collect();
         let ip = client_ip(peer, &forwarded, &state.config.trusted_proxies);
+        if !forwarded.is_empty() && ip == canonical(peer) {
+            note_untrusted_forwarding(state, peer);
+        }
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)

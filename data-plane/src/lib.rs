@@ -44,6 +44,8 @@ pub struct DataState {
     pub limiter: Arc<dyn limits::RateLimiter>,
     /// Which origins some project allows (CORS preflights on the shared origin).
     pub origins: Arc<cors::OriginIndex>,
+    /// When untrusted forwarding was last noted (unix ms; see `client`).
+    pub forwarded_noted_at: Arc<std::sync::atomic::AtomicI64>,
     /// Derives refresh-token successors (see `accounts::successor_of`).
     pub refresh_key: [u8; 32],
     /// Derives each cookie session's CSRF token (see `transport::csrf_token`).
@@ -93,6 +95,7 @@ impl DataState {
             sessions,
             limiter: Arc::new(limits::InProcessLimiter::default()),
             origins,
+            forwarded_noted_at: Arc::default(),
         })
     }
 

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod invalidation;
 pub mod jwks;
 pub mod keys;
+pub mod observations;
 pub mod openapi;
 pub mod schema;
 pub mod secret;
