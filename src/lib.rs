@@ -190,7 +190,7 @@ impl Server {
                     );
                 }
             }
-            identity_data_plane::sweeper::spawn(
+            identity_data_plane::workers::sweeper::spawn(
                 shards.into_values().collect(),
                 std::time::Duration::from_secs(60),
             );

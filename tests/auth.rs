@@ -1300,10 +1300,14 @@ async fn sweeper_deletes_expired_rows(store: Store) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let deleted = identity_data_plane::sweeper::sweep(app.db()).await.unwrap();
+    let deleted = identity_data_plane::workers::sweeper::sweep(app.db())
+        .await
+        .unwrap();
     assert_eq!(deleted, 2, "one session and its refresh token");
     assert_eq!(
-        identity_data_plane::sweeper::sweep(app.db()).await.unwrap(),
+        identity_data_plane::workers::sweeper::sweep(app.db())
+            .await
+            .unwrap(),
         0
     );
     let got = app

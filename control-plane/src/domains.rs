@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::dns::DnsVerifier;
-use crate::{ControlState, projects, tenants};
+use crate::{ControlState, project_store, tenants};
 
 pub fn router() -> Router<ControlState> {
     Router::new()
@@ -170,7 +170,7 @@ async fn create_auth(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let hostname = parse_hostname(&body.hostname).map_err(invalid_hostname)?;
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let taken: Option<(String,)> = tx
         .fetch_optional(
             Query::select()
@@ -220,7 +220,7 @@ async fn list_auth(
     http::Query(params): http::Query<ListParams>,
 ) -> ApiResult<Json<Page<Value>>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let mut q = Query::select();
     q.columns(AUTH_COLUMNS)
         .from(AuthDomains::Table)
@@ -239,7 +239,7 @@ async fn show_auth(
     Path((project_id, domain_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load_auth(&mut tx, &project.id, &domain_id).await?;
     tx.commit().await?;
     Ok(Json(row.with_verification()))
@@ -250,7 +250,7 @@ async fn verify_auth(
     Path((project_id, domain_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load_auth(&mut tx, &project.id, &domain_id).await?;
     drop(tx);
     if row.verified {
@@ -288,7 +288,7 @@ async fn make_primary(
     Path((project_id, domain_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load_auth(&mut tx, &project.id, &domain_id).await?;
     if !row.verified {
         return Err(ApiError::unprocessable(
@@ -325,7 +325,7 @@ async fn remove_auth(
     Path((project_id, domain_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load_auth(&mut tx, &project.id, &domain_id).await?;
     tx.execute(
         Query::delete()
@@ -425,7 +425,7 @@ async fn create_tenant(
         ));
     }
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let tenant = tenants::load(&mut tx, &project.id, &tenant_id).await?;
     let taken: Option<(String,)> = tx
         .fetch_optional(
@@ -477,7 +477,7 @@ async fn list_tenant(
     http::Query(params): http::Query<ListParams>,
 ) -> ApiResult<Json<Page<Value>>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let tenant = tenants::load(&mut tx, &project.id, &tenant_id).await?;
     let mut q = Query::select();
     q.columns(TENANT_COLUMNS)
@@ -502,7 +502,7 @@ async fn show_tenant(
     Path((project_id, tenant_id, domain_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load_tenant_domain(&mut tx, &project.id, &tenant_id, &domain_id).await?;
     tx.commit().await?;
     Ok(Json(row.with_verification()))
@@ -513,7 +513,7 @@ async fn verify_tenant(
     Path((project_id, tenant_id, domain_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load_tenant_domain(&mut tx, &project.id, &tenant_id, &domain_id).await?;
     drop(tx);
     if row.verified {
@@ -547,7 +547,7 @@ async fn remove_tenant(
     Path((project_id, tenant_id, domain_id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load_tenant_domain(&mut tx, &project.id, &tenant_id, &domain_id).await?;
     tx.execute(
         Query::delete()

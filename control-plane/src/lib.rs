@@ -16,6 +16,7 @@ pub mod dns;
 pub mod domains;
 pub mod openapi;
 pub mod project_keys;
+pub mod project_store;
 pub mod projects;
 pub mod signing_keys;
 pub mod tenants;

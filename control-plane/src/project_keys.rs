@@ -16,7 +16,7 @@ use sea_query::{Expr, ExprTrait, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ControlState, projects};
+use crate::{ControlState, project_store};
 
 pub fn router() -> Router<ControlState> {
     Router::new()
@@ -87,7 +87,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let key = keys::generate(body.kind);
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let id = insert(&mut tx, &project.id, &key).await?;
     let row = load(&mut tx, &project.id, &id).await?;
     tx.commit().await?;
@@ -115,7 +115,7 @@ async fn list(
     http::Query(params): http::Query<ListParams>,
 ) -> ApiResult<Json<Page<Value>>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let mut q = Query::select();
     q.columns(COLUMNS)
         .from(ProjectKeys::Table)
@@ -134,7 +134,7 @@ async fn show(
     Path((project_id, key_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load(&mut tx, &project.id, &key_id).await?;
     tx.commit().await?;
     Ok(Json(json!({"key": row.to_json()})))
@@ -145,7 +145,7 @@ async fn remove(
     Path((project_id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load(&mut tx, &project.id, &key_id).await?;
     tx.execute(
         Query::delete()

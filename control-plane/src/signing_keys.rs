@@ -17,7 +17,7 @@ use identity_shared::time::{now_ms, rfc3339};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use serde_json::{Value, json};
 
-use crate::{ControlState, projects};
+use crate::{ControlState, project_store};
 
 /// Allowance for clock skew between nodes and relying parties.
 const CLOCK_SKEW_MS: i64 = 60_000;
@@ -116,11 +116,11 @@ pub async fn rotate_in(
 pub async fn rotate_project(state: &ControlState, project_id: &str) -> ApiResult<String> {
     // The key is generated (slow for RSA) before the transaction that installs it.
     let mut tx = state.db.control().await?;
-    let settings = projects::load(&mut tx, project_id).await?.settings();
+    let settings = project_store::load(&mut tx, project_id).await?.settings();
     drop(tx);
     let key = generate(settings.signing_alg).await?;
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, project_id).await?;
+    let project = project_store::load(&mut tx, project_id).await?;
     rotate_in(&mut tx, &state.master_key, &project.id, &key).await?;
     tx.commit().await?;
     Ok(key.kid)
@@ -149,7 +149,7 @@ async fn list(
     Path(project_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let rows: Vec<KeySummary> = tx
         .fetch_all(
             Query::select()

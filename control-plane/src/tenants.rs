@@ -14,7 +14,7 @@ use sea_query::{Expr, ExprTrait, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ControlState, projects};
+use crate::{ControlState, project_store};
 
 pub fn router() -> Router<ControlState> {
     Router::new()
@@ -76,9 +76,9 @@ async fn create(
     Path(project_id): Path<String>,
     http::Json(body): http::Json<NameBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let name = projects::validate_name(&body.name)?;
+    let name = project_store::validate_name(&body.name)?;
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let now = now_ms();
     let row = TenantRow {
         id: new_id("ten"),
@@ -110,7 +110,7 @@ async fn list(
     http::Query(params): http::Query<ListParams>,
 ) -> ApiResult<Json<Page<Value>>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let mut q = Query::select();
     q.columns(COLUMNS)
         .from(Tenants::Table)
@@ -127,7 +127,7 @@ async fn show(
     Path((project_id, tenant_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load(&mut tx, &project.id, &tenant_id).await?;
     tx.commit().await?;
     Ok(Json(json!({"tenant": row.to_json()})))
@@ -138,9 +138,9 @@ async fn update(
     Path((project_id, tenant_id)): Path<(String, String)>,
     http::Json(body): http::Json<NameBody>,
 ) -> ApiResult<Json<Value>> {
-    let name = projects::validate_name(&body.name)?;
+    let name = project_store::validate_name(&body.name)?;
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let mut row = load(&mut tx, &project.id, &tenant_id).await?;
     row.name = name;
     row.updated_at = now_ms();
@@ -164,7 +164,7 @@ async fn remove(
     Path((project_id, tenant_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.control().await?;
-    let project = projects::load(&mut tx, &project_id).await?;
+    let project = project_store::load(&mut tx, &project_id).await?;
     let row = load(&mut tx, &project.id, &tenant_id).await?;
     tx.execute(
         Query::delete()

@@ -13,22 +13,20 @@ use identity_shared::crypto::MasterKey;
 use identity_shared::db::Db;
 use identity_shared::error::ApiError;
 
-pub mod accounts;
+pub mod admin;
 pub mod audit;
-pub mod client;
-pub mod cors;
-pub mod limits;
+pub mod input;
 pub mod openapi;
-pub mod passwords;
-pub mod resolve;
+pub mod password;
+pub mod request;
 pub mod sessions;
-pub mod sweeper;
+pub mod store;
 pub mod tokens;
-pub mod transport;
-pub mod users;
-pub mod wellknown;
+pub mod workers;
 
-pub use resolve::{ProjectResolver, Resolved};
+pub use request::resolve::{ProjectResolver, Resolved};
+use request::{cors, limits, resolve};
+use tokens::wellknown;
 
 #[derive(Clone)]
 pub struct DataState {
@@ -38,9 +36,9 @@ pub struct DataState {
     pub shards: Arc<HashMap<String, Db>>,
     pub resolver: Arc<ProjectResolver>,
     pub config: Arc<Config>,
-    pub hasher: Arc<passwords::Hasher>,
+    pub hasher: Arc<password::hashing::Hasher>,
     pub tokens: Arc<tokens::Tokens>,
-    pub sessions: Arc<sessions::SessionCache>,
+    pub sessions: Arc<sessions::cache::SessionCache>,
     pub limiter: Arc<dyn limits::RateLimiter>,
     /// Which origins some project allows (CORS preflights on the shared origin).
     pub origins: Arc<cors::OriginIndex>,
@@ -61,8 +59,8 @@ impl DataState {
     ) -> Result<Self, String> {
         let resolver = ProjectResolver::start(control_db.clone(), config.resolution_cache_ttl);
         let origins = cors::OriginIndex::start(control_db.clone(), config.resolution_cache_ttl);
-        let hasher = passwords::Hasher::new(
-            passwords::HashParams {
+        let hasher = password::hashing::Hasher::new(
+            password::hashing::HashParams {
                 memory_kib: config.argon2_memory_kib,
                 iterations: config.argon2_iterations,
                 parallelism: config.argon2_parallelism,
@@ -75,7 +73,7 @@ impl DataState {
                 .freshness()
                 .set_staleness(config.cache_staleness);
         }
-        let sessions = sessions::SessionCache::new(control_db.invalidations().freshness());
+        let sessions = sessions::cache::SessionCache::new(control_db.invalidations().freshness());
         sessions.follow(&control_db);
         for db in shards.values() {
             if !db.invalidations().same_as(control_db.invalidations()) {
@@ -135,8 +133,9 @@ pub fn router(state: DataState) -> Router {
             "/.well-known/openid-configuration",
             get(wellknown::openid_configuration),
         )
-        .merge(accounts::router())
-        .merge(users::router())
+        .merge(password::router())
+        .merge(sessions::router())
+        .merge(admin::router())
         .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.resolver.clone(),

@@ -29,6 +29,22 @@ pub fn unsupported_media_type() -> ApiError {
     )
 }
 
+/// A JSON body that may be absent (cookie transport sends none); one that
+/// is present must be declared `application/json` (415 otherwise).
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    headers: &axum::http::HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if !is_json_content_type(headers) {
+        return Err(unsupported_media_type());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid_request(format!("invalid body: {e}")))
+}
+
 /// Whether the request declares a JSON body (`application/json`, with
 /// parameters, or `application/*+json`).
 pub fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {

@@ -1,95 +1,30 @@
-//! Abuse limits: per-(project, IP) request rates, and account lockout.
-//!
-//! Rates go through the [`RateLimiter`] trait; the built-in limiter is
-//! in-process (GCRA, exact `Retry-After`), so each node counts its own
-//! traffic. A shared backend can implement the same trait.
-//!
-//! Lockout (ADR 0004) counts failed password checks in the database, so
-//! every node sees them, and reserves each evaluation before hashing (see
-//! [`reserve`]): per (account, client IP) 5 failures in 15 minutes lock that
-//! pair for the rest of the window; across all IPs, 50 failures in 15
-//! minutes lock the account for every IP that has not signed in to it
-//! successfully in the last 30 days, while its owner's known IPs keep working.
-//! Accounts are keyed by a hash of the normalised email, so unknown emails
-//! behave exactly like known ones.
+//! Account lockout (ADR 0004), counted in the database so every node sees
+//! it: per (account, client address) 5 failed password checks in 15
+//! minutes lock that pair for the rest of the window; across all
+//! addresses, 50 lock the account for every address that has not signed in
+//! to it in the last 30 days, while its owner's known addresses keep
+//! working. Accounts are keyed by a hash of the canonical email, so unknown
+//! emails behave exactly like known ones. Each evaluation is reserved
+//! before hashing (see [`reserve`]).
 
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use identity_shared::crypto::sha256_hex;
 use identity_shared::db::{Db, DbError, Tx};
-use identity_shared::error::ApiError;
 use identity_shared::ids::new_id;
 use identity_shared::schema::{LoginFailures, Sessions};
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Order, Query};
 
 /// A refused attempt and when to retry.
-#[derive(Debug)]
-pub struct TooMany {
-    pub retry_after: Duration,
-}
-
-impl From<TooMany> for ApiError {
-    fn from(t: TooMany) -> Self {
-        ApiError::too_many_attempts(t.retry_after)
-    }
-}
-
-pub trait RateLimiter: Send + Sync {
-    /// Counts one request under `key` against `per_minute` (0: unlimited).
-    fn hit(&self, key: &str, per_minute: u32) -> Result<(), TooMany>;
-}
-
-/// GCRA per key: `per_minute` requests may arrive at once, then one every
-/// `60 s / per_minute`. State is one instant per key, in sharded maps.
-pub struct InProcessLimiter {
-    shards: Vec<Mutex<HashMap<String, Instant>>>,
-    origin: Instant,
-}
-
-impl Default for InProcessLimiter {
-    fn default() -> Self {
-        Self {
-            shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect(),
-            origin: Instant::now(),
-        }
-    }
-}
-
-impl RateLimiter for InProcessLimiter {
-    fn hit(&self, key: &str, per_minute: u32) -> Result<(), TooMany> {
-        if per_minute == 0 {
-            return Ok(());
-        }
-        let interval = Duration::from_secs(60) / per_minute;
-        let burst = Duration::from_secs(60) - interval;
-        let now = Instant::now();
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let shard = &self.shards[(h.finish() % self.shards.len() as u64) as usize];
-        let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 50_000 {
-            // Drop keys whose theoretical arrival time has passed: they are at rest.
-            map.retain(|_, tat| *tat > now);
-        }
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        let allowed_at = tat.checked_sub(burst).unwrap_or(self.origin);
-        if allowed_at > now {
-            return Err(TooMany {
-                retry_after: allowed_at - now,
-            });
-        }
-        map.insert(key.to_string(), tat + interval);
-        Ok(())
-    }
-}
+pub use crate::request::limits::TooMany;
 
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
+
 pub const PER_IP_FAILURES: usize = 5;
+
 pub const PER_ACCOUNT_FAILURES: i64 = 50;
+
 const KNOWN_IP_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// The lockout key of an account: its project and normalised email, hashed.
@@ -261,27 +196,4 @@ async fn known_ip<M>(
         )
         .await?;
     Ok(row.is_some())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gcra_allows_a_burst_then_paces() {
-        let l = InProcessLimiter::default();
-        for _ in 0..3 {
-            l.hit("k", 3).unwrap();
-        }
-        let err = l.hit("k", 3).unwrap_err();
-        assert!(
-            err.retry_after > Duration::from_secs(19) && err.retry_after <= Duration::from_secs(20),
-            "{err:?}"
-        );
-        // Other keys are independent; 0 disables.
-        l.hit("other", 3).unwrap();
-        for _ in 0..1000 {
-            l.hit("free", 0).unwrap();
-        }
-    }
 }

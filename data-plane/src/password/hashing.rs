@@ -1,21 +1,17 @@
 //! Password hashing: Argon2id for every new hash, bcrypt accepted for
-//! imports and replaced at the next successful login, all on fixed hashing
-//! threads behind a bounded, per-project-fair queue, so hashing never
-//! stalls the async runtime and a flood answers 503 instead of queueing
-//! without bound.
+//! imports and replaced at the next successful login, on fixed hashing
+//! threads (each reusing its Argon2 memory) behind the bounded,
+//! per-project-fair queue, so hashing never stalls the async runtime.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use identity_shared::error::ApiError;
 
-/// New passwords: at least this many characters.
-pub const MIN_LENGTH: usize = 12;
-/// Any password: at most this many characters (checked before hashing).
-pub const MAX_LENGTH: usize = 256;
+use crate::password::policy::is_bcrypt;
+use crate::password::queue::Queue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashParams {
@@ -51,7 +47,7 @@ pub enum Verified {
 /// fresh 19 MiB allocation.
 pub struct Hasher {
     core: Arc<Core>,
-    queue: Arc<Queue>,
+    queue: Arc<Queue<Job>>,
 }
 
 /// What every job needs: the parameters of new hashes and the dummy hash.
@@ -63,94 +59,11 @@ struct Core {
     dummy: String,
 }
 
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
 /// One worker's reusable state.
 struct Worker {
     memory: Vec<Block>,
-}
-
-type Job = Box<dyn FnOnce(&mut Worker) + Send>;
-
-/// Per-project FIFO queues served round-robin: a project flooding logins
-/// waits behind its own requests, not in front of other projects'.
-struct Queue {
-    state: Mutex<QueueState>,
-    ready: Condvar,
-    capacity: usize,
-    per_project: usize,
-}
-
-#[derive(Default)]
-struct QueueState {
-    jobs: HashMap<String, VecDeque<Job>>,
-    /// Projects with waiting jobs, in the order they are next served.
-    ring: VecDeque<String>,
-    total: usize,
-    closed: bool,
-}
-
-/// The queue is full: answered `503 server_busy` with `Retry-After`.
-fn busy() -> ApiError {
-    ApiError::unavailable_retry(
-        "server_busy",
-        "too many password checks are waiting; retry shortly",
-        1,
-    )
-}
-
-impl Queue {
-    fn push(&self, project: &str, job: Job) -> Result<(), ApiError> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.closed || st.total >= self.capacity {
-            return Err(busy());
-        }
-        let waiting = st.jobs.get(project).map_or(0, VecDeque::len);
-        if waiting >= self.per_project {
-            return Err(busy());
-        }
-        if waiting == 0 {
-            st.ring.push_back(project.to_string());
-        }
-        st.jobs
-            .entry(project.to_string())
-            .or_default()
-            .push_back(job);
-        st.total += 1;
-        drop(st);
-        self.ready.notify_one();
-        Ok(())
-    }
-
-    /// The next job, round-robin over projects; `None` once closed.
-    fn pop(&self) -> Option<Job> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if st.closed {
-                return None;
-            }
-            if let Some(project) = st.ring.pop_front() {
-                let (job, more) = match st.jobs.get_mut(&project) {
-                    Some(q) => (q.pop_front(), !q.is_empty()),
-                    None => (None, false),
-                };
-                if more {
-                    st.ring.push_back(project);
-                } else {
-                    st.jobs.remove(&project);
-                }
-                if let Some(job) = job {
-                    st.total -= 1;
-                    return Some(job);
-                }
-                continue;
-            }
-            st = self.ready.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    fn close(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
-        self.ready.notify_all();
-    }
 }
 
 impl Drop for Hasher {
@@ -187,14 +100,9 @@ impl Hasher {
             dummy,
         });
         let capacity = queue_capacity.max(1);
-        let queue = Arc::new(Queue {
-            state: Mutex::new(QueueState::default()),
-            ready: Condvar::new(),
-            capacity,
-            // Room for other projects is always left: one project's flood
-            // cannot fill the queue.
-            per_project: (capacity * 3 / 4).max(1),
-        });
+        // Room for other projects is always left: one project's flood
+        // cannot fill the queue.
+        let queue = Arc::new(Queue::<Job>::new(capacity, capacity * 3 / 4));
         for i in 0..workers.max(1) {
             let queue = queue.clone();
             let mut worker = Worker { memory: Vec::new() };
@@ -383,76 +291,6 @@ fn needs_rehash(params: &HashParams, stored: &str) -> bool {
     }
 }
 
-fn is_bcrypt(s: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$"].iter().any(|p| s.starts_with(p))
-}
-
-/// Validates an imported hash: an Argon2id PHC string or a bcrypt hash.
-pub fn validate_import(hash: &str) -> Result<(), ApiError> {
-    let bad = || {
-        ApiError::unprocessable(
-            "invalid_password_hash",
-            "password_hash must be an Argon2id PHC string or a bcrypt hash ($2a$, $2b$, $2y$)",
-        )
-    };
-    if is_bcrypt(hash) {
-        // $2b$NN$ + 53 characters of salt and digest. Costs past 16 would
-        // make every login of that account a denial of service.
-        let cost_ok = hash
-            .get(4..6)
-            .and_then(|c| c.parse::<u32>().ok())
-            .is_some_and(|c| (4..=16).contains(&c));
-        if hash.len() == 60 && cost_ok && hash.as_bytes()[6] == b'$' {
-            return Ok(());
-        }
-        return Err(bad());
-    }
-    let parsed = PasswordHash::new(hash).map_err(|_| bad())?;
-    let params = Params::try_from(&parsed).map_err(|_| bad())?;
-    if parsed.algorithm.as_str() != "argon2id" || parsed.hash.is_none() {
-        return Err(bad());
-    }
-    // Bounded so one login cannot take the machine's memory or minutes of CPU.
-    if params.m_cost() > 262_144 || params.t_cost() > 16 || params.p_cost() > 16 {
-        return Err(ApiError::unprocessable(
-            "invalid_password_hash",
-            "password_hash parameters are too large (at most m=262144, t=16, p=16)",
-        ));
-    }
-    Ok(())
-}
-
-/// Policy for a new password. Counted in characters, not bytes.
-pub fn validate_new(password: &str) -> Result<(), ApiError> {
-    let n = password.chars().count();
-    if !(MIN_LENGTH..=MAX_LENGTH).contains(&n) {
-        return Err(ApiError::unprocessable(
-            "weak_password",
-            format!("the password must be {MIN_LENGTH} to {MAX_LENGTH} characters"),
-        ));
-    }
-    if password.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            "invalid_password",
-            "the password must not contain control characters",
-        ));
-    }
-    Ok(())
-}
-
-/// What a login accepts before any hashing: non-empty, at most the maximum.
-pub fn validate_presented(password: &str) -> Result<(), ApiError> {
-    if password.is_empty() {
-        return Err(ApiError::invalid_request("password is required"));
-    }
-    if password.chars().count() > MAX_LENGTH {
-        return Err(ApiError::invalid_request(format!(
-            "password must be at most {MAX_LENGTH} characters"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,7 +355,7 @@ mod tests {
             b.replacen("$2b$", "$2a$", 1),
             b.replacen("$2b$", "$2y$", 1),
         ] {
-            validate_import(&variant).unwrap();
+            crate::password::policy::validate_import(&variant).unwrap();
             match h
                 .verify("p", "hunter2hunter2".into(), Some(variant))
                 .await
@@ -531,37 +369,6 @@ mod tests {
             h.verify("p", "nope".into(), Some(b)).await.unwrap(),
             Verified::No
         );
-    }
-
-    #[test]
-    fn queue_is_bounded_and_round_robin_between_projects() {
-        let q = Queue {
-            state: Mutex::new(QueueState::default()),
-            ready: Condvar::new(),
-            capacity: 5,
-            per_project: 2,
-        };
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let job = |label: &'static str| -> Job {
-            let order = order.clone();
-            Box::new(move |_| order.lock().unwrap().push(label))
-        };
-        q.push("a", job("a1")).unwrap();
-        q.push("a", job("a2")).unwrap();
-        // A project's share is full; other projects still get in.
-        assert_eq!(q.push("a", job("a3")).unwrap_err().code(), "server_busy");
-        q.push("b", job("b1")).unwrap();
-        q.push("c", job("c1")).unwrap();
-        q.push("b", job("b2")).unwrap();
-        // The whole queue is full.
-        assert_eq!(q.push("d", job("d1")).unwrap_err().code(), "server_busy");
-        let mut worker = Worker { memory: Vec::new() };
-        for _ in 0..5 {
-            q.pop().unwrap()(&mut worker);
-        }
-        assert_eq!(*order.lock().unwrap(), ["a1", "b1", "c1", "a2", "b2"]);
-        q.close();
-        assert!(q.pop().is_none());
     }
 
     #[tokio::test]
@@ -615,30 +422,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn import_and_policy_validation() {
-        assert!(
-            validate_import("$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo").is_err()
-        );
-        assert!(validate_import("$2b$99$abc").is_err());
-        let costly = bcrypt::hash("x", 4).unwrap().replacen("$04$", "$20$", 1);
-        assert!(validate_import(&costly).is_err());
-        assert!(
-            validate_import(
-                "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2g"
-            )
-            .is_err()
-        );
-        assert!(validate_import("plain").is_err());
-        assert!(validate_new("short").is_err());
-        assert!(validate_new(&"a".repeat(257)).is_err());
-        assert!(validate_new("twelve chars!").is_ok());
-        assert!(validate_new("ünïcødé pässwörd").is_ok());
-        assert!(validate_new("null\u{0}byte-password").is_err());
-        assert!(validate_presented("").is_err());
-        assert!(validate_presented(&"a".repeat(257)).is_err());
-        assert!(validate_presented("x").is_ok());
     }
 }

@@ -13,8 +13,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::DataState;
-use crate::resolve::Resolved;
-use crate::users::require_secret;
+use crate::admin::require_secret;
+use crate::request::client::Client;
+use crate::request::resolve::Resolved;
+use identity_shared::audit::{Event, Outcome};
 
 pub fn router() -> Router<DataState> {
     Router::new().route("/v1/audit-events", get(list))
@@ -121,4 +123,19 @@ async fn list(
         .await?;
     tx.commit().await?;
     Ok(Json(page.map(|r| r.to_json())))
+}
+
+/// An audit event of a request: its project, client address and agent.
+pub fn event<'a>(
+    resolved: &'a Resolved,
+    client: &'a Client,
+    ip: &'a str,
+    kind: &'static str,
+    outcome: Outcome,
+) -> Event<'a> {
+    Event {
+        ip: Some(ip),
+        user_agent: client.user_agent.as_deref(),
+        ..Event::new(&resolved.project.id, kind, outcome)
+    }
 }

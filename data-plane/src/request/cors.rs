@@ -28,7 +28,7 @@ use identity_shared::settings::{ProjectSettings, parse_origin};
 use sea_query::{Expr, ExprTrait, LikeExpr, Query};
 
 use crate::DataState;
-use crate::resolve::{ProjectInfo, Resolved, Via};
+use crate::request::resolve::{ProjectInfo, Resolved, Via};
 
 /// The request headers the API reads.
 const ALLOW_HEADERS: &str =

@@ -13,7 +13,7 @@ use identity_shared::error::{ApiError, ApiResult};
 use serde_json::{Value, json};
 
 use crate::DataState;
-use crate::resolve::{ProjectInfo, ProjectStatus, Resolved};
+use crate::request::resolve::{ProjectInfo, ProjectStatus, Resolved};
 
 async fn jwks_response(
     state: &DataState,

@@ -8,7 +8,7 @@ use identity_shared::schema::{LoginFailures, RefreshTokens, Sessions};
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Query};
 
-use crate::limits::WINDOW_MS;
+use crate::store::login_failures::WINDOW_MS;
 
 /// Rows deleted per table per batch.
 pub const BATCH: u64 = 1000;

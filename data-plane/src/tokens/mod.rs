@@ -3,9 +3,7 @@
 //! keys. Keys are parsed once and cached per project; a verified token's
 //! claims are cached until it expires, so the hot path is a hash lookup.
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use crate::request::resolve::ProjectInfo;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
@@ -21,63 +19,22 @@ use identity_shared::time::now_ms;
 use moka::future::Cache;
 use rsa::signature::SignatureEncoding as _;
 use sea_query::{Cond, Expr, ExprTrait, Order, Query};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::resolve::ProjectInfo;
+pub mod claims;
+pub mod keys;
+pub mod wellknown;
 
-/// Clock skew tolerated on `exp` and `iat`.
-const LEEWAY_SECONDS: i64 = 30;
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: String,
-    pub sid: String,
-    pub pid: String,
-    pub amr: Vec<String>,
-}
-
-enum SigningKey {
-    Ed(Box<ed25519_dalek::SigningKey>),
-    Rsa(Box<rsa::pkcs1v15::SigningKey<Sha256>>),
-}
+use claims::LEEWAY_SECONDS;
+pub use claims::{AccessClaims, TokenError};
+use keys::{SigningKey, VerifyingKey, parse_public_jwk};
 
 struct ActiveKey {
     kid: String,
     key: SigningKey,
-}
-
-enum VerifyingKey {
-    Ed(ed25519_dalek::VerifyingKey),
-    Rsa(Box<rsa::pkcs1v15::VerifyingKey<Sha256>>),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("the token is malformed")]
-    Malformed,
-    #[error("the token is not signed by this project")]
-    BadSignature,
-    #[error("the token has expired")]
-    Expired,
-    #[error("the token was issued for another project")]
-    WrongProject,
-}
-
-impl From<TokenError> for ApiError {
-    fn from(e: TokenError) -> Self {
-        match e {
-            TokenError::Expired => {
-                ApiError::unauthorized("token_expired", "the access token has expired")
-            }
-            other => ApiError::unauthorized("invalid_token", other.to_string()),
-        }
-    }
 }
 
 pub struct Tokens {
@@ -379,32 +336,6 @@ impl Tokens {
         }
         let claims = serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Malformed)?;
         Ok((claims, header.kid))
-    }
-}
-
-fn parse_public_jwk(text: &str) -> Option<VerifyingKey> {
-    let jwk: serde_json::Value = serde_json::from_str(text).ok()?;
-    let field = |name: &str| {
-        jwk[name]
-            .as_str()
-            .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
-    };
-    match jwk["kty"].as_str()? {
-        "OKP" => {
-            let x: [u8; 32] = field("x")?.try_into().ok()?;
-            ed25519_dalek::VerifyingKey::from_bytes(&x)
-                .ok()
-                .map(VerifyingKey::Ed)
-        }
-        "RSA" => {
-            let n = rsa::BigUint::from_bytes_be(&field("n")?);
-            let e = rsa::BigUint::from_bytes_be(&field("e")?);
-            let public = rsa::RsaPublicKey::new(n, e).ok()?;
-            Some(VerifyingKey::Rsa(Box::new(rsa::pkcs1v15::VerifyingKey::<
-                Sha256,
-            >::new(public))))
-        }
-        _ => None,
     }
 }
 

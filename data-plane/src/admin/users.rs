@@ -1,0 +1,190 @@
+//! Server-side user calls (secret key): create (with a password or an
+//! imported hash), get, find by email, delete.
+
+use crate::DataState;
+use crate::admin::require_secret;
+use crate::input::{Email, parse_name};
+use crate::password::policy;
+use crate::request::client::Client;
+use crate::request::resolve::Resolved;
+use crate::store::sessions::{self};
+use crate::store::users::{self, NewUser, UserRow};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http::{self, ListParams, Page};
+use identity_shared::schema::Users;
+use identity_shared::secret::Secret;
+use sea_query::{Expr, ExprTrait, Query};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    email: String,
+    password: Option<Secret<String>>,
+    password_hash: Option<Secret<String>>,
+    name: Option<String>,
+    email_verified: Option<bool>,
+}
+
+pub async fn create(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    http::Json(body): http::Json<CreateBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let actor = require_secret(&resolved)?;
+    let email = Email::parse(&body.email)?;
+    let name = parse_name(body.name.as_deref())?;
+    let password_hash = match (body.password, body.password_hash) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_request(
+                "give password or password_hash, not both",
+            ));
+        }
+        (Some(p), None) => {
+            policy::validate_new(p.expose())?;
+            Some(
+                state
+                    .hasher
+                    .hash(&resolved.project.id, p.into_inner())
+                    .await?,
+            )
+        }
+        (None, Some(h)) => {
+            let h = h.into_inner();
+            policy::validate_import(&h)?;
+            Some(h)
+        }
+        (None, None) => None,
+    };
+    let project_id = &resolved.project.id;
+    let mut tx = state.shard(&resolved)?.scope(project_id).await?;
+    let user = users::insert(
+        &mut tx,
+        project_id,
+        NewUser {
+            email: email.typed,
+            email_normalized: email.normalized,
+            name,
+            password_hash,
+            email_verified: body.email_verified.unwrap_or(false),
+        },
+    )
+    .await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&actor),
+            subject: Some(&user.id),
+            ip: Some(&ip),
+            user_agent: client.user_agent.as_deref(),
+            ..Event::new(project_id, "user.created", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({"user": user.to_json()}))))
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("user")
+}
+
+pub async fn show(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_secret(&resolved)?;
+    let mut tx = state
+        .shard(&resolved)?
+        .scope_read(&resolved.project.id)
+        .await?;
+    let user = users::find(&mut tx, &resolved.project.id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
+    Ok(Json(json!({"user": user.to_json()})))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    email: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    http::Query(q): http::Query<ListQuery>,
+) -> ApiResult<Json<Page<Value>>> {
+    require_secret(&resolved)?;
+    let params = ListParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let project_id = &resolved.project.id;
+    let mut select = Query::select();
+    select
+        .columns(users::COLUMNS)
+        .from(Users::Table)
+        .and_where(Expr::col(Users::ProjectId).eq(project_id));
+    if let Some(email) = &q.email {
+        // The same canonical form as sign-in; a malformed address matches nobody.
+        let canonical = identity_shared::email::canonical(email).unwrap_or_default();
+        select.and_where(Expr::col(Users::EmailNormalized).eq(canonical));
+    }
+    let mut tx = state.shard(&resolved)?.scope_read(project_id).await?;
+    let page = params
+        .fetch_page(&mut tx, select, Users::Id, false, |r: &UserRow| {
+            r.id.clone()
+        })
+        .await?;
+    tx.commit().await?;
+    Ok(Json(page.map(|r| r.to_json())))
+}
+
+pub async fn remove(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let actor = require_secret(&resolved)?;
+    let project_id = &resolved.project.id;
+    let mut tx = state.shard(&resolved)?.scope(project_id).await?;
+    let user = users::find(&mut tx, project_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let revoked =
+        sessions::revoke(&mut tx, project_id, &user.id, None, None, "user_deleted").await?;
+    tx.execute(
+        Query::delete()
+            .from_table(Users::Table)
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(&user.id)),
+    )
+    .await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&actor),
+            subject: Some(&user.id),
+            ip: Some(&ip),
+            user_agent: client.user_agent.as_deref(),
+            data: json!({"sessions_revoked": revoked.len()}),
+            ..Event::new(project_id, "user.deleted", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

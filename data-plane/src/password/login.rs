@@ -1,0 +1,120 @@
+//! `POST /v1/auth/login`.
+
+use crate::DataState;
+use crate::audit::event;
+use crate::input::Email;
+use crate::password::hashing::Verified;
+use crate::password::policy;
+use crate::password::{
+    check_password, invalid_credentials, record_password_failure, signing_in_from,
+};
+use crate::request::client::Client;
+use crate::request::limits::rate_limit;
+use crate::request::resolve::Resolved;
+use crate::sessions::issue::{signed_in, start_session};
+use crate::store::login_failures::{self};
+use crate::store::users::{self};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http::{self};
+use identity_shared::secret::Secret;
+use serde::Deserialize;
+use serde_json::json;
+
+// ---- login ----
+
+#[derive(Debug, Deserialize)]
+pub struct LoginBody {
+    email: String,
+    password: Secret<String>,
+}
+
+pub async fn login(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    headers: HeaderMap,
+    http::Json(body): http::Json<LoginBody>,
+) -> ApiResult<Response> {
+    rate_limit(
+        &state,
+        &resolved,
+        &client,
+        "login",
+        resolved.project.settings.rate_limits.login_per_minute,
+    )?;
+    let transport = signing_in_from(&state, &resolved, &headers)?;
+    policy::validate_presented(body.password.expose())?;
+    // A malformed address cannot belong to an account: say so plainly.
+    let email = Email::parse(&body.email)
+        .map_err(|_| ApiError::invalid_request("email is not a valid address"))?;
+    let project_id = resolved.project.id.clone();
+    let db = state.shard(&resolved)?;
+    let ip = client.ip_text();
+
+    let user = {
+        let mut tx = db.scope_read(&project_id).await?;
+        let user = users::find_by_email(&mut tx, &project_id, &email.normalized).await?;
+        tx.commit().await?;
+        user
+    };
+    let (verified, attempt) = check_password(
+        &state,
+        &resolved,
+        &client,
+        &email.normalized,
+        user.as_ref(),
+        body.password.into_inner(),
+    )
+    .await?;
+
+    let mut tx = db.scope(&project_id).await?;
+    let user = match (user, &verified) {
+        (Some(user), Verified::Yes | Verified::YesRehashed(_)) if user.password_hash.is_some() => {
+            if let Verified::YesRehashed(new_hash) = &verified {
+                users::set_password_hash(&mut tx, &project_id, &user.id, new_hash).await?;
+            }
+            user
+        }
+        (user, _) => {
+            let subject = user.as_ref().map(|u| u.id.as_str());
+            record_password_failure(
+                &mut tx,
+                &resolved,
+                &client,
+                subject,
+                "login.failed",
+                &attempt,
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(invalid_credentials());
+        }
+    };
+    login_failures::succeeded(&mut tx, &attempt).await?;
+    let (session, refresh_value) = start_session(&mut tx, &resolved, &user, &client).await?;
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            data: json!({"session_id": session.id, "rehashed": matches!(verified, Verified::YesRehashed(_))}),
+            ..event(&resolved, &client, &ip, "login.succeeded", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    signed_in(
+        &state,
+        &resolved,
+        transport,
+        StatusCode::OK,
+        &user,
+        &session,
+        &refresh_value,
+    )
+    .await
+}

@@ -1,0 +1,75 @@
+//! The authenticated end user: a valid access token of this project whose
+//! session is live; cookie-authenticated mutations pass the CSRF rule.
+
+use crate::DataState;
+use crate::request::csrf::check_csrf;
+use crate::request::resolve::Resolved;
+use crate::request::transport::{ACCESS_COOKIE, cookie};
+use crate::tokens::AccessClaims;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use identity_shared::error::ApiError;
+use std::sync::Arc;
+
+/// An authenticated end user: a valid access token of this project whose
+/// session is live. Cookie-authenticated mutating requests pass the CSRF rule.
+pub struct Caller {
+    pub claims: Arc<AccessClaims>,
+    /// The live session and its user (from the session cache).
+    pub view: Arc<crate::sessions::cache::LiveSession>,
+    pub resolved: Resolved,
+    pub via_cookie: bool,
+}
+
+impl FromRequestParts<DataState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &DataState,
+    ) -> Result<Self, Self::Rejection> {
+        let resolved = Resolved::from_request_parts(parts, state).await?;
+        let bearer = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let (token, via_cookie) = match bearer {
+            Some(t) => (t, false),
+            None => match cookie(&parts.headers, ACCESS_COOKIE) {
+                Some(t) => (t, true),
+                None => {
+                    return Err(ApiError::unauthorized(
+                        "unauthenticated",
+                        "sign in first: no access token",
+                    ));
+                }
+            },
+        };
+        let issuer = state.issuer(&resolved.project);
+        let claims = state
+            .tokens
+            .verify(&resolved.project, &issuer, token)
+            .await?;
+        let db = state.shard(&resolved)?;
+        let view = state
+            .sessions
+            .check(db, &resolved.project.id, &claims.sub, &claims.sid)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("session_revoked", "this session has ended"))?;
+        if via_cookie {
+            check_csrf(state, &resolved, &parts.method, &parts.headers, &claims.sid)?;
+        }
+        Ok(Caller {
+            claims,
+            view,
+            resolved,
+            via_cookie,
+        })
+    }
+}

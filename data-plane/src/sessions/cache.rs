@@ -1,0 +1,100 @@
+//! The revocation check every authenticated request makes, answered from
+//! memory: live sessions and their users, cached; revocations drop entries
+//! on every node (see `store::sessions::revoke`). A miss reads the
+//! database; a missing row is a revoked session (fail closed).
+
+use crate::store::sessions::{self, SessionRow};
+use crate::store::users::{self, UserRow};
+use identity_shared::cache::GuardedCache;
+use identity_shared::db::{Db, DbError};
+use identity_shared::error::ApiError;
+use identity_shared::invalidation::{Freshness, Invalidation, InvalidationSink};
+use identity_shared::time::now_ms;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A live session and its user, as the per-request check caches them: the
+/// common authenticated request (and `GET /v1/auth/session` entirely) is
+/// answered from memory.
+#[derive(Debug)]
+pub struct LiveSession {
+    pub session: SessionRow,
+    pub user: UserRow,
+}
+
+pub struct SessionCache {
+    views: GuardedCache<Option<Arc<LiveSession>>>,
+}
+
+impl SessionCache {
+    /// `freshness`: when cached sessions may be served (the data-plane
+    /// database's listener; see `Freshness`).
+    pub fn new(freshness: Freshness) -> Arc<Self> {
+        Arc::new(Self {
+            views: GuardedCache::new(500_000, Duration::from_secs(300)).following(freshness),
+        })
+    }
+
+    /// Follows the invalidations of `db` (one registration per database).
+    pub fn follow(self: &Arc<Self>, db: &Db) {
+        let sink: Arc<dyn InvalidationSink> = self.clone();
+        db.invalidations().register(Arc::downgrade(&sink));
+    }
+
+    /// Session `id` of `project_id`, when it is live and belongs to `user_id`.
+    pub async fn check(
+        &self,
+        db: &Db,
+        project_id: &str,
+        user_id: &str,
+        id: &str,
+    ) -> Result<Option<Arc<LiveSession>>, ApiError> {
+        let view = self
+            .views
+            .get_or_load(id, load_view(db, project_id, id))
+            .await?;
+        Ok(view.filter(|v| {
+            v.session.project_id == project_id
+                && v.session.user_id == user_id
+                && v.session.is_live(now_ms())
+        }))
+    }
+
+    pub fn database_loads(&self) -> u64 {
+        self.views.loads()
+    }
+}
+
+async fn load_view(
+    db: &Db,
+    project_id: &str,
+    id: &str,
+) -> Result<Option<Arc<LiveSession>>, DbError> {
+    let mut tx = db.scope_read(project_id).await?;
+    let session = sessions::find(&mut tx, project_id, id).await?;
+    let user = match &session {
+        Some(s) => users::find(&mut tx, project_id, &s.user_id).await?,
+        None => None,
+    };
+    tx.commit().await?;
+    // No row, or no user: revoked (fail closed).
+    Ok(session
+        .zip(user)
+        .map(|(session, user)| Arc::new(LiveSession { session, user })))
+}
+
+impl InvalidationSink for SessionCache {
+    fn apply<'a>(&'a self, message: &'a Invalidation) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match message {
+                Invalidation::Sessions(ids) => {
+                    for id in ids {
+                        self.views.invalidate(id).await;
+                    }
+                }
+                Invalidation::All => self.views.invalidate_all(),
+                _ => {}
+            }
+        })
+    }
+}

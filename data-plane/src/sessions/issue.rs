@@ -1,0 +1,129 @@
+//! Starting a session and answering with a `TokenResponse`, in the body
+//! (bearer) or as cookies.
+
+use crate::DataState;
+use crate::audit::event;
+use crate::request::client::Client;
+use crate::request::csrf;
+use crate::request::resolve::Resolved;
+use crate::request::transport::{self, Transport};
+use crate::store::refresh_tokens;
+use crate::store::sessions::{self, SessionRow};
+use crate::store::users::UserRow;
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::crypto::{b64url, hmac_sha256, random_token, sha256_hex};
+use identity_shared::db::Tx;
+use identity_shared::error::ApiResult;
+use identity_shared::ids::new_id;
+use identity_shared::time::now_ms;
+use serde_json::{Value, json};
+
+/// The refresh token that follows `value`: derived from it, so a client
+/// retrying a consumed token within the grace window can be given the same
+/// successor without it being stored anywhere in the clear.
+pub fn successor_of(state: &DataState, value: &str) -> String {
+    b64url(&hmac_sha256(&state.refresh_key, value.as_bytes()))
+}
+
+/// Issues the access token and answers with a `TokenResponse`, in the
+/// body (bearer) or as cookies.
+#[allow(clippy::too_many_arguments)]
+pub async fn signed_in(
+    state: &DataState,
+    resolved: &Resolved,
+    transport: Transport,
+    status: StatusCode,
+    user: &UserRow,
+    session: &SessionRow,
+    refresh_value: &str,
+) -> ApiResult<Response> {
+    let issuer = state.issuer(&resolved.project);
+    let (access, ttl) = state
+        .tokens
+        .issue(
+            &resolved.project,
+            &issuer,
+            &user.id,
+            &session.id,
+            &session.amr(),
+        )
+        .await?;
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "user": user.to_json(),
+        "session": session.to_json(Some(&session.id)),
+    });
+    let mut response_headers = HeaderMap::new();
+    match transport {
+        Transport::Bearer => body["refresh_token"] = Value::String(refresh_value.to_string()),
+        Transport::Cookie => {
+            // Minted by the server from the session, never taken from the
+            // request: stable across refreshes (other tabs' requests in
+            // flight stay valid), and an app on another origin, which cannot
+            // read the auth domain's cookie, gets it from the body.
+            let csrf = csrf::csrf_token(state, &session.id);
+            body["csrf_token"] = Value::String(csrf.clone());
+            transport::set_session_cookies(
+                &mut response_headers,
+                !state.config.dev_mode,
+                &access,
+                i64::from(ttl),
+                refresh_value,
+                (session.expires_at - now_ms()) / 1000,
+                &csrf,
+            );
+        }
+    }
+    Ok((status, response_headers, Json(body)).into_response())
+}
+
+/// Starts a session with a first refresh token; returns the token's value.
+pub async fn start_session(
+    tx: &mut Tx,
+    resolved: &Resolved,
+    user: &UserRow,
+    client: &Client,
+) -> ApiResult<(SessionRow, String)> {
+    let project = &resolved.project;
+    let session = sessions::create(
+        tx,
+        &project.id,
+        &user.id,
+        &client.ip_text(),
+        client.user_agent.as_deref(),
+        &["pwd"],
+        project.settings.refresh_token_ttl_seconds,
+    )
+    .await?;
+    let evicted =
+        sessions::evict_oldest(tx, &project.id, &user.id, sessions::MAX_LIVE_SESSIONS).await?;
+    if !evicted.is_empty() {
+        let ip = client.ip_text();
+        audit::record(
+            tx,
+            Event {
+                subject: Some(&user.id),
+                data: json!({"session_ids": evicted, "reason": "session_limit", "limit": sessions::MAX_LIVE_SESSIONS}),
+                ..event(resolved, client, &ip, "session.evicted", Outcome::Success)
+            },
+        )
+        .await?;
+    }
+    let value = random_token();
+    refresh_tokens::insert(
+        tx,
+        &project.id,
+        &new_id("rtk"),
+        &session.id,
+        &sha256_hex(value.as_bytes()),
+        client.user_agent.as_deref(),
+        session.expires_at,
+    )
+    .await?;
+    Ok((session, value))
+}

@@ -1,0 +1,229 @@
+//! `POST /v1/auth/refresh`: consume the presented token (compare-and-set),
+//! or, for a token consumed moments ago, hand the same client the same
+//! successor (grace), or treat it as reuse and end the session.
+
+use crate::DataState;
+use crate::audit::event;
+use crate::request::client::Client;
+use crate::request::csrf;
+use crate::request::limits::rate_limit;
+use crate::request::resolve::Resolved;
+use crate::request::transport::{self, Transport};
+use crate::sessions::issue::signed_in;
+use crate::sessions::issue::successor_of;
+use crate::store::refresh_tokens;
+use crate::store::sessions::{self};
+use crate::store::users::{self};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::crypto::sha256_hex;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http::{self};
+use identity_shared::ids::new_id;
+use identity_shared::secret::Secret;
+use identity_shared::time::now_ms;
+use serde::Deserialize;
+use serde_json::json;
+
+// ---- refresh ----
+
+#[derive(Debug, Deserialize, Default)]
+pub struct RefreshBody {
+    refresh_token: Option<Secret<String>>,
+}
+
+fn invalid_refresh() -> ApiError {
+    ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid")
+}
+
+pub async fn refresh(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    rate_limit(
+        &state,
+        &resolved,
+        &client,
+        "refresh",
+        resolved.project.settings.rate_limits.refresh_per_minute,
+    )?;
+    let requested = transport::transport(&resolved, &headers)?;
+    let body: RefreshBody = http::optional_json(&headers, &bytes)?;
+    let (value, from_cookie) = match body.refresh_token {
+        Some(v) => (v.into_inner(), false),
+        None => {
+            let v = transport::cookie(&headers, transport::REFRESH_COOKIE).ok_or_else(|| {
+                ApiError::invalid_request(
+                    "refresh_token is required (in the body or the identity_rt cookie)",
+                )
+            })?;
+            (v.to_string(), true)
+        }
+    };
+    // A session that lives in cookies stays in cookies: its successor never
+    // appears in a body, whatever transport the request asks for.
+    let transport = if from_cookie {
+        Transport::Cookie
+    } else {
+        requested
+    };
+    // A response that sets session cookies needs a browser on an allowed
+    // origin (login CSRF: another site must not plant its session here).
+    if transport == Transport::Cookie {
+        csrf::check_origin(&state, &resolved, &headers)?;
+    }
+    if value.is_empty() || value.len() > 128 {
+        return Err(invalid_refresh());
+    }
+    let project_id = resolved.project.id.clone();
+    let hash = sha256_hex(value.as_bytes());
+    let db = state.shard(&resolved)?;
+    let ip = client.ip_text();
+    let now = now_ms();
+
+    let mut tx = db.scope(&project_id).await?;
+    let mut row = refresh_tokens::find_by_hash(&mut tx, &project_id, &hash)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    let session = sessions::find(&mut tx, &project_id, &row.session_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    if !session.is_live(now) {
+        return Err(if session.revoked_at.is_some() {
+            ApiError::unauthorized("session_revoked", "this session has ended")
+        } else {
+            invalid_refresh()
+        });
+    }
+    if from_cookie {
+        csrf::check_csrf(&state, &resolved, &method, &headers, &session.id)?;
+    }
+    let user = users::find(&mut tx, &project_id, &session.user_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    let successor = successor_of(&state, &value);
+
+    if row.consumed_at.is_none() {
+        if row.expires_at <= now {
+            return Err(invalid_refresh());
+        }
+        let successor_id = new_id("rtk");
+        if refresh_tokens::consume(&mut tx, &project_id, &row.id, &successor_id).await? {
+            refresh_tokens::insert(
+                &mut tx,
+                &project_id,
+                &successor_id,
+                &session.id,
+                &sha256_hex(successor.as_bytes()),
+                client.user_agent.as_deref(),
+                session.expires_at,
+            )
+            .await?;
+            sessions::touch(
+                &mut tx,
+                &project_id,
+                &session.id,
+                &client.ip_text(),
+                client.user_agent.as_deref(),
+            )
+            .await?;
+            audit::record(
+                &mut tx,
+                Event {
+                    actor: Some(&user.id),
+                    subject: Some(&user.id),
+                    data: json!({"session_id": session.id}),
+                    ..event(&resolved, &client, &ip, "token.refreshed", Outcome::Success)
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return signed_in(
+                &state,
+                &resolved,
+                transport,
+                StatusCode::OK,
+                &user,
+                &session,
+                &successor,
+            )
+            .await;
+        }
+        // Another request consumed it first: judge it as a retry.
+        row = refresh_tokens::find_by_hash(&mut tx, &project_id, &hash)
+            .await?
+            .ok_or_else(invalid_refresh)?;
+    }
+
+    // A consumed token. Within the grace window, the same client (same user
+    // agent and address, IPv6 by its /64, as the request its successor went
+    // to) gets that same successor, as long as the successor is unused.
+    let grace_ms = i64::from(resolved.project.settings.refresh_reuse_grace_seconds) * 1000;
+    let same_address = session
+        .ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+        .is_some_and(|ip| crate::request::client::ip_key(ip) == client.ip_key());
+    let within_grace = row.consumed_at.is_some_and(|t| now - t <= grace_ms);
+    if within_grace && let Some(successor_id) = &row.successor_id {
+        let next = refresh_tokens::find(&mut tx, &project_id, successor_id).await?;
+        if let Some(next) = next
+            && next.consumed_at.is_none()
+            && next.user_agent == client.user_agent
+            && same_address
+            && identity_shared::crypto::ct_eq(
+                next.token_hash.as_bytes(),
+                sha256_hex(successor.as_bytes()).as_bytes(),
+            )
+        {
+            tx.commit().await?;
+            return signed_in(
+                &state,
+                &resolved,
+                transport,
+                StatusCode::OK,
+                &user,
+                &session,
+                &successor,
+            )
+            .await;
+        }
+    }
+    // Reuse: somebody holds a token that was already exchanged. End the session.
+    let revoked = sessions::revoke(
+        &mut tx,
+        &project_id,
+        &user.id,
+        Some(std::slice::from_ref(&session.id)),
+        None,
+        "refresh_token_reused",
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        Event {
+            subject: Some(&user.id),
+            data: json!({"session_id": session.id, "revoked": !revoked.is_empty()}),
+            ..event(
+                &resolved,
+                &client,
+                &ip,
+                "token.reuse_detected",
+                Outcome::Failure,
+            )
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Err(ApiError::unauthorized(
+        "refresh_token_reused",
+        "this refresh token was already used; the session has been ended",
+    ))
+}

@@ -1,0 +1,7 @@
+//! Repositories: SQL for one table each, in a project-scoped transaction.
+//! No HTTP here, and no store module imports another.
+
+pub mod login_failures;
+pub mod refresh_tokens;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,187 @@
+//! Users: the repository every flow uses.
+
+use identity_shared::db::{DbError, Tx};
+use identity_shared::error::ApiError;
+use identity_shared::ids::new_id;
+use identity_shared::schema::Users;
+use identity_shared::time::{now_ms, rfc3339};
+use sea_query::{Expr, ExprTrait, Query};
+use serde_json::{Value, json};
+
+/// `Debug` leaves the password hash out.
+#[derive(Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub project_id: String,
+    pub email: String,
+    pub email_normalized: String,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub mfa_enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub const COLUMNS: [Users; 10] = [
+    Users::Id,
+    Users::ProjectId,
+    Users::Email,
+    Users::EmailNormalized,
+    Users::EmailVerified,
+    Users::Name,
+    Users::PasswordHash,
+    Users::MfaEnabled,
+    Users::CreatedAt,
+    Users::UpdatedAt,
+];
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("project_id", &self.project_id)
+            .field("email", &self.email)
+            .field("email_verified", &self.email_verified)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserRow {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "email": self.email,
+            "email_verified": self.email_verified,
+            "name": self.name,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+            "mfa_enabled": self.mfa_enabled,
+        })
+    }
+}
+
+pub async fn find_by_email<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    normalized: &str,
+) -> Result<Option<UserRow>, DbError> {
+    tx.fetch_optional(
+        Query::select()
+            .columns(COLUMNS)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::EmailNormalized).eq(normalized)),
+    )
+    .await
+}
+
+pub async fn find<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    id: &str,
+) -> Result<Option<UserRow>, DbError> {
+    tx.fetch_optional(
+        Query::select()
+            .columns(COLUMNS)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await
+}
+
+pub struct NewUser {
+    /// As typed (for display).
+    pub email: String,
+    /// The canonical form (for uniqueness and lookups).
+    pub email_normalized: String,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub email_verified: bool,
+}
+
+/// Inserts a user; `409 email_taken` when the email is in use in the project.
+pub async fn insert(tx: &mut Tx, project_id: &str, new: NewUser) -> Result<UserRow, InsertError> {
+    let now = now_ms();
+    let row = UserRow {
+        id: new_id("usr"),
+        project_id: project_id.to_string(),
+        email: new.email,
+        email_normalized: new.email_normalized,
+        email_verified: new.email_verified,
+        name: new.name,
+        password_hash: new.password_hash,
+        mfa_enabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.execute(
+        Query::insert()
+            .into_table(Users::Table)
+            .columns(COLUMNS)
+            .values_panic([
+                row.id.clone().into(),
+                row.project_id.clone().into(),
+                row.email.clone().into(),
+                row.email_normalized.clone().into(),
+                row.email_verified.into(),
+                row.name.clone().into(),
+                row.password_hash.clone().into(),
+                row.mfa_enabled.into(),
+                row.created_at.into(),
+                row.updated_at.into(),
+            ]),
+    )
+    .await
+    .map_err(|e| match e {
+        DbError::UniqueViolation(_) => InsertError::EmailTaken,
+        other => InsertError::Db(other),
+    })?;
+    Ok(row)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("the email is in use in this project")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<InsertError> for ApiError {
+    fn from(e: InsertError) -> Self {
+        match e {
+            InsertError::EmailTaken => email_taken(),
+            InsertError::Db(d) => d.into(),
+        }
+    }
+}
+
+pub fn email_taken() -> ApiError {
+    ApiError::conflict("email_taken", "an account with this email already exists")
+}
+
+pub async fn set_password_hash(
+    tx: &mut Tx,
+    project_id: &str,
+    id: &str,
+    hash: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        Query::update()
+            .table(Users::Table)
+            .values([
+                (Users::PasswordHash, hash.into()),
+                (Users::UpdatedAt, now_ms().into()),
+            ])
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! What an access token says, and why one is refused.
+
+use identity_shared::error::ApiError;
+use serde::{Deserialize, Serialize};
+
+/// Clock skew tolerated on `exp` and `iat`.
+pub const LEEWAY_SECONDS: i64 = 30;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub sid: String,
+    pub pid: String,
+    pub amr: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token is not signed by this project")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token was issued for another project")]
+    WrongProject,
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Expired => {
+                ApiError::unauthorized("token_expired", "the access token has expired")
+            }
+            other => ApiError::unauthorized("invalid_token", other.to_string()),
+        }
+    }
+}

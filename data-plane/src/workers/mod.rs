@@ -1,0 +1,3 @@
+//! Background work: the sweeper of expired rows.
+
+pub mod sweeper;
