@@ -5,21 +5,23 @@
 use crate::DataState;
 use crate::audit::event;
 use crate::request::client::Client;
+use crate::request::client::ip_key;
 use crate::request::csrf;
 use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
 use crate::request::transport::{self, Transport};
 use crate::sessions::issue::signed_in;
 use crate::sessions::issue::successor_of;
-use crate::store::refresh_tokens;
-use crate::store::sessions::{self};
-use crate::store::users::{self};
+use crate::store::refresh_tokens::{self, RefreshRow};
+use crate::store::sessions::{self, SessionRow};
+use crate::store::users::{self, UserRow};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use identity_shared::audit::{self, Event, Outcome};
-use identity_shared::crypto::sha256_hex;
+use identity_shared::crypto::{ct_eq, sha256_hex};
+use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self};
 use identity_shared::ids::new_id;
@@ -27,8 +29,6 @@ use identity_shared::secret::Secret;
 use identity_shared::time::now_ms;
 use serde::Deserialize;
 use serde_json::json;
-
-// ---- refresh ----
 
 #[derive(Debug, Deserialize, Default)]
 pub struct RefreshBody {
@@ -85,7 +85,6 @@ pub async fn refresh(
     let project_id = resolved.project.id.clone();
     let hash = sha256_hex(value.as_bytes());
     let db = state.shard(&resolved)?;
-    let ip = client.ip_text();
     let now = now_ms();
 
     let mut tx = db.scope(&project_id).await?;
@@ -108,112 +107,163 @@ pub async fn refresh(
     let user = users::find(&mut tx, &project_id, &session.user_id)
         .await?
         .ok_or_else(invalid_refresh)?;
-    let successor = successor_of(&state, &value);
-
+    let presented = Presented {
+        state: &state,
+        resolved: &resolved,
+        client: &client,
+        transport,
+        successor: successor_of(&state, &value),
+        session,
+        user,
+    };
     if row.consumed_at.is_none() {
         if row.expires_at <= now {
             return Err(invalid_refresh());
         }
-        let successor_id = new_id("rtk");
-        if refresh_tokens::consume(&mut tx, &project_id, &row.id, &successor_id).await? {
-            refresh_tokens::insert(
-                &mut tx,
-                &project_id,
-                &successor_id,
-                &session.id,
-                &sha256_hex(successor.as_bytes()),
-                client.user_agent.as_deref(),
-                session.expires_at,
-            )
-            .await?;
-            sessions::touch(
-                &mut tx,
-                &project_id,
-                &session.id,
-                &client.ip_text(),
-                client.user_agent.as_deref(),
-            )
-            .await?;
-            audit::record(
-                &mut tx,
-                Event {
-                    actor: Some(&user.id),
-                    subject: Some(&user.id),
-                    data: json!({"session_id": session.id}),
-                    ..event(&resolved, &client, &ip, "token.refreshed", Outcome::Success)
-                },
-            )
-            .await?;
+        if consume(&mut tx, &presented, &row).await? {
             tx.commit().await?;
-            return signed_in(
-                &state,
-                &resolved,
-                transport,
-                StatusCode::OK,
-                &user,
-                &session,
-                &successor,
-            )
-            .await;
+            return presented.answer().await;
         }
         // Another request consumed it first: judge it as a retry.
         row = refresh_tokens::find_by_hash(&mut tx, &project_id, &hash)
             .await?
             .ok_or_else(invalid_refresh)?;
     }
+    if within_grace(&mut tx, &presented, &row, now).await? {
+        tx.commit().await?;
+        return presented.answer().await;
+    }
+    reuse(tx, &presented).await
+}
 
-    // A consumed token. Within the grace window, the same client (same user
-    // agent and address, IPv6 by its /64, as the request its successor went
-    // to) gets that same successor, as long as the successor is unused.
-    let grace_ms = i64::from(resolved.project.settings.refresh_reuse_grace_seconds) * 1000;
-    let same_address = session
+/// A located refresh token's context: what each outcome needs.
+struct Presented<'a> {
+    state: &'a DataState,
+    resolved: &'a Resolved,
+    client: &'a Client,
+    transport: Transport,
+    session: SessionRow,
+    user: UserRow,
+    /// The successor of the presented token (derived, so a retry gets the same).
+    successor: String,
+}
+
+impl Presented<'_> {
+    async fn answer(&self) -> ApiResult<Response> {
+        signed_in(
+            self.state,
+            self.resolved,
+            self.transport,
+            StatusCode::OK,
+            &self.user,
+            &self.session,
+            &self.successor,
+        )
+        .await
+    }
+}
+
+/// Consume: the token is exchanged for its successor (compare-and-set);
+/// false when another request consumed it first.
+async fn consume(tx: &mut Tx, p: &Presented<'_>, row: &RefreshRow) -> ApiResult<bool> {
+    let project_id = &p.resolved.project.id;
+    let successor_id = new_id("rtk");
+    if !refresh_tokens::consume(tx, project_id, &row.id, &successor_id).await? {
+        return Ok(false);
+    }
+    refresh_tokens::insert(
+        tx,
+        project_id,
+        &successor_id,
+        &p.session.id,
+        &sha256_hex(p.successor.as_bytes()),
+        p.client.user_agent.as_deref(),
+        p.session.expires_at,
+    )
+    .await?;
+    sessions::touch(
+        tx,
+        project_id,
+        &p.session.id,
+        &p.client.ip_text(),
+        p.client.user_agent.as_deref(),
+    )
+    .await?;
+    let ip = p.client.ip_text();
+    audit::record(
+        tx,
+        Event {
+            actor: Some(&p.user.id),
+            subject: Some(&p.user.id),
+            data: json!({"session_id": p.session.id}),
+            ..event(
+                p.resolved,
+                p.client,
+                &ip,
+                "token.refreshed",
+                Outcome::Success,
+            )
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Grace: a token consumed within the window, presented again by the same
+/// client (same user agent and address, IPv6 by its /64, as the request its
+/// successor went to), gets that same successor while it is unused.
+async fn within_grace(
+    tx: &mut Tx,
+    p: &Presented<'_>,
+    row: &RefreshRow,
+    now: i64,
+) -> ApiResult<bool> {
+    let grace_ms = i64::from(p.resolved.project.settings.refresh_reuse_grace_seconds) * 1000;
+    if row.consumed_at.is_none_or(|t| now - t > grace_ms) {
+        return Ok(false);
+    }
+    let Some(successor_id) = &row.successor_id else {
+        return Ok(false);
+    };
+    let same_address = p
+        .session
         .ip
         .as_deref()
         .and_then(|ip| ip.parse().ok())
-        .is_some_and(|ip| crate::request::client::ip_key(ip) == client.ip_key());
-    let within_grace = row.consumed_at.is_some_and(|t| now - t <= grace_ms);
-    if within_grace && let Some(successor_id) = &row.successor_id {
-        let next = refresh_tokens::find(&mut tx, &project_id, successor_id).await?;
-        if let Some(next) = next
-            && next.consumed_at.is_none()
-            && next.user_agent == client.user_agent
+        .is_some_and(|ip| ip_key(ip) == p.client.ip_key());
+    let next = refresh_tokens::find(tx, &p.resolved.project.id, successor_id).await?;
+    Ok(next.is_some_and(|next| {
+        next.consumed_at.is_none()
+            && next.user_agent == p.client.user_agent
             && same_address
-            && identity_shared::crypto::ct_eq(
+            && ct_eq(
                 next.token_hash.as_bytes(),
-                sha256_hex(successor.as_bytes()).as_bytes(),
+                sha256_hex(p.successor.as_bytes()).as_bytes(),
             )
-        {
-            tx.commit().await?;
-            return signed_in(
-                &state,
-                &resolved,
-                transport,
-                StatusCode::OK,
-                &user,
-                &session,
-                &successor,
-            )
-            .await;
-        }
-    }
-    // Reuse: somebody holds a token that was already exchanged. End the session.
+    }))
+}
+
+/// Reuse: somebody holds a token that was already exchanged. The session
+/// ends, and the attempt is audited.
+async fn reuse(mut tx: Tx, p: &Presented<'_>) -> ApiResult<Response> {
     let revoked = sessions::revoke(
         &mut tx,
-        &project_id,
-        &user.id,
-        Some(std::slice::from_ref(&session.id)),
+        &p.resolved.project.id,
+        &p.user.id,
+        Some(std::slice::from_ref(&p.session.id)),
         None,
         "refresh_token_reused",
     )
     .await?;
+    let ip = p.client.ip_text();
     audit::record(
         &mut tx,
         Event {
-            subject: Some(&user.id),
-            data: json!({"session_id": session.id, "revoked": !revoked.is_empty()}),
+            subject: Some(&p.user.id),
+            data: json!({"session_id": p.session.id, "revoked": !revoked.is_empty()}),
             ..event(
-                &resolved,
-                &client,
+                p.resolved,
+                p.client,
                 &ip,
                 "token.reuse_detected",
                 Outcome::Failure,
