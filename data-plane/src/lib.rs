@@ -22,14 +22,27 @@ pub mod request;
 pub mod sessions;
 pub mod store;
 pub mod tokens;
+pub mod views;
 pub mod workers;
 
 pub use request::resolve::{ProjectResolver, Resolved};
 use request::{cors, limits, resolve};
 use tokens::wellknown;
 
+/// The data plane's state: one `Arc`, so each request clones a pointer,
+/// not a struct of them.
 #[derive(Clone)]
-pub struct DataState {
+pub struct DataState(Arc<DataPlane>);
+
+impl std::ops::Deref for DataState {
+    type Target = DataPlane;
+
+    fn deref(&self) -> &DataPlane {
+        &self.0
+    }
+}
+
+pub struct DataPlane {
     /// The database holding the control plane (projects, keys, domains, signing keys).
     pub control_db: Db,
     /// One pool per data-plane shard, by shard id.
@@ -43,10 +56,10 @@ pub struct DataState {
     /// Which origins some project allows (CORS preflights on the shared origin).
     pub origins: Arc<cors::OriginIndex>,
     /// When untrusted forwarding was last noted (unix ms; see `client`).
-    pub forwarded_noted_at: Arc<std::sync::atomic::AtomicI64>,
-    /// Derives refresh-token successors (see `accounts::successor_of`).
+    pub forwarded_noted_at: std::sync::atomic::AtomicI64,
+    /// Derives refresh-token successors (see `sessions::issue::successor_of`).
     pub refresh_key: [u8; 32],
-    /// Derives each cookie session's CSRF token (see `transport::csrf_token`).
+    /// Derives each cookie session's CSRF token (see `request::csrf::csrf_token`).
     pub csrf_key: [u8; 32],
 }
 
@@ -81,7 +94,7 @@ impl DataState {
                 db.spawn_invalidation_listener();
             }
         }
-        Ok(Self {
+        Ok(Self(Arc::new(DataPlane {
             tokens: tokens::Tokens::new(control_db.clone(), master_key.clone()),
             refresh_key: master_key.derive("refresh-token-successor"),
             csrf_key: master_key.derive("csrf-token"),
@@ -93,10 +106,12 @@ impl DataState {
             sessions,
             limiter: Arc::new(limits::InProcessLimiter::default()),
             origins,
-            forwarded_noted_at: Arc::default(),
-        })
+            forwarded_noted_at: Default::default(),
+        })))
     }
+}
 
+impl DataPlane {
     /// The database of the shard a project lives on. A project on a shard
     /// this node has no pool for is refused, never served from elsewhere.
     pub fn shard(&self, resolved: &Resolved) -> Result<&Db, ApiError> {

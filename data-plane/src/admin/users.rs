@@ -9,6 +9,7 @@ use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::store::sessions::{self};
 use crate::store::users::{self, NewUser, UserRow};
+use crate::views::{UserEnvelope, UserView};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,7 +20,7 @@ use identity_shared::schema::Users;
 use identity_shared::secret::Secret;
 use sea_query::{Expr, ExprTrait, Query};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +37,7 @@ pub async fn create(
     resolved: Resolved,
     client: Client,
     http::Json(body): http::Json<CreateBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<UserEnvelope>)> {
     let actor = require_secret(&resolved)?;
     let email = Email::parse(&body.email)?;
     let name = parse_name(body.name.as_deref())?;
@@ -89,7 +90,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(json!({"user": user.to_json()}))))
+    Ok((StatusCode::CREATED, Json(UserEnvelope::from(&user))))
 }
 
 fn not_found() -> ApiError {
@@ -100,7 +101,7 @@ pub async fn show(
     State(state): State<DataState>,
     resolved: Resolved,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserEnvelope>> {
     require_secret(&resolved)?;
     let mut tx = state
         .shard(&resolved)?
@@ -110,7 +111,7 @@ pub async fn show(
         .await?
         .ok_or_else(not_found)?;
     tx.commit().await?;
-    Ok(Json(json!({"user": user.to_json()})))
+    Ok(Json(UserEnvelope::from(&user)))
 }
 
 #[derive(Deserialize)]
@@ -124,7 +125,7 @@ pub async fn list(
     State(state): State<DataState>,
     resolved: Resolved,
     http::Query(q): http::Query<ListQuery>,
-) -> ApiResult<Json<Page<Value>>> {
+) -> ApiResult<Json<Page<UserView>>> {
     require_secret(&resolved)?;
     let params = ListParams {
         limit: q.limit,
@@ -148,7 +149,7 @@ pub async fn list(
         })
         .await?;
     tx.commit().await?;
-    Ok(Json(page.map(|r| r.to_json())))
+    Ok(Json(page.map(|r| UserView::from(&r))))
 }
 
 pub async fn remove(

@@ -10,6 +10,7 @@ use crate::request::transport::{self, Transport};
 use crate::store::refresh_tokens;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::UserRow;
+use crate::views::{SessionView, TokenResponse};
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,7 @@ use identity_shared::db::Tx;
 use identity_shared::error::ApiResult;
 use identity_shared::ids::new_id;
 use identity_shared::time::now_ms;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The refresh token that follows `value`: derived from it, so a client
 /// retrying a consumed token within the grace window can be given the same
@@ -51,23 +52,25 @@ pub async fn signed_in(
             &session.amr(),
         )
         .await?;
-    let mut body = json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "user": user.to_json(),
-        "session": session.to_json(Some(&session.id)),
-    });
+    let mut body = TokenResponse {
+        access_token: String::new(),
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token: None,
+        csrf_token: None,
+        user: user.into(),
+        session: SessionView::of(session, &session.id),
+    };
     let mut response_headers = HeaderMap::new();
     match transport {
-        Transport::Bearer => body["refresh_token"] = Value::String(refresh_value.to_string()),
+        Transport::Bearer => body.refresh_token = Some(refresh_value.to_string()),
         Transport::Cookie => {
             // Minted by the server from the session, never taken from the
             // request: stable across refreshes (other tabs' requests in
             // flight stay valid), and an app on another origin, which cannot
             // read the auth domain's cookie, gets it from the body.
             let csrf = csrf::csrf_token(state, &session.id);
-            body["csrf_token"] = Value::String(csrf.clone());
+            body.csrf_token = Some(csrf.clone());
             transport::set_session_cookies(
                 &mut response_headers,
                 !state.config.dev_mode,
@@ -79,6 +82,7 @@ pub async fn signed_in(
             );
         }
     }
+    body.access_token = access;
     Ok((status, response_headers, Json(body)).into_response())
 }
 

@@ -9,6 +9,7 @@ use crate::request::csrf;
 use crate::request::transport::{self, Transport};
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::{self, UserRow};
+use crate::views::{Page, SessionCheck, SessionView};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -18,7 +19,7 @@ use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 // ---- the signed-in user's own session ----
 
@@ -45,14 +46,15 @@ pub async fn load_user(state: &DataState, caller: &Caller) -> ApiResult<(UserRow
 /// Answered from the session cache: no database work in the common case.
 /// A cookie-authenticated caller also gets its CSRF token, which an app on
 /// another origin cannot read from the auth domain's cookie.
-pub async fn session(State(state): State<DataState>, caller: Caller) -> Json<Value> {
+pub async fn session(State(state): State<DataState>, caller: Caller) -> Json<SessionCheck> {
     let v = &caller.view;
-    let mut body =
-        json!({"user": v.user.to_json(), "session": v.session.to_json(Some(&v.session.id))});
-    if caller.via_cookie {
-        body["csrf_token"] = Value::String(csrf::csrf_token(&state, &v.session.id));
-    }
-    Json(body)
+    Json(SessionCheck {
+        user: (&v.user).into(),
+        session: SessionView::of(&v.session, &v.session.id),
+        csrf_token: caller
+            .via_cookie
+            .then(|| csrf::csrf_token(&state, &v.session.id)),
+    })
 }
 
 /// Revokes sessions of the caller's user and records it.
@@ -109,7 +111,7 @@ pub async fn logout(
 pub async fn list_sessions(
     State(state): State<DataState>,
     caller: Caller,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<SessionView>>> {
     let project_id = &caller.resolved.project.id;
     let mut tx = state
         .shard(&caller.resolved)?
@@ -117,11 +119,13 @@ pub async fn list_sessions(
         .await?;
     let rows = sessions::list_live(&mut tx, project_id, &caller.claims.sub, 200).await?;
     tx.commit().await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|s| s.to_json(Some(&caller.claims.sid)))
-        .collect();
-    Ok(Json(json!({"items": items, "next_cursor": null})))
+    Ok(Json(Page {
+        items: rows
+            .iter()
+            .map(|s| SessionView::of(s, &caller.claims.sid))
+            .collect(),
+        next_cursor: None,
+    }))
 }
 
 pub async fn revoke_one(

@@ -6,9 +6,8 @@ use identity_shared::db::{DbError, Tx};
 use identity_shared::ids::new_id;
 use identity_shared::invalidation::Invalidation;
 use identity_shared::schema::Sessions;
-use identity_shared::time::{now_ms, rfc3339};
+use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Order, Query};
-use serde_json::{Value, json};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -48,19 +47,6 @@ impl SessionRow {
 
     pub fn is_live(&self, now: i64) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
-    }
-
-    pub fn to_json(&self, current_id: Option<&str>) -> Value {
-        json!({
-            "id": self.id,
-            "created_at": rfc3339(self.created_at),
-            "last_seen_at": rfc3339(self.last_seen_at),
-            "expires_at": rfc3339(self.expires_at),
-            "ip": self.ip,
-            "user_agent": self.user_agent,
-            "amr": self.amr(),
-            "current": current_id == Some(self.id.as_str()),
-        })
     }
 }
 

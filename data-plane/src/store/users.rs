@@ -4,9 +4,8 @@ use identity_shared::db::{DbError, Tx};
 use identity_shared::error::ApiError;
 use identity_shared::ids::new_id;
 use identity_shared::schema::Users;
-use identity_shared::time::{now_ms, rfc3339};
+use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Query};
-use serde_json::{Value, json};
 
 /// `Debug` leaves the password hash out.
 #[derive(Clone, sqlx::FromRow)]
@@ -48,20 +47,6 @@ impl std::fmt::Debug for UserRow {
                 &self.password_hash.as_ref().map(|_| "[redacted]"),
             )
             .finish_non_exhaustive()
-    }
-}
-
-impl UserRow {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "email": self.email,
-            "email_verified": self.email_verified,
-            "name": self.name,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-            "mfa_enabled": self.mfa_enabled,
-        })
     }
 }
 

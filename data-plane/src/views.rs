@@ -1,0 +1,105 @@
+//! What the data plane answers with: typed response bodies, serialised
+//! once, never assembled by hand.
+
+use identity_shared::time::rfc3339;
+use serde::Serialize;
+
+use crate::store::sessions::SessionRow;
+use crate::store::users::UserRow;
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub mfa_enabled: bool,
+}
+
+impl From<&UserRow> for UserView {
+    fn from(u: &UserRow) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            name: u.name.clone(),
+            created_at: rfc3339(u.created_at),
+            updated_at: rfc3339(u.updated_at),
+            mfa_enabled: u.mfa_enabled,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub amr: Vec<String>,
+    /// Whether this is the session the request came with.
+    pub current: bool,
+}
+
+impl SessionView {
+    pub fn of(s: &SessionRow, current_id: &str) -> Self {
+        Self {
+            id: s.id.clone(),
+            created_at: rfc3339(s.created_at),
+            last_seen_at: rfc3339(s.last_seen_at),
+            expires_at: rfc3339(s.expires_at),
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+            amr: s.amr(),
+            current: s.id == current_id,
+        }
+    }
+}
+
+/// A signed-in answer (register, login, refresh).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u32,
+    /// Bearer transport only: cookie sessions keep it in a cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Cookie transport only: to send back as `X-CSRF-Token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+    pub user: UserView,
+    pub session: SessionView,
+}
+
+/// `GET /v1/auth/session`.
+#[derive(Debug, Serialize)]
+pub struct SessionCheck {
+    pub user: UserView,
+    pub session: SessionView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+}
+
+/// A list page.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// `{"user": ...}`.
+#[derive(Debug, Serialize)]
+pub struct UserEnvelope {
+    pub user: UserView,
+}
+
+impl From<&UserRow> for UserEnvelope {
+    fn from(u: &UserRow) -> Self {
+        Self { user: u.into() }
+    }
+}
