@@ -10,5 +10,6 @@ mod control_plane;
 mod cookies;
 mod dns_verification;
 mod hardening;
+mod layout;
 mod postgres_only;
 mod resolution;

@@ -2,11 +2,11 @@
 //! imported hash), get, find by email, delete.
 
 use crate::DataState;
-use crate::admin::require_secret;
 use crate::input::{Email, parse_name};
 use crate::password::policy;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
+use crate::request::resolve::require_secret;
 use crate::store::sessions::{self};
 use crate::store::users::{self, NewUser, UserRow};
 use crate::views::{UserEnvelope, UserView};

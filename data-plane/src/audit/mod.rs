@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::DataState;
-use crate::admin::require_secret;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
+use crate::request::resolve::require_secret;
 use identity_shared::audit::{Event, Outcome};
 
 pub fn router() -> Router<DataState> {

@@ -2,9 +2,9 @@
 
 use crate::DataState;
 use crate::audit::event;
+use crate::password::check::{check_password, invalid_credentials, record_password_failure};
 use crate::password::hashing::Verified;
 use crate::password::policy;
-use crate::password::{check_password, invalid_credentials, record_password_failure};
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::limits::rate_limit;

@@ -3,11 +3,11 @@
 use crate::DataState;
 use crate::audit::event;
 use crate::input::Email;
-use crate::password::hashing::Verified;
-use crate::password::policy;
-use crate::password::{
+use crate::password::check::{
     check_password, invalid_credentials, record_password_failure, signing_in_from,
 };
+use crate::password::hashing::Verified;
+use crate::password::policy;
 use crate::request::client::Client;
 use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;

@@ -3,8 +3,8 @@
 use crate::DataState;
 use crate::audit::event;
 use crate::input::{Email, parse_name};
+use crate::password::check::signing_in_from;
 use crate::password::policy;
-use crate::password::signing_in_from;
 use crate::request::client::Client;
 use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;

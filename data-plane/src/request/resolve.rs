@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use identity_shared::cache::GuardedCache;
 use identity_shared::db::{Db, DbError};
-use identity_shared::error::ApiError;
+use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::hostname::normalize_host_header;
 use identity_shared::invalidation::{Invalidation, InvalidationSink};
 use identity_shared::keys::{self, KeyKind};
@@ -329,4 +329,15 @@ pub async fn require_project(
     // The CORS layer grants the resolved project's origins.
     response.extensions_mut().insert(resolved);
     Ok(response)
+}
+
+/// Requires a secret key: `403 secret_key_required` otherwise.
+pub fn require_secret(resolved: &Resolved) -> ApiResult<String> {
+    match &resolved.via {
+        Via::Key { key_id, .. } if resolved.is_secret_key() => Ok(format!("api_key:{key_id}")),
+        _ => Err(ApiError::forbidden(
+            "secret_key_required",
+            "this call needs a secret key (sk_...)",
+        )),
+    }
 }

@@ -1,0 +1,144 @@
+//! What every endpoint that checks a password shares: the lockout
+//! reservation around the hash, the audit of failures, and the origin
+//! check before session cookies are set (login CSRF).
+
+use crate::DataState;
+use crate::audit::event;
+use crate::password::hashing::Verified;
+use crate::request::client::Client;
+use crate::request::csrf;
+use crate::request::resolve::Resolved;
+use crate::request::transport::{self, Transport};
+use crate::store::login_failures::{self, Attempt};
+use crate::store::users::UserRow;
+use axum::http::HeaderMap;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::db::Tx;
+use identity_shared::error::{ApiError, ApiResult};
+use serde_json::json;
+
+/// Checks a presented password under the lockout policy: the evaluation is
+/// reserved before any hashing (refused with 429 when locked) and released
+/// if the password could not be checked at all. Every endpoint that checks
+/// a password goes through here.
+pub async fn check_password(
+    state: &DataState,
+    resolved: &Resolved,
+    client: &Client,
+    email_normalized: &str,
+    user: Option<&UserRow>,
+    password: String,
+) -> ApiResult<(Verified, Attempt)> {
+    let project_id = &resolved.project.id;
+    let db = state.shard(resolved)?;
+    let key = login_failures::account_key(project_id, email_normalized);
+    let attempt = login_failures::reserve(
+        db,
+        project_id,
+        &key,
+        &client.ip_key(),
+        &client.ip_text(),
+        user.map(|u| u.id.as_str()),
+    )
+    .await??;
+    // Unknown account, or one without a password: the dummy hash, same cost.
+    let stored = user.and_then(|u| u.password_hash.clone());
+    match state.hasher.verify(project_id, password, stored).await {
+        Ok(v) => Ok((v, attempt)),
+        Err(e) => {
+            if let Err(release) = login_failures::release(db, &attempt).await {
+                tracing::warn!(error = %release, "could not release a lockout reservation");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Checks the transport header, and that a browser about to receive session
+/// cookies was sent by an allowed origin: another site must not be able to
+/// sign a visitor in to an account of its choosing (login CSRF).
+pub fn signing_in_from(
+    state: &DataState,
+    resolved: &Resolved,
+    headers: &HeaderMap,
+) -> ApiResult<Transport> {
+    let transport = transport::transport(resolved, headers)?;
+    if transport == Transport::Cookie {
+        csrf::check_origin(state, resolved, headers)?;
+    }
+    Ok(transport)
+}
+
+/// Audits a failed password check (and the lock it caused, if any); the
+/// failure itself was counted when the attempt was reserved.
+pub async fn record_password_failure(
+    tx: &mut Tx,
+    resolved: &Resolved,
+    client: &Client,
+    subject: Option<&str>,
+    kind: &'static str,
+    attempt: &Attempt,
+) -> ApiResult<()> {
+    let ip = client.ip_text();
+    audit::record(
+        tx,
+        Event {
+            actor: if kind == "login.failed" {
+                None
+            } else {
+                subject
+            },
+            subject,
+            data: json!({"reason": "invalid_credentials"}),
+            ..event(resolved, client, &ip, kind, Outcome::Failure)
+        },
+    )
+    .await?;
+    if attempt.locks_on_failure {
+        audit::record(
+            tx,
+            Event {
+                subject,
+                data: json!({"scope": "account_ip", "minutes": login_failures::WINDOW_MS / 60_000}),
+                ..event(resolved, client, &ip, "login.locked", Outcome::Failure)
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_credentials",
+        "the email or password is not correct",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::password::change::ChangePasswordBody;
+    use crate::password::login::LoginBody;
+    use crate::password::register::RegisterBody;
+    use crate::sessions::refresh::RefreshBody;
+
+    #[test]
+    fn request_bodies_never_print_secrets() {
+        let login: LoginBody =
+            serde_json::from_str(r#"{"email":"a@b.co","password":"hunter2-secret"}"#).unwrap();
+        let register: RegisterBody =
+            serde_json::from_str(r#"{"email":"a@b.co","password":"hunter2-secret"}"#).unwrap();
+        let change: ChangePasswordBody = serde_json::from_str(
+            r#"{"current_password":"hunter2-secret","new_password":"hunter3-secret"}"#,
+        )
+        .unwrap();
+        let refresh: RefreshBody =
+            serde_json::from_str(r#"{"refresh_token":"rt-hunter2-secret"}"#).unwrap();
+        let shown = format!("{login:?} {register:?} {change:?} {refresh:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(
+            shown.contains("a@b.co") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+    }
+}
