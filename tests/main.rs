@@ -9,6 +9,7 @@ mod cli;
 mod control_plane;
 mod cookies;
 mod dns_verification;
+mod docs;
 mod hardening;
 mod layout;
 mod postgres_only;

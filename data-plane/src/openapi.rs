@@ -23,6 +23,20 @@ const LOGIN_CSRF: (u16, &str) = (
     "csrf_failed (cookie transport requested by a browser on an origin the project does not allow)",
 );
 const SECRET: (u16, &str) = (403, "secret_key_required");
+const MEDIA: (u16, &str) = (415, "unsupported_media_type (a body that is not application/json)");
+const DB: (u16, &str) = (503, "database_unavailable, with Retry-After");
+const HASHING: (u16, &str) = (
+    503,
+    "server_busy (the password-hashing queue is full) or database_unavailable, with Retry-After",
+);
+const LIMITED_OR_LOCKED: (u16, &str) = (
+    429,
+    "too_many_attempts, with Retry-After (rate limit, or the lockout of this account from this address)",
+);
+const ANY_CSRF: (u16, &str) = (
+    403,
+    "csrf_failed (a browser on an origin the project does not allow, or a cookie request without a valid X-CSRF-Token)",
+);
 
 pub const ROUTES: &[Route] = &[
     route!(
@@ -77,7 +91,9 @@ pub const ROUTES: &[Route] = &[
                 "weak_password, invalid_password, invalid_email or invalid_name"
             ),
             LOGIN_CSRF,
-            LIMITED
+            MEDIA,
+            LIMITED,
+            HASHING
         ]
     ),
     route!(
@@ -93,7 +109,9 @@ pub const ROUTES: &[Route] = &[
                 "invalid_credentials (unknown email and wrong password alike)"
             ),
             LOGIN_CSRF,
-            LIMITED
+            MEDIA,
+            LIMITED_OR_LOCKED,
+            HASHING
         ]
     ),
     route!(
@@ -102,14 +120,19 @@ pub const ROUTES: &[Route] = &[
         "Exchange a refresh token (body or identity_rt cookie) for new tokens",
         Some((&[], &["refresh_token"])),
         [
-            (200, "TokenResponse with a new refresh token"),
+            (
+                200,
+                "TokenResponse with a new refresh token (by cookie only when it came from the cookie)"
+            ),
             BAD,
             (
                 401,
                 "invalid_refresh_token, session_revoked, or refresh_token_reused (the session is revoked)"
             ),
-            CSRF,
-            LIMITED
+            ANY_CSRF,
+            MEDIA,
+            LIMITED,
+            DB
         ]
     ),
     route!(
@@ -122,9 +145,13 @@ pub const ROUTES: &[Route] = &[
     route!(
         "get",
         "/v1/auth/session",
-        "The signed-in user and session",
+        "The signed-in user and session (from memory in the common case)",
         None,
-        [(200, "{user, session}"), AUTH]
+        [
+            (200, "{user, session, csrf_token (cookie callers)}"),
+            AUTH,
+            DB
+        ]
     ),
     route!(
         "get",
@@ -166,7 +193,10 @@ pub const ROUTES: &[Route] = &[
             BAD,
             (401, "invalid_credentials or an authentication error"),
             CSRF,
-            (422, "weak_password or invalid_password")
+            MEDIA,
+            (422, "weak_password or invalid_password"),
+            LIMITED_OR_LOCKED,
+            HASHING
         ]
     ),
     route!(
@@ -183,13 +213,15 @@ pub const ROUTES: &[Route] = &[
             KEY,
             SECRET,
             (409, "email_taken"),
-            (422, "invalid_email, weak_password or invalid_password_hash")
+            MEDIA,
+            (422, "invalid_email, weak_password or invalid_password_hash"),
+            HASHING
         ]
     ),
     route!(
         "get",
         "/v1/users",
-        "Find users (?email= exact, case-insensitive; ?limit, ?cursor) (secret key)",
+        "Find users (?email= matched in canonical form; ?limit, ?cursor) (secret key)",
         None,
         [(200, "{items, next_cursor}"), BAD, KEY, SECRET]
     ),
