@@ -838,6 +838,15 @@ async fn operator_tokens_rotate_and_revoke(store: Store) {
     ))
     .await;
     assert_error(&got, 409, "last_operator_token");
+    // A node still configured with the retired value refuses to start
+    // rather than bring it back.
+    let stale = identity::config::Config::from_sources(&app.env).unwrap();
+    let refused = identity::Server::start(stale, identity::Plane::All).await;
+    let msg = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        msg.contains("revoked"),
+        "a revoked environment token came back: {msg}"
+    );
     peer.stop().await;
     app.stop().await;
 }

@@ -59,12 +59,25 @@ async fn docs_and_openapi_agree() {
     served_ops.extend(served(&app, &app.admin).await);
     let (documented_ops, text) = documented();
     let undocumented: Vec<_> = served_ops.difference(&documented_ops).collect();
-    assert!(undocumented.is_empty(), "served but not in docs/: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "served but not in docs/: {undocumented:?}"
+    );
     let unserved: Vec<_> = documented_ops.difference(&served_ops).collect();
     assert!(unserved.is_empty(), "in docs/ but not served: {unserved:?}");
-    assert!(!text.contains("../shared") && !text.contains("API.md"), "docs/ points outside the repository");
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    assert!(readme.contains("docs/README.md"), "the README does not link docs/");
-    assert!(!readme.contains("../shared"), "the README points outside the repository");
+    assert!(
+        !text.contains("../shared") && !text.contains("API.md"),
+        "docs/ points outside the repository"
+    );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains("docs/README.md"),
+        "the README does not link docs/"
+    );
+    assert!(
+        !readme.contains("../shared"),
+        "the README points outside the repository"
+    );
     app.stop().await;
 }

@@ -100,7 +100,8 @@ pub async fn require_operator(
                 Query::select()
                     .columns([OperatorTokens::Id, OperatorTokens::LastUsedAt])
                     .from(OperatorTokens::Table)
-                    .and_where(Expr::col(OperatorTokens::TokenHash).eq(hash)),
+                    .and_where(Expr::col(OperatorTokens::TokenHash).eq(hash))
+                    .and_where(Expr::col(OperatorTokens::RevokedAt).is_null()),
             )
             .await?;
         tx.commit().await?;
@@ -179,11 +180,13 @@ pub async fn bootstrap_operator_token(
 ) -> Result<Option<String>, DbError> {
     let mut tx = db.control().await?;
     let Some(token) = configured else {
+        tx.lock_key("operator-tokens").await?;
         let any: Option<(String,)> = tx
             .fetch_optional(
                 Query::select()
                     .column(OperatorTokens::Id)
                     .from(OperatorTokens::Table)
+                    .and_where(Expr::col(OperatorTokens::RevokedAt).is_null())
                     .limit(1),
             )
             .await?;
@@ -195,26 +198,35 @@ pub async fn bootstrap_operator_token(
         tx.commit().await?;
         return Ok(Some(value));
     };
+    // Nodes starting together register the token once.
+    tx.lock_key("operator-tokens").await?;
     let hash = sha256_hex(token.as_bytes());
+    let known: Option<(String, Option<i64>)> = tx
+        .fetch_optional(
+            Query::select()
+                .columns([OperatorTokens::Id, OperatorTokens::RevokedAt])
+                .from(OperatorTokens::Table)
+                .and_where(Expr::col(OperatorTokens::TokenHash).eq(hash.as_str())),
+        )
+        .await?;
+    if let Some((_, Some(_))) = known {
+        return Err(DbError::Setup(
+            "IDENTITY_ADMIN_TOKEN holds a token that was revoked; set a new value".into(),
+        ));
+    }
     let replaced = tx
         .execute(
-            Query::delete()
-                .from_table(OperatorTokens::Table)
+            Query::update()
+                .table(OperatorTokens::Table)
+                .value(OperatorTokens::RevokedAt, now_ms())
                 .and_where(Expr::col(OperatorTokens::Source).eq("env"))
+                .and_where(Expr::col(OperatorTokens::RevokedAt).is_null())
                 .and_where(Expr::col(OperatorTokens::TokenHash).ne(hash.as_str())),
         )
         .await?;
     if replaced > 0 {
         tracing::info!("IDENTITY_ADMIN_TOKEN changed: the previous environment token is revoked");
     }
-    let known: Option<(String,)> = tx
-        .fetch_optional(
-            Query::select()
-                .column(OperatorTokens::Id)
-                .from(OperatorTokens::Table)
-                .and_where(Expr::col(OperatorTokens::TokenHash).eq(hash.as_str())),
-        )
-        .await?;
     if known.is_none() {
         insert(&mut tx, token, "IDENTITY_ADMIN_TOKEN", "env").await?;
     }
@@ -245,6 +257,7 @@ pub async fn list_tokens(db: &Db) -> Result<Vec<OperatorToken>, DbError> {
             Query::select()
                 .columns(COLUMNS)
                 .from(OperatorTokens::Table)
+                .and_where(Expr::col(OperatorTokens::RevokedAt).is_null())
                 .order_by(OperatorTokens::Id, Order::Asc),
         )
         .await?;
@@ -262,7 +275,8 @@ pub async fn revoke_token(db: &Db, id: &str) -> ApiResult<()> {
         .fetch_all(
             Query::select()
                 .column(OperatorTokens::Id)
-                .from(OperatorTokens::Table),
+                .from(OperatorTokens::Table)
+                .and_where(Expr::col(OperatorTokens::RevokedAt).is_null()),
         )
         .await?;
     if !all.iter().any(|(t,)| t == id) {
@@ -274,9 +288,11 @@ pub async fn revoke_token(db: &Db, id: &str) -> ApiResult<()> {
             "the last operator token cannot be revoked; create another first",
         ));
     }
+    // Kept, revoked: its hash can never be registered again.
     tx.execute(
-        Query::delete()
-            .from_table(OperatorTokens::Table)
+        Query::update()
+            .table(OperatorTokens::Table)
+            .value(OperatorTokens::RevokedAt, now_ms())
             .and_where(Expr::col(OperatorTokens::Id).eq(id)),
     )
     .await?;

@@ -23,7 +23,10 @@ const LOGIN_CSRF: (u16, &str) = (
     "csrf_failed (cookie transport requested by a browser on an origin the project does not allow)",
 );
 const SECRET: (u16, &str) = (403, "secret_key_required");
-const MEDIA: (u16, &str) = (415, "unsupported_media_type (a body that is not application/json)");
+const MEDIA: (u16, &str) = (
+    415,
+    "unsupported_media_type (a body that is not application/json)",
+);
 const DB: (u16, &str) = (503, "database_unavailable, with Retry-After");
 const HASHING: (u16, &str) = (
     503,

@@ -197,11 +197,11 @@ impl Config {
         }
         let admin_token = get("IDENTITY_ADMIN_TOKEN");
         if let Some(t) = &admin_token
-            && t.len() < 24
+            && !(24..=512).contains(&t.len())
         {
             return Err(ConfigError::new(
                 "IDENTITY_ADMIN_TOKEN",
-                "must be at least 24 characters",
+                "must be 24 to 512 characters",
             ));
         }
         let master_key = get("IDENTITY_MASTER_KEY");

@@ -27,6 +27,9 @@ pub const CONTROL_ROLE: &str = "identity_control";
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
+/// How often a node's invalidation listener must hear its own heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// How long a request waits for a Postgres connection before answering 503.
 pub const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -36,6 +39,8 @@ pub enum DbError {
     Unavailable(String),
     #[error("unique constraint violated: {0}")]
     UniqueViolation(String),
+    #[error("the database refused a value: {0}")]
+    BadInput(String),
     #[error("database error: {0}")]
     Sqlx(sqlx::Error),
     #[error("migration error: {0}")]
@@ -53,13 +58,20 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 DbError::Unavailable(e.to_string())
             }
-            // Connection exceptions (08) and operator intervention (57P:
-            // shutdown, crash recovery): the server is going away.
+            // Connection exceptions (08), operator intervention (57P:
+            // shutdown, crash recovery), a read-only standby after failover
+            // (25006), serialization failures (40001): retry later.
             sqlx::Error::Database(d)
-                if d.code()
-                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+                if d.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("57P") || c == "25006" || c == "40001"
+                }) =>
             {
                 DbError::Unavailable(e.to_string())
+            }
+            // Data exceptions (22: a NUL byte in text, a value out of range)
+            // come from input: a 400, not a 500.
+            sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("22")) => {
+                DbError::BadInput(d.message().to_string())
             }
             _ => DbError::Sqlx(e),
         }
@@ -381,6 +393,31 @@ impl Db {
         let pool = pool.clone();
         let bus = self.bus.clone();
         let listening = self.listening.clone();
+        // Heartbeat: a NOTIFY every 2 s that this node's own listener must
+        // hear. A connection that died silently (half-open TCP, no RST)
+        // delivers nothing, and the listener gives up on it after 6 s.
+        {
+            let pool = pool.clone();
+            let node = bus.node().to_string();
+            tokio::spawn(async move {
+                let payload = serde_json::to_string(&crate::invalidation::Envelope {
+                    node,
+                    message: Invalidation::Heartbeat,
+                })
+                .unwrap_or_default();
+                while !pool.is_closed() {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(CHANNEL)
+                            .bind(&payload)
+                            .execute(&pool),
+                    )
+                    .await;
+                    tokio::time::sleep(HEARTBEAT).await;
+                }
+            });
+        }
         tokio::spawn(async move {
             let freshness = bus.freshness();
             loop {
@@ -395,13 +432,22 @@ impl Db {
                             freshness.restored();
                             listening.send_replace(true);
                             loop {
-                                match listener.try_recv().await {
+                                let Ok(received) =
+                                    tokio::time::timeout(HEARTBEAT * 3, listener.try_recv()).await
+                                else {
+                                    tracing::warn!(
+                                        "invalidation listener heard nothing, not even its heartbeat"
+                                    );
+                                    break;
+                                };
+                                match received {
                                     Ok(Some(n)) => {
                                         match serde_json::from_str::<crate::invalidation::Envelope>(
                                             n.payload(),
                                         ) {
                                             // Applied already, at its commit.
                                             Ok(e) if e.node == bus.node() => {}
+                                            Ok(e) if e.message == Invalidation::Heartbeat => {}
                                             Ok(e) => bus.publish(e.message).await,
                                             Err(_) => bus.publish(Invalidation::All).await,
                                         }
@@ -530,17 +576,34 @@ impl<M> Tx<M> {
 
     /// Ends a read-only transaction.
     pub async fn commit(self) -> Result<(), DbError> {
-        match self.inner {
-            TxInner::Pg(tx) => tx.commit().await?,
-            TxInner::Lite(tx) => tx.commit().await?,
+        let Tx {
+            inner,
+            bus,
+            pending,
+            ..
+        } = self;
+        let has_pending = !pending.is_empty();
+        let finish = async move {
+            let committed = match inner {
+                TxInner::Pg(tx) => tx.commit().await,
+                TxInner::Lite(tx) => tx.commit().await,
+            };
+            // Postgres delivers its NOTIFYs to every node; this node skips
+            // its own echo, so it applies its messages here, whether or not
+            // the commit's answer arrived (a lost answer may hide a commit).
+            for message in pending {
+                bus.publish(message).await;
+            }
+            committed.map_err(DbError::from)
+        };
+        if !has_pending {
+            return finish.await;
         }
-        // Postgres delivers its NOTIFYs to every node, this one included; the
-        // local caches are cleared now anyway, so this node reads its own
-        // writes without waiting on the round trip.
-        for message in self.pending {
-            self.bus.publish(message).await;
-        }
-        Ok(())
+        // With invalidations to apply, commit and publish in a task of their
+        // own: a request dropped mid-commit cannot split the two.
+        tokio::spawn(finish)
+            .await
+            .unwrap_or_else(|e| Err(DbError::Setup(format!("commit task: {e}"))))
     }
 }
 

@@ -135,6 +135,9 @@ impl From<DbError> for ApiError {
                 tracing::error!(error = %cause, "database unavailable");
                 Self::database_unavailable()
             }
+            DbError::BadInput(_) => {
+                Self::invalid_request("a value in the request is not acceptable")
+            }
             other => Self::internal(other),
         }
     }

@@ -29,6 +29,8 @@ pub enum Invalidation {
     Sessions(Vec<String>),
     /// Everything: sent when a node may have missed messages.
     All,
+    /// Nothing to drop: a node's proof that its listener still hears.
+    Heartbeat,
 }
 
 /// Something holding cached decisions (the project resolver).
@@ -72,7 +74,7 @@ impl Default for InvalidationBus {
 /// the database: they fail closed with 503 if it is down, never 401.
 #[derive(Clone)]
 pub struct Freshness {
-    /// When the listener lost the database (unix ms); 0 while connected.
+    /// When the listener lost the database (monotonic ms); 0 while connected.
     lost_at: Arc<AtomicI64>,
     staleness_ms: Arc<AtomicI64>,
 }
@@ -86,10 +88,21 @@ impl Default for Freshness {
     }
 }
 
+/// Milliseconds on a clock that never jumps (from the first call, plus
+/// one, so it is never 0).
+fn monotonic_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as i64
+        + 1
+}
+
 impl Freshness {
     pub fn usable(&self) -> bool {
         let lost = self.lost_at.load(Ordering::Acquire);
-        lost == 0 || crate::time::now_ms() - lost <= self.staleness_ms.load(Ordering::Relaxed)
+        lost == 0 || monotonic_ms() - lost <= self.staleness_ms.load(Ordering::Relaxed)
     }
 
     pub fn set_staleness(&self, limit: Duration) {
@@ -99,12 +112,9 @@ impl Freshness {
 
     /// The listener lost the database (the first loss counts).
     pub fn lost(&self) {
-        let _ = self.lost_at.compare_exchange(
-            0,
-            crate::time::now_ms().max(1),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        let _ =
+            self.lost_at
+                .compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// The listener is back (after caches were cleared).

@@ -18,6 +18,7 @@ pub enum OperatorTokens {
     CreatedAt,
     Source,
     LastUsedAt,
+    RevokedAt,
 }
 
 #[derive(Iden, Clone, Copy)]

@@ -78,12 +78,36 @@ pub async fn change_password(
         tx.commit().await?;
         return Err(invalid_credentials());
     }
-    let hash = state
+    let db = state.shard(&caller.resolved)?;
+    // The current password was right: whatever happens next, this check
+    // must not count as a failure.
+    let hash = match state
         .hasher
         .hash(&project_id, body.new_password.into_inner())
-        .await?;
-    let mut tx = state.shard(&caller.resolved)?.scope(&project_id).await?;
+        .await
+    {
+        Ok(hash) => hash,
+        Err(e) => {
+            let mut tx = db.scope(&project_id).await?;
+            login_failures::succeeded(&mut tx, &attempt).await?;
+            tx.commit().await?;
+            return Err(e);
+        }
+    };
+    let mut tx = db.scope(&project_id).await?;
     login_failures::succeeded(&mut tx, &attempt).await?;
+    // Another change since the check: that one stands.
+    if !users::lock_password(
+        &mut tx,
+        &project_id,
+        &user.id,
+        user.password_hash.as_deref(),
+    )
+    .await?
+    {
+        tx.commit().await?;
+        return Err(invalid_credentials());
+    }
     users::set_password_hash(&mut tx, &project_id, &user.id, &hash).await?;
     let revoked = if body.sign_out_other_sessions {
         sessions::revoke(

@@ -72,8 +72,20 @@ pub async fn login(
     .await?;
 
     let mut tx = db.scope(&project_id).await?;
+    let still_current = match (&user, &verified) {
+        (Some(user), Verified::Yes | Verified::YesRehashed(_)) => {
+            users::lock_password(
+                &mut tx,
+                &project_id,
+                &user.id,
+                user.password_hash.as_deref(),
+            )
+            .await?
+        }
+        _ => false,
+    };
     let user = match (user, &verified) {
-        (Some(user), Verified::Yes | Verified::YesRehashed(_)) if user.password_hash.is_some() => {
+        (Some(user), Verified::Yes | Verified::YesRehashed(_)) if still_current => {
             if let Verified::YesRehashed(new_hash) = &verified {
                 users::set_password_hash(&mut tx, &project_id, &user.id, new_hash).await?;
             }

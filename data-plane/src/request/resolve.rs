@@ -144,7 +144,7 @@ impl ProjectResolver {
             Invalidation::Key(prefix) => self.keys.invalidate(prefix).await,
             Invalidation::Project(id) => self.projects.invalidate(id).await,
             Invalidation::Host(host) => self.hosts.invalidate(host).await,
-            Invalidation::Sessions(_) => {}
+            Invalidation::Sessions(_) | Invalidation::Heartbeat => {}
             Invalidation::All => {
                 self.keys.invalidate_all();
                 self.hosts.invalidate_all();

@@ -170,3 +170,26 @@ pub async fn set_password_hash(
     .await?;
     Ok(())
 }
+
+/// Serialises this transaction with every other that changes or signs in
+/// with the user's password, and says whether the stored hash is still
+/// `checked` (the one a password was just verified against, outside any
+/// transaction). A password changed meanwhile must not be overwritten by a
+/// rehash of the old one, nor let a session of the old one outlive the
+/// change.
+pub async fn lock_password(
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: &str,
+    checked: Option<&str>,
+) -> Result<bool, DbError> {
+    tx.lock_key(&format!("password:{project_id}:{user_id}"))
+        .await?;
+    let stored = find(tx, project_id, user_id).await?;
+    Ok(match (stored.and_then(|u| u.password_hash), checked) {
+        (Some(stored), Some(checked)) => {
+            identity_shared::crypto::ct_eq(stored.as_bytes(), checked.as_bytes())
+        }
+        _ => false,
+    })
+}
