@@ -56,18 +56,40 @@ pub enum BootError {
     Setup(String),
 }
 
-/// What a first start created and must show the operator once.
-#[derive(Debug, Default)]
+/// What a first start created and must show the operator once (printed by
+/// the CLI; `Debug` shows no secret).
+#[derive(Default)]
 pub struct FirstStart {
     pub operator_token: Option<String>,
     pub default_project: Option<DefaultProject>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for FirstStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstStart")
+            .field(
+                "operator_token",
+                &self.operator_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("default_project", &self.default_project)
+            .finish()
+    }
+}
+
 pub struct DefaultProject {
     pub id: String,
     pub publishable_key: String,
     pub secret_key: String,
+}
+
+impl std::fmt::Debug for DefaultProject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefaultProject")
+            .field("id", &self.id)
+            .field("publishable_key", &self.publishable_key)
+            .field("secret_key", &"[redacted]")
+            .finish()
+    }
 }
 
 /// A running server. Dropping it does not stop it: call [`Server::shutdown`].

@@ -405,15 +405,23 @@ mod commands {
                         "no forwarded headers from untrusted peers in the last 7 days",
                     ),
                 }
-                if let Ok(Some(r)) = identity_shared::data_migrations::email_report(&db).await
-                    && r["collisions"].as_array().is_some_and(|c| !c.is_empty())
-                {
-                    println!("       {}", r["collisions"]);
-                    report(
-                        None,
-                        "accounts whose emails are one mailbox were found and left unmerged; \
-                         decide which account stays",
-                    );
+                if let Ok(Some(r)) = identity_shared::data_migrations::email_report(&db).await {
+                    if r["collisions"].as_array().is_some_and(|c| !c.is_empty()) {
+                        println!("       {}", r["collisions"]);
+                        report(
+                            None,
+                            "accounts whose emails are one mailbox were found and left unmerged; \
+                             decide which account stays",
+                        );
+                    }
+                    if r["unparseable"].as_array().is_some_and(|c| !c.is_empty()) {
+                        println!("       {}", r["unparseable"]);
+                        report(
+                            None,
+                            "accounts whose stored email is no longer a valid address \
+                             (listed above); correct them by hand",
+                        );
+                    }
                 }
                 if !sqlite {
                     let roles = db.check_roles().await;

@@ -532,6 +532,14 @@ async fn no_cross_site_request_sets_session_cookies(store: Store) {
     app.stop().await;
 }
 
+/// Whether any `Vary` line of the response names `what`.
+fn varies(resp: &reqwest::Response, what: &str) -> bool {
+    resp.headers()
+        .get_all("vary")
+        .iter()
+        .any(|v| v.to_str().unwrap_or("").contains(what))
+}
+
 fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -632,7 +640,7 @@ async fn cors_preflight_and_actual_responses(store: Store) {
         header(&resp, "access-control-allow-credentials"),
         Some("true")
     );
-    assert!(header(&resp, "vary").unwrap().contains("Origin"));
+    assert!(varies(&resp, "Origin"));
     let resp = actual(other.pk.clone(), app_origin).await.unwrap();
     assert!(
         header(&resp, "access-control-allow-origin").is_none(),
@@ -640,6 +648,20 @@ async fn cors_preflight_and_actual_responses(store: Store) {
     );
     let resp = actual(p.pk.clone(), "https://evil.example").await.unwrap();
     assert!(header(&resp, "access-control-allow-origin").is_none());
+    // The JWKS is cacheable, one copy per project and origin; everything
+    // else is not stored, and varies by origin even when none was sent.
+    assert!(varies(&resp, "X-Project-Key") && varies(&resp, "Origin"));
+    assert_eq!(header(&resp, "cache-control"), Some("public, max-age=60"));
+    let resp = app
+        .public_req(Method::POST, "/v1/auth/register")
+        .header("x-project-key", &p.pk)
+        .json(&json!({"email": "nostore@example.com", "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(header(&resp, "cache-control"), Some("no-store"));
+    assert!(varies(&resp, "Origin"));
     // Errors of the resolved project are readable by its app too.
     let resp = app
         .public_req(Method::POST, "/v1/auth/login")

@@ -19,6 +19,7 @@ on_both!(
     one_mailbox_one_account,
     key_and_session_edges,
     untrusted_forwarding_is_reported_by_doctor,
+    nul_bytes_are_a_4xx,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -656,5 +657,32 @@ async fn untrusted_forwarding_is_reported_by_doctor(store: Store) {
             && text.contains("last from 127.0.0.1"),
         "{text}"
     );
+    app.stop().await;
+}
+
+async fn nul_bytes_are_a_4xx(store: Store) {
+    let Some((app, p)) = setup(store, &[]).await else {
+        return;
+    };
+    let body = app.register(&p.pk, "nul@example.com", PW).await;
+    let at = body["access_token"].as_str().unwrap().to_string();
+    let (s, b) = app
+        .authed(
+            Method::DELETE,
+            "/v1/auth/sessions/ses_%00x",
+            &p.pk,
+            &at,
+            None,
+        )
+        .await;
+    assert!(s.is_client_error(), "{s} {b}");
+    for path in [
+        "/v1/users/usr_%00x",
+        "/v1/audit-events?type=%00",
+        "/v1/users?email=a%00@b.co",
+    ] {
+        let (s, b) = app.get_with_key(path, &p.sk).await;
+        assert!(s.is_client_error() || s == 200, "{path}: {s} {b}");
+    }
     app.stop().await;
 }

@@ -60,8 +60,8 @@ impl SessionView {
     }
 }
 
-/// A signed-in answer (register, login, refresh).
-#[derive(Debug, Serialize)]
+/// A signed-in answer (register, login, refresh). Its `Debug` shows no token.
+#[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -74,6 +74,17 @@ pub struct TokenResponse {
     pub csrf_token: Option<String>,
     pub user: UserView,
     pub session: SessionView,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("user", &self.user)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `GET /v1/auth/session`.

@@ -146,8 +146,14 @@ impl Config {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError::new("IDENTITY_CONFIG", format!("cannot read {path}: {e}"))
             })?;
-            let table: toml::Table = text.parse().map_err(|e| {
-                ConfigError::new("IDENTITY_CONFIG", format!("invalid TOML in {path}: {e}"))
+            // The parser's message quotes the offending line, which may
+            // hold a secret: say only where it is.
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                let at = e
+                    .span()
+                    .map(|s| format!(" (line {})", text[..s.start].lines().count().max(1)))
+                    .unwrap_or_default();
+                ConfigError::new("IDENTITY_CONFIG", format!("invalid TOML in {path}{at}"))
             })?;
             for (key, value) in table {
                 let name = format!("IDENTITY_{}", key.to_ascii_uppercase());

@@ -13,17 +13,31 @@ const EMAIL_CANONICAL: &str = "email_canonical_v1";
 
 /// Runs every data migration not yet applied.
 pub async fn run(db: &Db) -> Result<(), DbError> {
-    if !applied(db, EMAIL_CANONICAL).await? {
-        let report = recanonicalise_emails(db).await?;
-        let mut tx = db.control().await?;
-        record(&mut tx, EMAIL_CANONICAL, &report).await?;
-        tx.commit().await?;
+    if applied(&mut db.control_read().await?, EMAIL_CANONICAL).await? {
+        return Ok(());
     }
-    Ok(())
+    // One transaction, locked: nodes migrating at once do it once.
+    let mut tx = db.control().await?;
+    tx.lock_key("data-migration").await?;
+    if applied(&mut tx, EMAIL_CANONICAL).await? {
+        return Ok(());
+    }
+    match recanonicalise_emails(&mut tx).await {
+        Ok(report) => {
+            record(&mut tx, EMAIL_CANONICAL, &report).await?;
+            tx.commit().await
+        }
+        // A sign-up raced the migration to the same address: try again at
+        // the next start rather than refuse to start.
+        Err(DbError::UniqueViolation(c)) => {
+            tracing::warn!(constraint = %c, "email re-check met a concurrent sign-up; it runs again at the next start");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
-async fn applied(db: &Db, name: &str) -> Result<bool, DbError> {
-    let mut tx = db.control_read().await?;
+async fn applied<M>(tx: &mut Tx<M>, name: &str) -> Result<bool, DbError> {
     let row: Option<(String,)> = tx
         .fetch_optional(
             Query::select()
@@ -32,7 +46,6 @@ async fn applied(db: &Db, name: &str) -> Result<bool, DbError> {
                 .and_where(Expr::col(DataMigrations::Name).eq(name)),
         )
         .await?;
-    tx.commit().await?;
     Ok(row.is_some())
 }
 
@@ -87,12 +100,12 @@ struct UserEmail {
 /// Brings every user's `email_normalized` to the canonical form. Two
 /// accounts that turn out to be one mailbox are reported and left as they
 /// are, never merged: an operator decides which one stays.
-async fn recanonicalise_emails(db: &Db) -> Result<serde_json::Value, DbError> {
+async fn recanonicalise_emails(tx: &mut Tx) -> Result<serde_json::Value, DbError> {
     let mut updated = 0u64;
     let mut collisions = Vec::new();
+    let mut unparseable = Vec::new();
     let mut after = String::new();
     loop {
-        let mut tx = db.control().await?;
         let batch: Vec<UserEmail> = tx
             .fetch_all(
                 Query::select()
@@ -109,12 +122,13 @@ async fn recanonicalise_emails(db: &Db) -> Result<serde_json::Value, DbError> {
             )
             .await?;
         let Some(last) = batch.last() else {
-            tx.commit().await?;
             break;
         };
         after = last.id.clone();
         for user in &batch {
             let Some(canonical) = crate::email::canonical(&user.email) else {
+                // Left as stored (the old form still finds it), and reported.
+                unparseable.push(json!({"project_id": user.project_id, "user_id": user.id}));
                 continue;
             };
             if canonical == user.email_normalized {
@@ -151,7 +165,6 @@ async fn recanonicalise_emails(db: &Db) -> Result<serde_json::Value, DbError> {
             .await?;
             updated += 1;
         }
-        tx.commit().await?;
     }
-    Ok(json!({"updated": updated, "collisions": collisions}))
+    Ok(json!({"updated": updated, "collisions": collisions, "unparseable": unparseable}))
 }

@@ -32,6 +32,12 @@ impl Email {
         if typed.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(EmailError("it contains spaces or control characters"));
         }
+        // Invisible characters (zero-width, soft hyphen, bidi controls,
+        // variation selectors) would make a second account that looks like
+        // the first.
+        if typed.chars().any(invisible) {
+            return Err(EmailError("it contains invisible characters"));
+        }
         // NFKC first: a full-width ＠ or letters become their ASCII forms.
         let folded: String = typed.nfkc().collect();
         let (local, domain) = folded.rsplit_once('@').ok_or(EmailError("it has no @"))?;
@@ -58,6 +64,16 @@ impl Email {
             canonical: format!("{local}@{domain}"),
         })
     }
+}
+
+/// Format and default-ignorable code points (Unicode `Cf` and friends).
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// The canonical form of a stored address, or `None` if it no longer
@@ -112,5 +128,13 @@ mod tests {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Email::parse(&format!("{}@x.com", "a".repeat(65))).is_err());
+        for invisible in [
+            "ali\u{200B}ce@example.com",
+            "alice\u{00AD}@example.com",
+            "\u{202E}alice@example.com",
+            "alice\u{FE0F}@example.com",
+        ] {
+            assert!(Email::parse(invisible).is_err(), "{invisible:?} accepted");
+        }
     }
 }

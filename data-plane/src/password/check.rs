@@ -31,6 +31,9 @@ pub async fn check_password(
 ) -> ApiResult<(Verified, Attempt)> {
     let project_id = &resolved.project.id;
     let db = state.shard(resolved)?;
+    if !state.hasher.has_room(project_id) {
+        return Err(crate::password::queue::busy());
+    }
     let key = login_failures::account_key(project_id, email_normalized);
     let attempt = login_failures::reserve(
         db,

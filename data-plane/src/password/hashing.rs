@@ -110,12 +110,24 @@ impl Hasher {
                 .name(format!("hash-{i}"))
                 .spawn(move || {
                     while let Some(job) = queue.pop() {
-                        job(&mut worker);
+                        // A job that panics must not take the worker with it.
+                        let run = std::panic::AssertUnwindSafe(|| job(&mut worker));
+                        if std::panic::catch_unwind(run).is_err() {
+                            tracing::error!("a password hash panicked");
+                            worker = Worker { memory: Vec::new() };
+                        }
                     }
                 })
                 .map_err(|e| e.to_string())?;
         }
         Ok(Arc::new(Self { core, queue }))
+    }
+
+    /// Whether a job of `project` would find room in the queue now (checked
+    /// before reserving a lockout attempt, so a flood refused with 503 does
+    /// not cost two database writes per request).
+    pub fn has_room(&self, project: &str) -> bool {
+        self.queue.has_room(project)
     }
 
     pub fn params(&self) -> HashParams {
@@ -134,6 +146,10 @@ impl Hasher {
         self.queue.push(
             project,
             Box::new(move |worker| {
+                // The request went away while waiting: spend nothing on it.
+                if tx.is_closed() {
+                    return;
+                }
                 let _ = tx.send(f(&core, worker));
             }),
         )?;

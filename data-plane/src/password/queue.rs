@@ -48,6 +48,13 @@ impl<J> Queue<J> {
         }
     }
 
+    pub fn has_room(&self, project: &str) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        !st.closed
+            && st.total < self.capacity
+            && st.jobs.get(project).map_or(0, VecDeque::len) < self.per_project
+    }
+
     pub fn push(&self, project: &str, job: J) -> Result<(), ApiError> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.closed || st.total >= self.capacity {

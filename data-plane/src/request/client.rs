@@ -144,14 +144,16 @@ impl FromRequestParts<DataState> for Client {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        // Every line, in order; one that is not text ends what can be
-        // believed (an empty hop stops the walk at it).
-        let forwarded: Vec<&str> = parts
+        // Every line, in order. Bytes that are not text spoil only the hop
+        // they are in (the walk from the right stops there), never the
+        // hops a proxy appended after them.
+        let lines: Vec<std::borrow::Cow<'_, str>> = parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
-            .map(|v| v.to_str().unwrap_or(""))
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
             .collect();
+        let forwarded: Vec<&str> = lines.iter().map(|l| l.as_ref()).collect();
         let ip = client_ip(peer, &forwarded, &state.config.trusted_proxies);
         if !forwarded.is_empty() && ip == canonical(peer) {
             note_untrusted_forwarding(state, peer);
@@ -228,6 +230,17 @@ mod tests {
         assert_eq!(
             client_ip(ip("::ffff:10.0.0.1"), &["[::ffff:1.2.3.4]:9"], &trusted),
             ip("1.2.3.4")
+        );
+    }
+
+    #[test]
+    fn garbage_spoils_only_its_own_hop() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let line = String::from_utf8_lossy(b"1.1.1.1\xff, 192.0.2.7").to_string();
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &[line.as_str()], &trusted),
+            ip("192.0.2.7")
         );
     }
 

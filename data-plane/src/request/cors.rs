@@ -118,7 +118,13 @@ pub async fn cors(State(state): State<DataState>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(parse_origin);
     let Some(origin) = origin else {
-        return next.run(req).await;
+        // Responses differ by origin: caches must keep them apart even when
+        // this request had none.
+        let mut response = next.run(req).await;
+        response
+            .headers_mut()
+            .append(VARY, HeaderValue::from_static("Origin"));
+        return no_store_by_default(response);
     };
     if req.method() == Method::OPTIONS && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
     {
@@ -150,6 +156,16 @@ pub async fn cors(State(state): State<DataState>, req: Request, next: Next) -> R
     if granted {
         grant(h, &origin);
     }
+    no_store_by_default(response)
+}
+
+/// Answers carry tokens, sessions and CSRF tokens: nothing is stored by a
+/// browser or proxy cache unless a route says otherwise (the JWKS does).
+fn no_store_by_default(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
 }
 

@@ -16,6 +16,8 @@ use identity_shared::schema::{LoginFailures, Sessions};
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Order, Query};
 
+use crate::request::client::ip_key;
+
 /// A refused attempt and when to retry.
 pub use crate::request::limits::TooMany;
 
@@ -173,7 +175,8 @@ async fn recent_failures<M>(
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// Whether `ip` signed in to this account successfully in the last 30 days.
+/// Whether the client's address (IPv6 by its /64, as lockouts count it)
+/// started a session of this account in the last 30 days.
 async fn known_ip<M>(
     tx: &mut Tx<M>,
     project_id: &str,
@@ -183,17 +186,24 @@ async fn known_ip<M>(
     let Some(user_id) = user_id else {
         return Ok(false);
     };
-    let row: Option<(String,)> = tx
-        .fetch_optional(
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return Ok(false);
+    };
+    let key = ip_key(ip);
+    let recent: Vec<(Option<String>,)> = tx
+        .fetch_all(
             Query::select()
-                .column(Sessions::Id)
+                .column(Sessions::Ip)
                 .from(Sessions::Table)
                 .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
                 .and_where(Expr::col(Sessions::UserId).eq(user_id))
-                .and_where(Expr::col(Sessions::Ip).eq(ip))
                 .and_where(Expr::col(Sessions::CreatedAt).gt(now_ms() - KNOWN_IP_MS))
-                .limit(1),
+                .order_by(Sessions::Id, Order::Desc)
+                .limit(500),
         )
         .await?;
-    Ok(row.is_some())
+    Ok(recent
+        .iter()
+        .filter_map(|(ip,)| ip.as_deref()?.parse::<std::net::IpAddr>().ok())
+        .any(|ip| ip_key(ip) == key))
 }

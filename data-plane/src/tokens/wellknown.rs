@@ -21,7 +21,12 @@ async fn jwks_response(
 ) -> ApiResult<impl IntoResponse + use<>> {
     let keys = state.tokens.jwks(&project.id).await?;
     Ok((
-        [(CACHE_CONTROL, "public, max-age=60")],
+        // The project comes from the key or the host: shared caches must
+        // keep one copy per project.
+        [
+            (CACHE_CONTROL, "public, max-age=60"),
+            (axum::http::header::VARY, "X-Project-Key, Host"),
+        ],
         Json(json!({"keys": keys})),
     ))
 }
