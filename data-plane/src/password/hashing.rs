@@ -109,6 +109,7 @@ impl Hasher {
             std::thread::Builder::new()
                 .name(format!("hash-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     while let Some(job) = queue.pop() {
                         // A job that panics must not take the worker with it.
                         let run = std::panic::AssertUnwindSafe(|| job(&mut worker));
@@ -192,6 +193,15 @@ impl Hasher {
             }
         })
         .await
+    }
+}
+
+/// Hashing threads run at the lowest CPU priority: logins use every idle
+/// cycle, but a session check never waits behind a hash for a core.
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::debug!(error = %e, "could not lower the hashing thread's priority");
     }
 }
 

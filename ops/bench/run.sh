@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Performance, measured as a client sees it: the release binary with its
+# default logging, over loopback, driven by wrk; each figure printed beside
+# its yardstick measured in the same run on this machine.
+#
+#   ops/bench/run.sh            # everything (about 4 minutes on 2 cores)
+#   BENCH_SECONDS=5 BENCH_SIGNINS=2000 ops/bench/run.sh   # quicker
+#
+# Needs wrk (apt-get install wrk), curl, python3, and for the refresh row
+# PostgreSQL's server binaries and pgbench (Debian's postgresql package).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SECS=${BENCH_SECONDS:-10}
+SIGNINS=${BENCH_SIGNINS:-10000}
+CORES=$(nproc)
+WORK=$(mktemp -d /tmp/identity-bench.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  if [ -f "$WORK/pg/data/postmaster.pid" ]; then
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg/data" stop -m immediate >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null || { echo "bench: $1 is required ($2)" >&2; exit 2; }; }
+need wrk "apt-get install wrk"
+need curl "apt-get install curl"
+need python3 "apt-get install python3"
+
+echo "building release binaries..." >&2
+cargo build --release --locked -q -p identity -p identity-bench-tools
+BIN=target/release
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import sys, json; d = json.load(sys.stdin); print($1)"; }
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+wrk_rate() { awk '/Requests\/sec/ {print $2}'; }
+wrk_p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}'; }
+
+OP="bench-operator-token-0123456789abcdef"
+# Starts identity on $1 (database URL); sets BASE, ADMIN, IDENTITY_PID, COLD_MS.
+start_identity() {
+  local pub adm started
+  pub=$(free_port); adm=$(free_port)
+  BASE="http://127.0.0.1:$pub"; ADMIN="http://127.0.0.1:$adm"
+  started=$(date +%s%N)
+  env -i PATH="$PATH" HOME="$WORK" \
+    IDENTITY_DATABASE_URL="$1" IDENTITY_AUTO_MIGRATE=true \
+    IDENTITY_PUBLIC_ADDR="127.0.0.1:$pub" IDENTITY_ADMIN_ADDR="127.0.0.1:$adm" \
+    IDENTITY_ADMIN_TOKEN="$OP" IDENTITY_MASTER_KEY="$(printf '33%.0s' {1..32})" \
+    IDENTITY_DEV_MODE=true IDENTITY_DB_MAX_CONNECTIONS=16 \
+    "$BIN/identity" serve >"$WORK/identity.out" 2>"$WORK/identity.log" &
+  IDENTITY_PID=$!
+  PIDS+=("$IDENTITY_PID")
+  until curl -sf "$BASE/readyz" >/dev/null 2>&1; do sleep 0.005; done
+  COLD_MS=$(( ($(date +%s%N) - started) / 1000000 ))
+}
+admin() { curl -sf -X "$1" "$ADMIN$2" -H "Authorization: Bearer $OP" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+public() { curl -sf -X POST "$BASE$1" -H "X-Project-Key: $PK" -H 'Content-Type: application/json' -d "$2"; }
+new_project() {
+  local created
+  created=$(admin POST /v1/projects '{"name":"bench"}')
+  PID_=$(echo "$created" | json 'd["project"]["id"]')
+  PK=$(echo "$created" | json 'd["keys"]["publishable"]')
+  admin PATCH "/v1/projects/$PID_" '{"settings":{"rate_limits":{"register_per_minute":0,"login_per_minute":0,"refresh_per_minute":0}}}' >/dev/null
+}
+
+# ---- SQLite: cold start, idle memory, logins, session checks ----
+start_identity "sqlite://$WORK/identity.db"
+sleep 1
+IDLE_RSS=$(rss_mib "$IDENTITY_PID")
+new_project
+export BENCH_PK=$PK BENCH_USERS=16
+for i in $(seq 0 $((BENCH_USERS - 1))); do
+  REG=$(public /v1/auth/register "{\"email\":\"bench$i@example.com\",\"password\":\"correct horse battery staple\"}")
+done
+AT=$(echo "$REG" | json 'd["access_token"]')
+curl -sf "$BASE/v1/auth/session" -H "X-Project-Key: $PK" -H "Authorization: Bearer $AT" -o "$WORK/session.json"
+
+echo "bare Argon2id on $CORES threads..." >&2
+ARGON=$("$BIN/bare-argon2" "$SECS" "$CORES")
+ARGON_RATE=$(echo "$ARGON" | sed 's/.*rate=\([0-9.]*\).*/\1/')
+ARGON_SINGLE=$(echo "$ARGON" | sed 's/.*single_ms=\([0-9.]*\).*/\1/')
+
+echo "logins..." >&2
+# Only signed-in answers count: a refusal is not a login.
+LOGIN_OUT=$(wrk -t2 -c8 -d"${SECS}s" -s ops/bench/login.lua "$BASE/v1/auth/login" 2>>"$WORK/wrk.err")
+LOGIN_RATE=$(echo "$LOGIN_OUT" | python3 -c '
+import re, sys
+t = sys.stdin.read()
+n = int(re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", t).group(1))
+d = re.search(r"requests in ([\d.]+)(ms|s|m)", t)
+secs = float(d.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[d.group(2)]
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print(f"{(n - (int(bad.group(1)) if bad else 0)) / secs:.1f}")')
+
+echo "session checks, and the bare axum yardstick..." >&2
+SESSION_RATE=$(wrk -t1 -c32 -d"${SECS}s" -H "X-Project-Key: $PK" -H "Authorization: Bearer $AT" "$BASE/v1/auth/session" | wrk_rate)
+BARE_PORT=$(free_port)
+"$BIN/bare-axum" "127.0.0.1:$BARE_PORT" "$WORK/session.json" & PIDS+=("$!")
+until curl -sf "http://127.0.0.1:$BARE_PORT/v1/auth/session" >/dev/null 2>&1; do sleep 0.01; done
+BARE_RATE=$(wrk -t1 -c32 -d"${SECS}s" -H "X-Project-Key: $PK" -H "Authorization: Bearer $AT" "http://127.0.0.1:$BARE_PORT/v1/auth/session" | wrk_rate)
+
+echo "session p99 while logins saturate the CPU..." >&2
+wrk -t2 -c8 -d"$((SECS + 2))s" -s ops/bench/login.lua "$BASE/v1/auth/login" >/dev/null 2>>"$WORK/wrk.err" &
+LOAD=$!
+sleep 1
+P99=$(wrk -t1 -c4 -d"${SECS}s" --latency -H "X-Project-Key: $PK" -H "Authorization: Bearer $AT" "$BASE/v1/auth/session" | wrk_p99)
+wait "$LOAD" || true
+
+echo "memory after $SIGNINS sign-ins..." >&2
+python3 - "$BASE" "$PK" "$SIGNINS" "$BENCH_USERS" <<'PY'
+import json, sys, threading, urllib.request, urllib.error
+base, pk, n, users = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+left = [n]
+lock = threading.Lock()
+def work():
+    while True:
+        with lock:
+            if left[0] <= 0: return
+            left[0] -= 1
+            i = left[0] % users
+        body = json.dumps({"email": f"bench{i}@example.com", "password": "correct horse battery staple"}).encode()
+        req = urllib.request.Request(base + "/v1/auth/login", data=body, method="POST",
+            headers={"Content-Type": "application/json", "X-Project-Key": pk})
+        try:
+            urllib.request.urlopen(req).read()
+        except urllib.error.HTTPError as e:
+            sys.stderr.write(f"sign-in answered {e.code}\n")
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+PY
+RSS_AFTER=$(rss_mib "$IDENTITY_PID")
+kill "$IDENTITY_PID"; wait "$IDENTITY_PID" 2>/dev/null || true
+
+# ---- Postgres: refresh against pgbench on the same server ----
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+REFRESH_RATE="" PGBENCH_RATE=""
+if [ -n "$PGBIN" ] && command -v pgbench >/dev/null && id postgres >/dev/null 2>&1; then
+  echo "refresh on Postgres, and pgbench..." >&2
+  mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
+  PGPORT=$(free_port)
+  runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust --no-sync >/dev/null
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w \
+    -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+  psql_() { "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qAt "$@"; }
+  psql_ -c "CREATE DATABASE identity" -c "CREATE DATABASE pgbench" postgres
+  start_identity "postgres://postgres@127.0.0.1:$PGPORT/identity"
+  new_project
+  export BENCH_PK=$PK
+  : >"$WORK/tokens"
+  for i in $(seq 1 16); do
+    public /v1/auth/register "{\"email\":\"r$i@example.com\",\"password\":\"correct horse battery staple\"}" \
+      | json 'd["refresh_token"]' >>"$WORK/tokens"
+  done
+  export BENCH_TOKENS="$WORK/tokens"
+  REFRESH_RATE=$(wrk -t16 -c16 -d"${SECS}s" -s ops/bench/refresh.lua "$BASE/v1/auth/refresh" 2>>"$WORK/wrk.err" | wrk_rate)
+  kill "$IDENTITY_PID"; wait "$IDENTITY_PID" 2>/dev/null || true
+  pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -q -s 10 pgbench >/dev/null 2>&1
+  printf '\\set aid random(1, 1000000)\nUPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n' >"$WORK/update.sql"
+  PGBENCH_RATE=$(pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -c16 -j2 -T"$SECS" -f "$WORK/update.sql" pgbench 2>/dev/null \
+    | awk '/^tps/ {print $3; exit}')
+fi
+
+# ---- report ----
+echo
+echo "identity performance, $(date -u +%Y-%m-%dT%H:%MZ), $CORES cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+printf '%-58s %s\n' "figure" "value (yardstick, ratio)"
+printf '%-58s %s\n' "login rate / bare Argon2id on all cores" "$LOGIN_RATE/s ($ARGON_RATE/s; one hash ${ARGON_SINGLE} ms) = $(ratio "$LOGIN_RATE" "$ARGON_RATE")"
+printf '%-58s %s\n' "GET /v1/auth/session / bare axum, same bytes (wrk -t1 -c32)" "$SESSION_RATE/s ($BARE_RATE/s) = $(ratio "$SESSION_RATE" "$BARE_RATE")"
+printf '%-58s %s\n' "session p99 while logins saturate the CPU" "${P99} ms"
+if [ -n "$REFRESH_RATE" ]; then
+  printf '%-58s %s\n' "refresh on Postgres (16 chains) / pgbench single-row UPDATE" "$REFRESH_RATE/s (${PGBENCH_RATE} tps) = $(ratio "$REFRESH_RATE" "$PGBENCH_RATE")"
+fi
+printf '%-58s %s\n' "resident memory: idle / after $SIGNINS sign-ins" "$IDLE_RSS MiB / $RSS_AFTER MiB"
+printf '%-58s %s\n' "cold start to first /readyz 200 (SQLite, new database)" "$COLD_MS ms"
+if [ -s "$WORK/wrk.err" ]; then
+  echo; echo "load-generator errors (first lines):"; head -5 "$WORK/wrk.err"
+fi
