@@ -4,6 +4,8 @@
 //! benchmarks boot the same [`Server`] in-process.
 #![forbid(unsafe_code)]
 
+pub mod logging;
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;

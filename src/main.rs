@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use identity::config::{Config, LogFormat};
+use identity::config::Config;
 use identity::{Plane, Server, local_url};
 
 #[derive(Parser)]
@@ -100,18 +100,6 @@ enum KeysAction {
     },
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hickory=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -122,7 +110,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    let logs = identity::logging::init(config.log_format);
     let result = match cli.command {
         Command::Serve { plane } => serve(config, plane).await,
         Command::Migrate { action } => migrate(config, action).await,
@@ -131,6 +119,7 @@ async fn main() -> ExitCode {
         Command::OperatorToken { action } => operator_token(config, action).await,
         Command::Doctor => commands::doctor(config).await,
     };
+    logs.flush(std::time::Duration::from_secs(2));
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -42,18 +42,29 @@ impl<V: Clone + Send + Sync + 'static> GuardedCache<V> {
         self
     }
 
-    pub async fn get_or_load<F>(&self, key: &str, load: F) -> Result<V, DbError>
+    /// The cached value of `key`, or what `load()` returns (kept unless an
+    /// invalidation raced it). `load` is only called on a miss: a hit builds
+    /// no load future at all (they are large; building one per hit showed
+    /// up as memcpy in profiles).
+    pub async fn get_or_load<F>(&self, key: &str, load: impl FnOnce() -> F) -> Result<V, DbError>
     where
         F: Future<Output = Result<V, DbError>>,
     {
         if self.freshness.as_ref().is_some_and(|f| !f.usable()) {
             // Nothing cached is trusted now, and nothing loaded is kept.
             self.loads.fetch_add(1, Ordering::Relaxed);
-            return load.await;
+            return load().await;
         }
         if let Some(v) = self.cache.get(key).await {
             return Ok(v);
         }
+        self.load_into(key, load()).await
+    }
+
+    async fn load_into<F>(&self, key: &str, load: F) -> Result<V, DbError>
+    where
+        F: Future<Output = Result<V, DbError>>,
+    {
         let epoch = self.epoch.load(Ordering::SeqCst);
         self.loads.fetch_add(1, Ordering::Relaxed);
         let value = self

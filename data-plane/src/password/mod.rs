@@ -8,6 +8,8 @@ use crate::DataState;
 
 pub mod change;
 pub mod check;
+#[cfg(test)]
+mod differential;
 pub mod hashing;
 pub mod login;
 pub mod policy;

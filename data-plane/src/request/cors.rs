@@ -54,7 +54,7 @@ impl OriginIndex {
     }
 
     async fn allowed_anywhere(&self, origin: &str) -> Result<bool, DbError> {
-        self.known.get_or_load(origin, self.load(origin)).await
+        self.known.get_or_load(origin, || self.load(origin)).await
     }
 
     async fn load(&self, origin: &str) -> Result<bool, DbError> {

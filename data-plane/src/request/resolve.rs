@@ -175,7 +175,7 @@ impl ProjectResolver {
         let (kind, prefix) = keys::parse(value).ok_or_else(key_invalid)?;
         let entry = self
             .keys
-            .get_or_load(prefix, self.load_key(prefix))
+            .get_or_load(prefix, || self.load_key(prefix))
             .await?
             .ok_or_else(key_invalid)?;
         if entry.kind != kind || !keys::verify(value, &entry.secret_hash) {
@@ -200,7 +200,7 @@ impl ProjectResolver {
     pub async fn resolve_host(&self, host: &str) -> Result<Resolved, ApiError> {
         let project_id = self
             .hosts
-            .get_or_load(host, self.load_host(host))
+            .get_or_load(host, || self.load_host(host))
             .await?
             .ok_or_else(project_not_found)?;
         let project = self
@@ -221,7 +221,10 @@ impl ProjectResolver {
         if !identity_shared::ids::is_id("prj", id) {
             return Ok(None);
         }
-        Ok(self.projects.get_or_load(id, self.load_project(id)).await?)
+        Ok(self
+            .projects
+            .get_or_load(id, || self.load_project(id))
+            .await?)
     }
 
     async fn load_key(&self, prefix: &str) -> Result<Option<Arc<KeyEntry>>, DbError> {
@@ -323,10 +326,15 @@ pub async fn require_project(
     next: Next,
 ) -> Result<Response, ApiError> {
     let resolved = resolver.resolve(req.headers()).await?;
-    tracing::Span::current().record("project_id", resolved.project.id.as_str());
     req.extensions_mut().insert(resolved.clone());
     let mut response = next.run(req).await;
-    // The CORS layer grants the resolved project's origins.
+    // The CORS layer grants the resolved project's origins; the request's
+    // log line names the project.
+    response
+        .extensions_mut()
+        .insert(identity_shared::http::ProjectTag(Arc::from(
+            resolved.project.id.as_str(),
+        )));
     response.extensions_mut().insert(resolved);
     Ok(response)
 }

@@ -51,7 +51,7 @@ impl SessionCache {
     ) -> Result<Option<Arc<LiveSession>>, ApiError> {
         let view = self
             .views
-            .get_or_load(id, load_view(db, project_id, id))
+            .get_or_load(id, || load_view(db, project_id, id))
             .await?;
         Ok(view.filter(|v| {
             v.session.project_id == project_id

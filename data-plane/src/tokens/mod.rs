@@ -169,7 +169,7 @@ impl Tokens {
 
     async fn published(&self, project_id: &str) -> Result<Arc<Vec<PublishedKey>>, DbError> {
         self.published
-            .get_or_load(project_id, self.load_published(project_id))
+            .get_or_load(project_id, || self.load_published(project_id))
             .await
     }
 
@@ -197,7 +197,7 @@ impl Tokens {
     ) -> Result<(String, u32), ApiError> {
         let signer = self
             .signers
-            .get_or_load(&project.id, self.load_signer(&project.id))
+            .get_or_load(&project.id, || self.load_signer(&project.id))
             .await?
             .ok_or_else(|| {
                 ApiError::internal(format!("project {} has no active signing key", project.id))

@@ -31,7 +31,12 @@ fn main() {
     let n = 5;
     for _ in 0..n {
         argon
-            .hash_password_into_with_memory(b"correct horse", b"saltsaltsaltsalt", &mut out, &mut memory)
+            .hash_password_into_with_memory(
+                b"correct horse",
+                b"saltsaltsaltsalt",
+                &mut out,
+                &mut memory,
+            )
             .expect("hash");
     }
     let single = started.elapsed() / n;
@@ -47,7 +52,12 @@ fn main() {
                 let salt = [i as u8; 16];
                 while !stop.load(Ordering::Relaxed) {
                     argon
-                        .hash_password_into_with_memory(b"correct horse", &salt, &mut out, &mut memory)
+                        .hash_password_into_with_memory(
+                            b"correct horse",
+                            &salt,
+                            &mut out,
+                            &mut memory,
+                        )
                         .expect("hash");
                     done.fetch_add(1, Ordering::Relaxed);
                 }
