@@ -205,10 +205,23 @@ impl Db {
     ) -> Result<Tx<M>, DbError> {
         let inner = match &self.pool {
             Pool::Pg(pool) => {
-                let begun = if writes {
-                    pool.begin().await
+                let begin = if writes { "BEGIN" } else { "BEGIN READ ONLY" };
+                // Ids are [A-Za-z0-9_]: then the role switch and the project
+                // travel in the BEGIN itself, one round trip instead of two
+                // for every transaction. Anything else goes bound.
+                let plain = project_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                let begun = if plain {
+                    // Safe: `role` is one of two constants, `project_id` was
+                    // just checked to hold no quote or other syntax.
+                    pool.begin_with(AssertSqlSafe(format!(
+                        "{begin}; SELECT set_config('role', '{role}', true), \
+                         set_config('app.project_id', '{project_id}', true)"
+                    )))
+                    .await
                 } else {
-                    pool.begin_with("BEGIN READ ONLY").await
+                    pool.begin_with(begin).await
                 };
                 // Not getting a connection is an outage, whatever the
                 // driver's reason (refused, reset, a broken handshake).
@@ -216,14 +229,16 @@ impl Db {
                     DbError::Sqlx(e) => DbError::Unavailable(e.to_string()),
                     other => other,
                 })?;
-                // One statement: the role switch and the project travel together.
-                sqlx::query(
-                    "SELECT set_config('role', $1, true), set_config('app.project_id', $2, true)",
-                )
-                .bind(role)
-                .bind(project_id)
-                .execute(&mut *tx)
-                .await?;
+                if !plain {
+                    // One statement: the role switch and the project travel together.
+                    sqlx::query(
+                        "SELECT set_config('role', $1, true), set_config('app.project_id', $2, true)",
+                    )
+                    .bind(role)
+                    .bind(project_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 TxInner::Pg(tx)
             }
             // Writers take the lock up front so two of them queue instead of
