@@ -179,30 +179,7 @@ async fn cross_origin_app_in_a_real_browser(store: Store) {
         return;
     };
     let p = app.create_project("spa").await;
-    let (_, d) = app
-        .admin(
-            Method::POST,
-            &format!("/v1/projects/{}/auth-domains", p.id),
-            Some(json!({"hostname": AUTH_HOST})),
-        )
-        .await;
-    dns.set_txt(
-        &format!("_identity-challenge.{AUTH_HOST}"),
-        &[d["verification"]["value"].as_str().unwrap()],
-    )
-    .await;
-    let (s, b) = app
-        .admin(
-            Method::POST,
-            &format!(
-                "/v1/projects/{}/auth-domains/{}/verify",
-                p.id,
-                d["domain"]["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    app.verify_auth_domain(&dns, &p.id, AUTH_HOST).await;
     let service_port = app.public.rsplit(':').next().unwrap().to_string();
     let page = PAGE
         .replace("__PORT__", &service_port)

@@ -24,30 +24,7 @@ async fn branded(store: Store, dns: &TestDns) -> Option<(TestApp, Project)> {
     let ns = dns.addr.to_string();
     let app = TestApp::spawn_with(store, &[("IDENTITY_DNS_NAMESERVERS", &ns)]).await?;
     let p = app.create_project("acme").await;
-    let (_, d) = app
-        .admin(
-            Method::POST,
-            &format!("/v1/projects/{}/auth-domains", p.id),
-            Some(json!({"hostname": HOST})),
-        )
-        .await;
-    dns.set_txt(
-        &format!("_identity-challenge.{HOST}"),
-        &[d["verification"]["value"].as_str().unwrap()],
-    )
-    .await;
-    let (s, b) = app
-        .admin(
-            Method::POST,
-            &format!(
-                "/v1/projects/{}/auth-domains/{}/verify",
-                p.id,
-                d["domain"]["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    app.verify_auth_domain(dns, &p.id, HOST).await;
     app.admin(
         Method::PATCH,
         &format!("/v1/projects/{}", p.id),

@@ -269,6 +269,34 @@ impl TestApp {
         send(req).await
     }
 
+    /// Adds `host` as an auth domain of `project_id` and verifies it through
+    /// the test DNS server (which the app must use).
+    pub async fn verify_auth_domain(&self, dns: &dns::TestDns, project_id: &str, host: &str) {
+        let (_, d) = self
+            .admin(
+                Method::POST,
+                &format!("/v1/projects/{project_id}/auth-domains"),
+                Some(serde_json::json!({"hostname": host})),
+            )
+            .await;
+        dns.set_txt(
+            &format!("_identity-challenge.{host}"),
+            &[d["verification"]["value"].as_str().unwrap()],
+        )
+        .await;
+        let (s, b) = self
+            .admin(
+                Method::POST,
+                &format!(
+                    "/v1/projects/{project_id}/auth-domains/{}/verify",
+                    d["domain"]["id"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+
     pub fn db(&self) -> &identity_shared::db::Db {
         &self.server.as_ref().unwrap().db
     }
