@@ -657,6 +657,12 @@ impl Tx<Write> {
         .rows_affected()))
     }
 
+    /// Queues a cache invalidation for this node only, at commit (for
+    /// changes other nodes may see late: last-seen facts, not revocations).
+    pub fn invalidate_local(&mut self, message: Invalidation) {
+        self.pending.push(message);
+    }
+
     /// Queues a cache invalidation that takes effect when this transaction commits.
     pub async fn invalidate(&mut self, message: Invalidation) -> Result<(), DbError> {
         if let TxInner::Pg(tx) = &mut self.inner {

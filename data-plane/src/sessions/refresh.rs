@@ -25,6 +25,7 @@ use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self};
 use identity_shared::ids::new_id;
+use identity_shared::invalidation::Invalidation;
 use identity_shared::secret::Secret;
 use identity_shared::time::now_ms;
 use serde::Deserialize;
@@ -168,6 +169,27 @@ impl Presented<'_> {
 async fn consume(tx: &mut Tx, p: &Presented<'_>, row: &RefreshRow) -> ApiResult<bool> {
     let project_id = &p.resolved.project.id;
     let successor_id = new_id("rtk");
+    let successor_hash = sha256_hex(p.successor.as_bytes());
+    let ip = p.client.ip_text();
+    let audit_data = json!({"session_id": p.session.id}).to_string();
+    let rotation = refresh_tokens::Rotation {
+        project_id,
+        token_id: &row.id,
+        successor_id: &successor_id,
+        successor_hash: &successor_hash,
+        expires_at: p.session.expires_at,
+        ip: &ip,
+        user_agent: p.client.user_agent.as_deref(),
+        user_id: &p.user.id,
+        audit_id: &new_id("evt"),
+        audit_data: &audit_data,
+    };
+    if let Some(consumed) = refresh_tokens::rotate_pg(tx, &rotation).await? {
+        // The touched session reloads here at commit; other nodes keep
+        // their view (only last-seen facts changed) until it expires.
+        tx.invalidate_local(Invalidation::Sessions(vec![p.session.id.clone()]));
+        return Ok(consumed);
+    }
     if !refresh_tokens::consume(tx, project_id, &row.id, &successor_id).await? {
         return Ok(false);
     }
