@@ -252,7 +252,8 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         request_id = %request_id,
     );
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // A cheap clone (shared bytes): the path is only formatted if logged.
+    let uri = req.uri().clone();
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
@@ -268,11 +269,11 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         // audit trail has every auth event): formatting a line per request
         // cost more than the session check itself.
         if status >= 500 {
-            tracing::error!(%method, %path, %request_id, %project_id, status, micros, "request failed");
+            tracing::error!(%method, path = %uri.path(), %request_id, %project_id, status, micros, "request failed");
         } else if status >= 400 {
-            tracing::info!(%method, %path, %request_id, %project_id, status, micros, "request refused");
+            tracing::info!(%method, path = %uri.path(), %request_id, %project_id, status, micros, "request refused");
         } else {
-            tracing::debug!(%method, %path, %request_id, %project_id, status, micros, "request");
+            tracing::debug!(%method, path = %uri.path(), %request_id, %project_id, status, micros, "request");
         }
     });
     if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -2,6 +2,7 @@
 //! imported hash), get, find by email, delete.
 
 use crate::DataState;
+use crate::audit::event;
 use crate::input::{Email, parse_name};
 use crate::password::policy;
 use crate::request::client::Client;
@@ -83,9 +84,7 @@ pub async fn create(
         Event {
             actor: Some(&actor),
             subject: Some(&user.id),
-            ip: Some(&ip),
-            user_agent: client.user_agent.as_deref(),
-            ..Event::new(project_id, "user.created", Outcome::Success)
+            ..event(&resolved, &client, &ip, "user.created", Outcome::Success)
         },
     )
     .await?;
@@ -179,10 +178,8 @@ pub async fn remove(
         Event {
             actor: Some(&actor),
             subject: Some(&user.id),
-            ip: Some(&ip),
-            user_agent: client.user_agent.as_deref(),
             data: json!({"sessions_revoked": revoked.len()}),
-            ..Event::new(project_id, "user.deleted", Outcome::Success)
+            ..event(&resolved, &client, &ip, "user.deleted", Outcome::Success)
         },
     )
     .await?;

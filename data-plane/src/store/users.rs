@@ -50,19 +50,13 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
+/// A user by canonical email.
 pub async fn find_by_email<M>(
     tx: &mut Tx<M>,
     project_id: &str,
     normalized: &str,
 ) -> Result<Option<UserRow>, DbError> {
-    tx.fetch_optional(
-        Query::select()
-            .columns(COLUMNS)
-            .from(Users::Table)
-            .and_where(Expr::col(Users::ProjectId).eq(project_id))
-            .and_where(Expr::col(Users::EmailNormalized).eq(normalized)),
-    )
-    .await
+    find_where(tx, project_id, Users::EmailNormalized, normalized).await
 }
 
 pub async fn find<M>(
@@ -70,12 +64,21 @@ pub async fn find<M>(
     project_id: &str,
     id: &str,
 ) -> Result<Option<UserRow>, DbError> {
+    find_where(tx, project_id, Users::Id, id).await
+}
+
+async fn find_where<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    column: Users,
+    value: &str,
+) -> Result<Option<UserRow>, DbError> {
     tx.fetch_optional(
         Query::select()
             .columns(COLUMNS)
             .from(Users::Table)
             .and_where(Expr::col(Users::ProjectId).eq(project_id))
-            .and_where(Expr::col(Users::Id).eq(id)),
+            .and_where(Expr::col(column).eq(value)),
     )
     .await
 }
