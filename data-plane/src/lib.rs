@@ -73,7 +73,7 @@ impl DataState {
         let resolver = ProjectResolver::start(control_db.clone(), config.resolution_cache_ttl);
         let origins = cors::OriginIndex::start(control_db.clone(), config.resolution_cache_ttl);
         let hasher = password::hashing::Hasher::new(
-            password::hashing::HashParams {
+            password::argon::HashParams {
                 memory_kib: config.argon2_memory_kib,
                 iterations: config.argon2_iterations,
                 parallelism: config.argon2_parallelism,

@@ -85,6 +85,53 @@ impl<V: Clone + Send + Sync + 'static> GuardedCache<V> {
         Ok(value)
     }
 
+    /// The cached value of `key`, if one is cached and may be served; never
+    /// loads (for callers inside a transaction, which must not wait for a
+    /// second connection).
+    pub async fn get_cached(&self, key: &str) -> Option<V> {
+        if self.freshness.as_ref().is_some_and(|f| !f.usable()) {
+            return None;
+        }
+        self.cache.get(key).await
+    }
+
+    /// The invalidation epoch: read it before reading a value elsewhere,
+    /// and pass it to [`Self::insert_read`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Keeps `value`, read by the caller after it took `epoch`, unless an
+    /// invalidation came since (the same rule as a load: inserted first,
+    /// then removed again if the epoch moved, so no order of the two
+    /// leaves a stale value behind).
+    pub async fn insert_read(&self, key: &str, value: V, epoch: u64) {
+        if self.freshness.as_ref().is_some_and(|f| !f.usable()) {
+            return;
+        }
+        self.cache.insert(key.to_string(), value).await;
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.cache.invalidate(key).await;
+        }
+    }
+
+    /// Replaces the cached value of `key` by `f(value)`, only while one is
+    /// cached: an entry an invalidation removed stays removed, and one
+    /// removed after this call is removed with its new value.
+    pub async fn update_present(&self, key: &str, f: impl FnOnce(&V) -> V) {
+        use moka::ops::compute::Op;
+        self.cache
+            .entry_by_ref(key)
+            .and_compute_with(|entry| {
+                let op = match entry {
+                    Some(entry) => Op::Put(f(entry.value())),
+                    None => Op::Nop,
+                };
+                std::future::ready(op)
+            })
+            .await;
+    }
+
     pub async fn invalidate(&self, key: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(key).await;

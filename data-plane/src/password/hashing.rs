@@ -5,31 +5,13 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::password_hash::PasswordHash;
+use argon2::{Params, Version};
 use identity_shared::error::ApiError;
 
+use crate::password::argon::{HashParams, Worker, new_phc, verify_phc};
 use crate::password::policy::is_bcrypt;
 use crate::password::queue::Queue;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HashParams {
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-}
-
-impl Default for HashParams {
-    fn default() -> Self {
-        // OWASP's Argon2id baseline.
-        Self {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-        }
-    }
-}
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,9 +24,11 @@ pub enum Verified {
 }
 
 /// Fixed hashing workers behind a bounded queue that shares them fairly
-/// between projects. Each worker owns one Argon2 memory buffer and reuses
-/// it, so memory is bounded by the worker count and no hash page-faults a
-/// fresh 19 MiB allocation.
+/// between projects. Each worker owns one Argon2 arena and reuses it, so
+/// memory is bounded by the worker count and no hash page-faults a fresh
+/// 19 MiB allocation. The compute is `argon2-rust` (SIMD, chosen at run
+/// time); PHC strings are parsed and written with RustCrypto's types, so
+/// their form is unchanged (ADR 0008).
 pub struct Hasher {
     core: Arc<Core>,
     queue: Arc<Queue<Job>>,
@@ -52,7 +36,6 @@ pub struct Hasher {
 
 /// What every job needs: the parameters of new hashes and the dummy hash.
 struct Core {
-    argon: Argon2<'static>,
     params: HashParams,
     /// A real hash of a random password: unknown accounts are checked
     /// against it so they cost the same time as known ones.
@@ -60,11 +43,6 @@ struct Core {
 }
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
-
-/// One worker's reusable state.
-struct Worker {
-    memory: Vec<Block>,
-}
 
 impl Drop for Hasher {
     fn drop(&mut self) {
@@ -80,32 +58,21 @@ impl Hasher {
         workers: usize,
         queue_capacity: usize,
     ) -> Result<Arc<Self>, String> {
-        let p = Params::new(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
-            None,
-        )
-        .map_err(|e| e.to_string())?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
-        let mut scratch = Worker { memory: Vec::new() };
-        let dummy = hash_with(
-            &argon,
+        let mut scratch = Worker::new(&params)?;
+        let dummy = new_phc(
+            &params,
             &mut scratch,
             &identity_shared::crypto::random_token(),
         )?;
-        let core = Arc::new(Core {
-            argon,
-            params,
-            dummy,
-        });
+        drop(scratch);
+        let core = Arc::new(Core { params, dummy });
         let capacity = queue_capacity.max(1);
         // Room for other projects is always left: one project's flood
         // cannot fill the queue.
         let queue = Arc::new(Queue::<Job>::new(capacity, capacity * 3 / 4));
         for i in 0..workers.max(1) {
             let queue = queue.clone();
-            let mut worker = Worker { memory: Vec::new() };
+            let mut worker = Worker::new(&params)?;
             std::thread::Builder::new()
                 .name(format!("hash-{i}"))
                 .spawn(move || {
@@ -115,7 +82,9 @@ impl Hasher {
                         let run = std::panic::AssertUnwindSafe(|| job(&mut worker));
                         if std::panic::catch_unwind(run).is_err() {
                             tracing::error!("a password hash panicked");
-                            worker = Worker { memory: Vec::new() };
+                            if let Ok(fresh) = Worker::new(&params) {
+                                worker = fresh;
+                            }
                         }
                     }
                 })
@@ -160,7 +129,7 @@ impl Hasher {
 
     pub async fn hash(&self, project: &str, password: String) -> Result<String, ApiError> {
         self.run(project, move |core, worker| {
-            hash_with(&core.argon, worker, &password)
+            new_phc(&core.params, worker, &password)
         })
         .await?
         .map_err(ApiError::internal)
@@ -177,14 +146,14 @@ impl Hasher {
     ) -> Result<Verified, ApiError> {
         self.run(project, move |core, worker| {
             let Some(stored) = stored else {
-                let _ = check(core, worker, &password, &core.dummy);
+                let _ = verify_phc(worker, &password, &core.dummy);
                 return Verified::No;
             };
-            if !check(core, worker, &password, &stored) {
+            if !verify_phc(worker, &password, &stored) {
                 return Verified::No;
             }
             if needs_rehash(&core.params, &stored) {
-                match hash_with(&core.argon, worker, &password) {
+                match new_phc(&core.params, worker, &password) {
                     Ok(new) => Verified::YesRehashed(new),
                     Err(_) => Verified::Yes,
                 }
@@ -203,100 +172,6 @@ fn lower_priority() {
     if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
         tracing::debug!(error = %e, "could not lower the hashing thread's priority");
     }
-}
-
-/// Computes Argon2 into `out` with the worker's buffer when it fits the
-/// configured size; larger (imported) parameters use a temporary one, so
-/// the kept buffer never grows past what new hashes need.
-fn argon2_into(
-    argon: &Argon2<'_>,
-    worker: &mut Worker,
-    keep_blocks: usize,
-    password: &[u8],
-    salt: &[u8],
-    out: &mut [u8],
-) -> Result<(), argon2::Error> {
-    let needed = argon.params().block_count();
-    if needed > keep_blocks {
-        return argon.hash_password_into(password, salt, out);
-    }
-    if worker.memory.len() < needed {
-        worker.memory.resize(needed, Block::default());
-    }
-    argon.hash_password_into_with_memory(password, salt, out, &mut worker.memory[..needed])
-}
-
-/// A new Argon2id PHC string for `password`.
-fn hash_with(argon: &Argon2<'_>, worker: &mut Worker, password: &str) -> Result<String, String> {
-    let salt = SaltString::generate(&mut OsRng);
-    let mut salt_bytes = [0u8; 64];
-    let salt_raw = salt
-        .as_salt()
-        .decode_b64(&mut salt_bytes)
-        .map_err(|e| e.to_string())?;
-    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    let keep = argon.params().block_count();
-    argon2_into(argon, worker, keep, password.as_bytes(), salt_raw, &mut out)
-        .map_err(|e| e.to_string())?;
-    let phc = PasswordHash {
-        algorithm: argon2::ARGON2ID_IDENT,
-        version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(argon.params()).map_err(|e| e.to_string())?,
-        salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
-    };
-    Ok(phc.to_string())
-}
-
-fn check(core: &Core, worker: &mut Worker, password: &str, stored: &str) -> bool {
-    if is_bcrypt(stored) {
-        return bcrypt::verify(password, stored).unwrap_or(false);
-    }
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return false;
-    };
-    if parsed.algorithm != argon2::ARGON2ID_IDENT {
-        return false;
-    }
-    // Verify with the parameters stored in the hash itself.
-    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-        return false;
-    };
-    let Ok(params) = Params::try_from(&parsed) else {
-        return false;
-    };
-    let Ok(version) = Version::try_from(parsed.version.unwrap_or(0x13)) else {
-        return false;
-    };
-    let Ok(params) = Params::new(
-        params.m_cost(),
-        params.t_cost(),
-        params.p_cost(),
-        Some(expected.len()),
-    ) else {
-        return false;
-    };
-    let mut salt_bytes = [0u8; 64];
-    let Ok(salt_raw) = salt.decode_b64(&mut salt_bytes) else {
-        return false;
-    };
-    let argon = Argon2::new(Algorithm::Argon2id, version, params);
-    let mut out = vec![0u8; expected.len()];
-    // Only buffers up to the size new hashes use are kept.
-    let keep = core.argon.params().block_count();
-    if argon2_into(
-        &argon,
-        worker,
-        keep,
-        password.as_bytes(),
-        salt_raw,
-        &mut out,
-    )
-    .is_err()
-    {
-        return false;
-    }
-    identity_shared::crypto::ct_eq(&out, expected.as_bytes())
 }
 
 fn needs_rehash(params: &HashParams, stored: &str) -> bool {

@@ -6,6 +6,7 @@ use axum::routing::post;
 
 use crate::DataState;
 
+pub mod argon;
 pub mod change;
 pub mod check;
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::request::resolve::Resolved;
 use crate::request::transport::{self, Transport};
 use crate::sessions::issue::signed_in;
 use crate::sessions::issue::successor_of;
-use crate::store::refresh_tokens::{self, RefreshRow};
+use crate::store::refresh_tokens::{self, RefreshRow, Rotated};
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::{self, UserRow};
 use axum::body::Bytes;
@@ -25,7 +25,6 @@ use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self};
 use identity_shared::ids::new_id;
-use identity_shared::invalidation::Invalidation;
 use identity_shared::secret::Secret;
 use identity_shared::time::now_ms;
 use serde::Deserialize;
@@ -88,7 +87,57 @@ pub async fn refresh(
     let db = state.shard(&resolved)?;
     let now = now_ms();
 
+    // Taken before anything is read, so a session read below is cached
+    // only if no invalidation came in between.
+    let epoch = state.sessions.epoch();
     let mut tx = db.scope(&project_id).await?;
+    let successor = successor_of(&state, &value);
+    let ip = client.ip_text();
+    let rotation = refresh_tokens::Rotation {
+        project_id: &project_id,
+        token_hash: &hash,
+        successor_id: &new_id("rtk"),
+        successor_hash: &sha256_hex(successor.as_bytes()),
+        ip: &ip,
+        user_agent: client.user_agent.as_deref(),
+        audit_id: &new_id("evt"),
+        now,
+    };
+    // Postgres: the common case (a live token of a live session) in one
+    // statement; anything else is judged step by step below.
+    if let Some(Some(rotated)) = refresh_tokens::rotate_pg(&mut tx, &rotation).await? {
+        if from_cookie {
+            // A refusal drops the transaction: nothing was consumed.
+            csrf::check_csrf(&state, &resolved, &method, &headers, &rotated.session_id)?;
+        }
+        let (session, user, was_cached) =
+            rotated_view(&state, &mut tx, &project_id, &rotated).await?;
+        tx.commit().await?;
+        let session = SessionRow {
+            last_seen_at: now,
+            ip: Some(ip),
+            user_agent: client.user_agent.clone(),
+            ..session
+        };
+        if was_cached {
+            state.sessions.touched(&session).await;
+        } else {
+            state
+                .sessions
+                .remember(session.clone(), user.clone(), epoch)
+                .await;
+        }
+        let presented = Presented {
+            state: &state,
+            resolved: &resolved,
+            client: &client,
+            transport,
+            successor,
+            session,
+            user,
+        };
+        return presented.answer().await;
+    }
     let mut row = refresh_tokens::find_by_hash(&mut tx, &project_id, &hash)
         .await?
         .ok_or_else(invalid_refresh)?;
@@ -113,7 +162,7 @@ pub async fn refresh(
         resolved: &resolved,
         client: &client,
         transport,
-        successor: successor_of(&state, &value),
+        successor,
         session,
         user,
     };
@@ -135,6 +184,35 @@ pub async fn refresh(
         return presented.answer().await;
     }
     reuse(tx, &presented).await
+}
+
+/// The session and user a Postgres rotation touched, for the answer, and
+/// whether they came from the session cache: from it when it holds them
+/// (the rotation itself checked the session in the database), else read in
+/// the rotation's transaction (never
+/// through the cache's loader: a second connection, wanted while this one
+/// holds the session's row lock, could wait on a pool that the requests
+/// queued behind the lock have drained).
+async fn rotated_view(
+    state: &DataState,
+    tx: &mut Tx,
+    project_id: &str,
+    rotated: &Rotated,
+) -> ApiResult<(SessionRow, UserRow, bool)> {
+    if let Some(live) = state
+        .sessions
+        .cached(project_id, &rotated.user_id, &rotated.session_id)
+        .await
+    {
+        return Ok((live.session.clone(), live.user.clone(), true));
+    }
+    let session = sessions::find(tx, project_id, &rotated.session_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    let user = users::find(tx, project_id, &rotated.user_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    Ok((session, user, false))
 }
 
 /// A located refresh token's context: what each outcome needs.
@@ -164,32 +242,12 @@ impl Presented<'_> {
     }
 }
 
-/// Consume: the token is exchanged for its successor (compare-and-set);
-/// false when another request consumed it first.
+/// Consume, step by step (SQLite; on Postgres only when the one-statement
+/// rotation lost a race): the token is exchanged for its successor
+/// (compare-and-set); false when another request consumed it first.
 async fn consume(tx: &mut Tx, p: &Presented<'_>, row: &RefreshRow) -> ApiResult<bool> {
     let project_id = &p.resolved.project.id;
     let successor_id = new_id("rtk");
-    let successor_hash = sha256_hex(p.successor.as_bytes());
-    let ip = p.client.ip_text();
-    let audit_data = json!({"session_id": p.session.id}).to_string();
-    let rotation = refresh_tokens::Rotation {
-        project_id,
-        token_id: &row.id,
-        successor_id: &successor_id,
-        successor_hash: &successor_hash,
-        expires_at: p.session.expires_at,
-        ip: &ip,
-        user_agent: p.client.user_agent.as_deref(),
-        user_id: &p.user.id,
-        audit_id: &new_id("evt"),
-        audit_data: &audit_data,
-    };
-    if let Some(consumed) = refresh_tokens::rotate_pg(tx, &rotation).await? {
-        // The touched session reloads here at commit; other nodes keep
-        // their view (only last-seen facts changed) until it expires.
-        tx.invalidate_local(Invalidation::Sessions(vec![p.session.id.clone()]));
-        return Ok(consumed);
-    }
     if !refresh_tokens::consume(tx, project_id, &row.id, &successor_id).await? {
         return Ok(false);
     }

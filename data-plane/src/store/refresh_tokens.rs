@@ -122,58 +122,69 @@ pub async fn consume(
     Ok(n == 1)
 }
 
-/// One refresh, on Postgres in one statement: consume the token
-/// (compare-and-set), insert its successor, touch the session and write the
-/// `token.refreshed` audit row. One round trip instead of four.
+/// One refresh on Postgres, in one statement found by the token's hash:
+/// consume the token (compare-and-set, only while it is unexpired and its
+/// session live), touch the session, insert the successor and write the
+/// `token.refreshed` audit row. One round trip instead of seven.
 pub struct Rotation<'a> {
     pub project_id: &'a str,
-    pub token_id: &'a str,
+    pub token_hash: &'a str,
     pub successor_id: &'a str,
     pub successor_hash: &'a str,
-    pub expires_at: i64,
     pub ip: &'a str,
     pub user_agent: Option<&'a str>,
-    pub user_id: &'a str,
     pub audit_id: &'a str,
-    pub audit_data: &'a str,
+    pub now: i64,
+}
+
+/// The session a rotation touched.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Rotated {
+    pub session_id: String,
+    pub user_id: String,
 }
 
 const ROTATE_PG: &str = "\
 WITH c AS (
-    UPDATE refresh_tokens SET consumed_at = $1, successor_id = $2
-     WHERE project_id = $3 AND id = $4 AND consumed_at IS NULL AND expires_at > $1
-    RETURNING session_id
+    UPDATE refresh_tokens r SET consumed_at = $1, successor_id = $2
+     WHERE r.project_id = $3 AND r.token_hash = $4 AND r.consumed_at IS NULL AND r.expires_at > $1
+       AND EXISTS (SELECT 1 FROM sessions s
+                    WHERE s.project_id = $3 AND s.id = r.session_id
+                      AND s.revoked_at IS NULL AND s.expires_at > $1)
+    RETURNING r.session_id
+), t AS (
+    UPDATE sessions SET last_seen_at = $1, ip = $6, user_agent = $7
+     WHERE project_id = $3 AND id IN (SELECT session_id FROM c)
+    RETURNING id, user_id, expires_at
 ), n AS (
     INSERT INTO refresh_tokens (id, project_id, session_id, token_hash, user_agent, created_at, expires_at)
-    SELECT $2, $3, c.session_id, $5, $6, $1, $7 FROM c
-    RETURNING session_id
-), t AS (
-    UPDATE sessions SET last_seen_at = $1, ip = $8, user_agent = $6
-     WHERE project_id = $3 AND id IN (SELECT session_id FROM n)
+    SELECT $2, $3, t.id, $5, $7, $1, t.expires_at FROM t
+), a AS (
+    INSERT INTO audit_events (id, project_id, type, actor, subject, ip, user_agent, outcome, created_at, data)
+    SELECT $8, $3, 'token.refreshed', t.user_id, t.user_id, $6, $7, 'success', $1,
+           jsonb_build_object('session_id', t.id)::text
+      FROM t
 )
-INSERT INTO audit_events (id, project_id, type, actor, subject, ip, user_agent, outcome, created_at, data)
-SELECT $9, $3, 'token.refreshed', $10, $10, $8, $6, 'success', $1, $11 FROM n
-RETURNING id";
+SELECT id AS session_id, user_id FROM t";
 
-/// `Some(consumed)` on Postgres (false: another request consumed the token
-/// first); `None` on SQLite, whose caller runs the steps one by one.
-pub async fn rotate_pg(tx: &mut Tx, r: &Rotation<'_>) -> Result<Option<bool>, DbError> {
+/// On Postgres, `Some` with the touched session when the token was consumed
+/// (`Some(None)`: it was not: unknown, consumed, expired or its session
+/// ended; the caller finds out which); `None` on SQLite, whose caller runs
+/// the steps one by one.
+pub async fn rotate_pg(tx: &mut Tx, r: &Rotation<'_>) -> Result<Option<Option<Rotated>>, DbError> {
     let Some(conn) = tx.pg_conn() else {
         return Ok(None);
     };
-    let row: Option<(String,)> = sqlx::query_as(ROTATE_PG)
-        .bind(now_ms())
+    let row: Option<Rotated> = sqlx::query_as(ROTATE_PG)
+        .bind(r.now)
         .bind(r.successor_id)
         .bind(r.project_id)
-        .bind(r.token_id)
+        .bind(r.token_hash)
         .bind(r.successor_hash)
-        .bind(r.user_agent)
-        .bind(r.expires_at)
         .bind(r.ip)
+        .bind(r.user_agent)
         .bind(r.audit_id)
-        .bind(r.user_id)
-        .bind(r.audit_data)
         .fetch_optional(conn)
         .await?;
-    Ok(Some(row.is_some()))
+    Ok(Some(row))
 }
