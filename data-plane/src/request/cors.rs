@@ -128,7 +128,9 @@ pub async fn cors(State(state): State<DataState>, req: Request, next: Next) -> R
     };
     if req.method() == Method::OPTIONS && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
     {
-        let granted = preflight_allowed(&state, req.headers(), &origin).await;
+        // Boxed: a preflight's lookups would otherwise make every request's
+        // future as large as theirs.
+        let granted = Box::pin(preflight_allowed(&state, req.headers(), &origin)).await;
         let mut response = StatusCode::NO_CONTENT.into_response();
         let h = response.headers_mut();
         h.insert(VARY, HeaderValue::from_static("Origin"));

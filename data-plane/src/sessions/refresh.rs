@@ -103,6 +103,15 @@ pub async fn refresh(
         audit_id: &new_id("evt"),
         now,
     };
+    let present = |session, user| Presented {
+        state: &state,
+        resolved: &resolved,
+        client: &client,
+        transport,
+        successor,
+        session,
+        user,
+    };
     // Postgres: the common case (a live token of a live session) in one
     // statement; anything else is judged step by step below.
     if let Some(Some(rotated)) = refresh_tokens::rotate_pg(&mut tx, &rotation).await? {
@@ -127,16 +136,7 @@ pub async fn refresh(
                 .remember(session.clone(), user.clone(), epoch)
                 .await;
         }
-        let presented = Presented {
-            state: &state,
-            resolved: &resolved,
-            client: &client,
-            transport,
-            successor,
-            session,
-            user,
-        };
-        return presented.answer().await;
+        return present(session, user).answer().await;
     }
     let mut row = refresh_tokens::find_by_hash(&mut tx, &project_id, &hash)
         .await?
@@ -157,15 +157,7 @@ pub async fn refresh(
     let user = users::find(&mut tx, &project_id, &session.user_id)
         .await?
         .ok_or_else(invalid_refresh)?;
-    let presented = Presented {
-        state: &state,
-        resolved: &resolved,
-        client: &client,
-        transport,
-        successor,
-        session,
-        user,
-    };
+    let presented = present(session, user);
     if row.consumed_at.is_none() {
         if row.expires_at <= now {
             return Err(invalid_refresh());

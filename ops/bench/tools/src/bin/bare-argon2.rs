@@ -5,6 +5,10 @@
 //! One hash by RustCrypto's `argon2` is timed too, for reference.
 //! Prints `single_ms=... rustcrypto_single_ms=... rate=... backend=...`.
 //! `bare-argon2 [SECONDS] [THREADS] [M_KIB] [T] [P]`.
+//!
+//! `bare-argon2 --phc PASSWORD` prints an Argon2id PHC string of PASSWORD
+//! at identity's parameters instead (the many-projects run imports users
+//! with it, so setting them up costs no hashing).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,6 +18,16 @@ use argon2_rust::params::Memory;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--phc") {
+        use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+        let password = args.get(1).expect("bare-argon2 --phc PASSWORD");
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .expect("hash");
+        println!("{phc}");
+        return;
+    }
     let arg = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let secs = arg(0, 10);
     let threads = arg(
