@@ -7,7 +7,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::on_both;
-use crate::support::{Project, Store, TestApp, assert_error, raw_http, send};
+use crate::support::{
+    Project, Store, TestApp, access_token as token, assert_error, raw_http, send,
+};
 
 on_both!(
     register_login_session_logout,
@@ -32,13 +34,6 @@ async fn setup(store: Store) -> Option<(TestApp, Project)> {
     let app = TestApp::spawn(store).await?;
     let p = app.create_project("auth").await;
     Some((app, p))
-}
-
-fn token(body: &Value) -> String {
-    body["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string()
 }
 
 fn refresh_token(body: &Value) -> String {

@@ -12,5 +12,6 @@ mod dns_verification;
 mod docs;
 mod hardening;
 mod layout;
+mod mfa;
 mod postgres_only;
 mod resolution;

@@ -16,6 +16,7 @@ use identity_shared::error::ApiError;
 pub mod admin;
 pub mod audit;
 pub mod input;
+pub mod mfa;
 pub mod openapi;
 pub mod password;
 pub mod request;
@@ -61,6 +62,8 @@ pub struct DataPlane {
     pub refresh_key: [u8; 32],
     /// Derives each cookie session's CSRF token (see `request::csrf::csrf_token`).
     pub csrf_key: [u8; 32],
+    /// Seals reversible secrets (TOTP seeds).
+    pub master_key: Arc<MasterKey>,
 }
 
 impl DataState {
@@ -98,6 +101,7 @@ impl DataState {
             tokens: tokens::Tokens::new(control_db.clone(), master_key.clone()),
             refresh_key: master_key.derive("refresh-token-successor"),
             csrf_key: master_key.derive("csrf-token"),
+            master_key: master_key.clone(),
             control_db,
             shards: Arc::new(shards),
             resolver,
@@ -150,6 +154,7 @@ pub fn router(state: DataState) -> Router {
         )
         .merge(password::router())
         .merge(sessions::router())
+        .merge(mfa::router())
         .merge(admin::router())
         .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(

@@ -36,6 +36,10 @@ const LIMITED_OR_LOCKED: (u16, &str) = (
     429,
     "too_many_attempts, with Retry-After (rate limit, or the lockout of this account from this address)",
 );
+const STEP_UP: (u16, &str) = (
+    403,
+    "step_up_required (prove a factor again: POST /v1/auth/mfa/verify or /v1/auth/reauthenticate), or csrf_failed",
+);
 const ANY_CSRF: (u16, &str) = (
     403,
     "csrf_failed (a browser on an origin the project does not allow, or a cookie request without a valid X-CSRF-Token)",
@@ -203,6 +207,116 @@ pub const ROUTES: &[Route] = &[
         ]
     ),
     route!(
+        "get",
+        "/v1/auth/mfa",
+        "The user's second factors",
+        None,
+        [
+            (
+                200,
+                "{totp: {enabled, created_at} | null, recovery_codes_remaining, passkeys}"
+            ),
+            AUTH
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/mfa/totp/enroll",
+        "Start TOTP enrollment: a pending secret (replacing a pending one)",
+        None,
+        [
+            (200, "{secret, otpauth_uri, qr_svg}"),
+            AUTH,
+            CSRF,
+            (409, "totp_already_enabled")
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/mfa/totp/confirm",
+        "Confirm TOTP with a code; returns the ten recovery codes, once",
+        Some((&["code"], &[])),
+        [
+            (200, "{recovery_codes}"),
+            BAD,
+            AUTH,
+            CSRF,
+            (409, "totp_not_pending"),
+            MEDIA,
+            (422, "invalid_code")
+        ]
+    ),
+    route!(
+        "delete",
+        "/v1/auth/mfa/totp",
+        "Disable TOTP and remove the recovery codes (step-up)",
+        None,
+        [(204, "disabled"), AUTH, STEP_UP, (409, "totp_not_enabled")]
+    ),
+    route!(
+        "post",
+        "/v1/auth/mfa/recovery-codes",
+        "Ten new recovery codes; the old ones stop working (step-up)",
+        None,
+        [
+            (200, "{recovery_codes}"),
+            AUTH,
+            STEP_UP,
+            (409, "totp_not_enabled")
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/mfa/challenge",
+        "Answer a login's mfa_required with a TOTP code or a recovery code",
+        Some((&["mfa_token"], &["code", "recovery_code"])),
+        [
+            (200, "TokenResponse"),
+            BAD,
+            (
+                401,
+                "invalid_code, or mfa_token_invalid (unknown, expired, used, or five wrong codes)"
+            ),
+            LOGIN_CSRF,
+            MEDIA,
+            LIMITED_OR_LOCKED,
+            DB
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/mfa/verify",
+        "Step up the session with a TOTP code or a recovery code",
+        Some((&[], &["code", "recovery_code"])),
+        [
+            (204, "stepped up"),
+            BAD,
+            (401, "invalid_code or an authentication error"),
+            CSRF,
+            (409, "totp_not_enabled"),
+            MEDIA,
+            LIMITED_OR_LOCKED
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/reauthenticate",
+        "Step up the session with the password (users without a second factor)",
+        Some((&["password"], &[])),
+        [
+            (204, "stepped up"),
+            BAD,
+            (401, "invalid_credentials or an authentication error"),
+            (
+                403,
+                "step_up_required (the user has a second factor), or csrf_failed"
+            ),
+            MEDIA,
+            LIMITED_OR_LOCKED,
+            HASHING
+        ]
+    ),
+    route!(
         "post",
         "/v1/users",
         "Create a user with a password or an imported Argon2id/bcrypt hash (secret key)",
@@ -241,6 +355,13 @@ pub const ROUTES: &[Route] = &[
         "Delete a user and revoke their sessions (secret key)",
         None,
         [(204, "deleted"), KEY, SECRET, (404, "not_found")]
+    ),
+    route!(
+        "delete",
+        "/v1/users/{id}/mfa",
+        "Remove every second factor of a user, for account recovery (secret key)",
+        None,
+        [(204, "reset"), KEY, SECRET, (404, "not_found")]
     ),
     route!(
         "get",

@@ -143,6 +143,43 @@ pub enum Sessions {
     ExpiresAt,
     RevokedAt,
     RevokedReason,
+    VerifiedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum MfaTotp {
+    Table,
+    ProjectId,
+    UserId,
+    SecretSealed,
+    ConfirmedAt,
+    LastStep,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum MfaRecoveryCodes {
+    Table,
+    Id,
+    ProjectId,
+    UserId,
+    CodeHash,
+    UsedAt,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum MfaChallenges {
+    Table,
+    Id,
+    ProjectId,
+    TokenHash,
+    UserId,
+    FirstFactor,
+    Attempts,
+    ExpiresAt,
+    ConsumedAt,
+    CreatedAt,
 }
 
 #[derive(Iden, Clone, Copy)]

@@ -40,6 +40,9 @@ pub struct ProjectSettings {
     /// A consumed refresh token presented again within this many seconds by
     /// the same client gets the same successor instead of revoking the session.
     pub refresh_reuse_grace_seconds: u32,
+    /// How long after proving a factor a session may take sensitive actions
+    /// (disabling MFA, new recovery codes) without proving one again.
+    pub step_up_ttl_seconds: u32,
     pub rate_limits: RateLimits,
 }
 
@@ -70,6 +73,7 @@ impl Default for ProjectSettings {
             access_token_ttl_seconds: 900,
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             refresh_reuse_grace_seconds: 10,
+            step_up_ttl_seconds: 1800,
             rate_limits: RateLimits::default(),
         }
     }
@@ -132,6 +136,11 @@ impl ProjectSettings {
                 "refresh_reuse_grace_seconds" => {
                     self.refresh_reuse_grace_seconds = bounded(value, 0, 60).ok_or(
                         "settings.refresh_reuse_grace_seconds must be an integer from 0 to 60",
+                    )?;
+                }
+                "step_up_ttl_seconds" => {
+                    self.step_up_ttl_seconds = bounded(value, 60, 86_400).ok_or(
+                        "settings.step_up_ttl_seconds must be an integer from 60 to 86400",
                     )?;
                 }
                 "rate_limits" => {

@@ -205,6 +205,21 @@ impl TestApp {
     }
 
     /// A data-plane GET identified by a project key.
+    /// A data-plane call identified by a project key (pk_ or sk_).
+    pub async fn send_with_key(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.public_req(method, path).header("x-project-key", key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        send(req).await
+    }
+
     pub async fn get_with_key(&self, path: &str, key: &str) -> (StatusCode, Value) {
         send(
             self.public_req(Method::GET, path)
@@ -411,4 +426,12 @@ pub fn random_name() -> String {
     (0..12)
         .map(|_| (b'a' + rng.gen_range(0..26)) as char)
         .collect()
+}
+
+/// The access token of a `TokenResponse`.
+pub fn access_token(body: &Value) -> String {
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
 }

@@ -2,11 +2,12 @@
 
 use crate::DataState;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{delete, get};
 pub mod users;
 
 pub fn router() -> Router<DataState> {
     Router::new()
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/users/{id}", get(users::show).delete(users::remove))
+        .route("/v1/users/{id}/mfa", delete(users::reset_mfa))
 }

@@ -8,6 +8,7 @@ use crate::password::policy;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::request::resolve::require_secret;
+use crate::store::mfa;
 use crate::store::sessions::{self};
 use crate::store::users::{self, NewUser, UserRow};
 use crate::views::{UserEnvelope, UserView};
@@ -165,6 +166,7 @@ pub async fn remove(
         .ok_or_else(not_found)?;
     let revoked =
         sessions::revoke(&mut tx, project_id, &user.id, None, None, "user_deleted").await?;
+    mfa::delete_all(&mut tx, project_id, &user.id).await?;
     tx.execute(
         Query::delete()
             .from_table(Users::Table)
@@ -180,6 +182,39 @@ pub async fn remove(
             subject: Some(&user.id),
             data: json!({"sessions_revoked": revoked.len()}),
             ..event(&resolved, &client, &ip, "user.deleted", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v1/users/{id}/mfa`: removes every second factor of a user
+/// (account recovery by the customer's support). Their sessions stay; the
+/// next sign-in needs only the password.
+pub async fn reset_mfa(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let actor = require_secret(&resolved)?;
+    let project_id = &resolved.project.id;
+    let mut tx = state.shard(&resolved)?.scope(project_id).await?;
+    let user = users::find(&mut tx, project_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    mfa::delete_all(&mut tx, project_id, &user.id).await?;
+    users::set_mfa_enabled(&mut tx, project_id, &user.id, false).await?;
+    sessions::reload_views(&mut tx, project_id, &user.id).await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&actor),
+            subject: Some(&user.id),
+            data: json!({}),
+            ..event(&resolved, &client, &ip, "mfa.reset", Outcome::Success)
         },
     )
     .await?;

@@ -3,6 +3,7 @@
 use crate::DataState;
 use crate::audit::event;
 use crate::input::Email;
+use crate::mfa::challenge::require_second_factor;
 use crate::password::check::{
     check_password, invalid_credentials, record_password_failure, signing_in_from,
 };
@@ -106,8 +107,20 @@ pub async fn login(
             return Err(invalid_credentials());
         }
     };
+    if user.mfa_enabled {
+        // The password was right, but it is only the first factor: the
+        // pair's failures stay counted (the codes that follow are judged by
+        // the same lockout), and only this evaluation is released.
+        let answer = require_second_factor(&mut tx, &resolved, &client, &user, "pwd").await?;
+        tx.commit().await?;
+        if let Err(e) = login_failures::release(db, &attempt).await {
+            tracing::warn!(error = %e, "could not release a lockout reservation");
+        }
+        return Ok(answer);
+    }
     login_failures::succeeded(&mut tx, &attempt).await?;
-    let (session, refresh_value) = start_session(&mut tx, &resolved, &user, &client).await?;
+    let (session, refresh_value) =
+        start_session(&mut tx, &resolved, &user, &client, &["pwd"]).await?;
     audit::record(
         &mut tx,
         Event {

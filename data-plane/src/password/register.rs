@@ -88,7 +88,8 @@ pub async fn register(
         },
     )
     .await?;
-    let (session, refresh_value) = start_session(&mut tx, &resolved, &user, &client).await?;
+    let (session, refresh_value) =
+        start_session(&mut tx, &resolved, &user, &client, &["pwd"]).await?;
     let ip = client.ip_text();
     audit::record(
         &mut tx,

@@ -36,6 +36,8 @@ pub enum ProjectStatus {
 #[derive(Debug)]
 pub struct ProjectInfo {
     pub id: String,
+    /// Shown to end users (the issuer in authenticator apps).
+    pub name: String,
     pub status: ProjectStatus,
     pub shard_id: String,
     pub settings: ProjectSettings,
@@ -99,6 +101,7 @@ struct KeyRow {
 #[derive(sqlx::FromRow)]
 struct ProjectRow {
     id: String,
+    name: String,
     status: String,
     shard_id: String,
     settings: String,
@@ -275,6 +278,7 @@ impl ProjectResolver {
                 Query::select()
                     .columns([
                         Projects::Id,
+                        Projects::Name,
                         Projects::Status,
                         Projects::ShardId,
                         Projects::Settings,
@@ -307,6 +311,7 @@ impl ProjectResolver {
             },
             settings: ProjectSettings::from_stored(&row.settings),
             id: row.id,
+            name: row.name,
             shard_id: row.shard_id,
             primary_host: primary.map(|p| p.0),
         })))

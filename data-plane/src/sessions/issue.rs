@@ -87,11 +87,13 @@ pub async fn signed_in(
 }
 
 /// Starts a session with a first refresh token; returns the token's value.
+/// `amr`: how the user signed in (RFC 8176 values).
 pub async fn start_session(
     tx: &mut Tx,
     resolved: &Resolved,
     user: &UserRow,
     client: &Client,
+    amr: &[&str],
 ) -> ApiResult<(SessionRow, String)> {
     let project = &resolved.project;
     let session = sessions::create(
@@ -100,7 +102,7 @@ pub async fn start_session(
         &user.id,
         &client.ip_text(),
         client.user_agent.as_deref(),
-        &["pwd"],
+        amr,
         project.settings.refresh_token_ttl_seconds,
     )
     .await?;

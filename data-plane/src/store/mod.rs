@@ -2,6 +2,7 @@
 //! No HTTP here, and no store module imports another.
 
 pub mod login_failures;
+pub mod mfa;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod users;

@@ -21,9 +21,12 @@ pub struct SessionRow {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// When the session last proved a factor (its sign-in, `mfa/verify` or
+    /// `reauthenticate`): step-up is judged from it.
+    pub verified_at: Option<i64>,
 }
 
-const COLUMNS: [Sessions; 10] = [
+const COLUMNS: [Sessions; 11] = [
     Sessions::Id,
     Sessions::ProjectId,
     Sessions::UserId,
@@ -34,6 +37,7 @@ const COLUMNS: [Sessions; 10] = [
     Sessions::LastSeenAt,
     Sessions::ExpiresAt,
     Sessions::RevokedAt,
+    Sessions::VerifiedAt,
 ];
 
 impl SessionRow {
@@ -47,6 +51,12 @@ impl SessionRow {
 
     pub fn is_live(&self, now: i64) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
+    }
+
+    /// Whether the session proved a factor within the last `ttl_seconds`.
+    pub fn stepped_up(&self, now: i64, ttl_seconds: u32) -> bool {
+        self.verified_at
+            .is_some_and(|t| now - t <= i64::from(ttl_seconds) * 1000)
     }
 }
 
@@ -87,6 +97,7 @@ pub async fn create(
         last_seen_at: now,
         expires_at: now + i64::from(ttl_seconds) * 1000,
         revoked_at: None,
+        verified_at: Some(now),
     };
     tx.execute(
         Query::insert()
@@ -103,6 +114,7 @@ pub async fn create(
                 row.last_seen_at.into(),
                 row.expires_at.into(),
                 row.revoked_at.into(),
+                row.verified_at.into(),
             ]),
     )
     .await?;
@@ -165,6 +177,43 @@ pub async fn touch(
             .and_where(Expr::col(Sessions::Id).eq(id)),
     )
     .await?;
+    Ok(())
+}
+
+/// The session proved a factor now (step-up); cached views reload.
+pub async fn mark_verified(tx: &mut Tx, project_id: &str, id: &str) -> Result<(), DbError> {
+    tx.invalidate(Invalidation::Sessions(vec![id.to_string()]))
+        .await?;
+    tx.execute(
+        Query::update()
+            .table(Sessions::Table)
+            .value(Sessions::VerifiedAt, now_ms())
+            .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
+            .and_where(Expr::col(Sessions::Id).eq(id)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Every cached view of the user's live sessions reloads at commit (the
+/// user they carry changed).
+pub async fn reload_views(tx: &mut Tx, project_id: &str, user_id: &str) -> Result<(), DbError> {
+    let ids: Vec<(String,)> = tx
+        .fetch_all(
+            Query::select()
+                .column(Sessions::Id)
+                .from(Sessions::Table)
+                .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
+                .and_where(Expr::col(Sessions::UserId).eq(user_id))
+                .and_where(Expr::col(Sessions::RevokedAt).is_null()),
+        )
+        .await?;
+    if !ids.is_empty() {
+        tx.invalidate(Invalidation::Sessions(
+            ids.into_iter().map(|(id,)| id).collect(),
+        ))
+        .await?;
+    }
     Ok(())
 }
 

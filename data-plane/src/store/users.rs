@@ -174,6 +174,27 @@ pub async fn set_password_hash(
     Ok(())
 }
 
+/// Records whether the user has a confirmed second factor.
+pub async fn set_mfa_enabled(
+    tx: &mut Tx,
+    project_id: &str,
+    id: &str,
+    enabled: bool,
+) -> Result<(), DbError> {
+    tx.execute(
+        Query::update()
+            .table(Users::Table)
+            .values([
+                (Users::MfaEnabled, enabled.into()),
+                (Users::UpdatedAt, now_ms().into()),
+            ])
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Serialises this transaction with every other that changes or signs in
 /// with the user's password, and says whether the stored hash is still
 /// `checked` (the one a password was just verified against, outside any

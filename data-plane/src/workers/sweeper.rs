@@ -1,10 +1,11 @@
-//! Deletes expired rows (sessions, refresh tokens, login failures) for every
+//! Deletes expired rows (sessions, refresh tokens, login failures, MFA
+//! challenges) for every
 //! project on every shard, in bounded batches, so no tick holds a long lock.
 
 use std::time::Duration;
 
 use identity_shared::db::{Db, DbError};
-use identity_shared::schema::{LoginFailures, RefreshTokens, Sessions};
+use identity_shared::schema::{LoginFailures, MfaChallenges, RefreshTokens, Sessions};
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Query};
 
@@ -44,6 +45,14 @@ pub async fn sweep(db: &Db) -> Result<u64, DbError> {
                 LoginFailures::Id,
                 LoginFailures::CreatedAt,
                 now - WINDOW_MS,
+            )
+            .await?
+            + delete_batch(
+                &mut tx,
+                MfaChallenges::Table,
+                MfaChallenges::Id,
+                MfaChallenges::ExpiresAt,
+                now,
             )
             .await?;
         tx.commit().await?;

@@ -1,0 +1,189 @@
+//! The login challenge: a first factor of a user with a second factor ends
+//! in `mfa_required` and an `mfa_token` (5 minutes, single-use, dead after
+//! five wrong codes); `POST /v1/auth/mfa/challenge` answers it with a code
+//! or a recovery code and signs in.
+
+use crate::DataState;
+use crate::audit::event;
+use crate::mfa::stepup::{Factor, Proved, invalid_code_401, prove, reserve_attempt};
+use crate::password::check::signing_in_from;
+use crate::request::client::Client;
+use crate::request::resolve::Resolved;
+use crate::sessions::issue::{signed_in, start_session};
+use crate::store::login_failures;
+use crate::store::mfa;
+use crate::store::users::{self, UserRow};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::crypto::{random_token, sha256_hex};
+use identity_shared::db::Tx;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http;
+use identity_shared::secret::Secret;
+use serde::Deserialize;
+use serde_json::json;
+
+/// How long an `mfa_token` can be answered.
+pub const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
+
+/// Ends a first factor (`first_factor`: its `amr` value) of a user with a
+/// second factor: stores a challenge in `tx` and returns the answer the
+/// client gets instead of tokens.
+pub async fn require_second_factor(
+    tx: &mut Tx,
+    resolved: &Resolved,
+    client: &Client,
+    user: &UserRow,
+    first_factor: &str,
+) -> ApiResult<Response> {
+    let project_id = &resolved.project.id;
+    let token = random_token();
+    mfa::create_challenge(
+        tx,
+        project_id,
+        &sha256_hex(token.as_bytes()),
+        &user.id,
+        first_factor,
+        CHALLENGE_TTL_MS,
+    )
+    .await?;
+    let mut methods = Vec::new();
+    if mfa::totp(tx, project_id, &user.id)
+        .await?
+        .is_some_and(|t| t.confirmed_at.is_some())
+    {
+        methods.push("totp");
+    }
+    if mfa::recovery_codes_remaining(tx, project_id, &user.id).await? > 0 {
+        methods.push("recovery_code");
+    }
+    let ip = client.ip_text();
+    audit::record(
+        tx,
+        Event {
+            subject: Some(&user.id),
+            data: json!({"first_factor": first_factor}),
+            ..event(
+                resolved,
+                client,
+                &ip,
+                "mfa.challenge.issued",
+                Outcome::Success,
+            )
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({"mfa_required": true, "mfa_token": token, "methods": methods})),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChallengeBody {
+    mfa_token: Secret<String>,
+    #[serde(flatten)]
+    factor: Factor,
+}
+
+fn token_invalid() -> ApiError {
+    ApiError::unauthorized(
+        "mfa_token_invalid",
+        "the mfa_token is unknown, expired, used, or had five wrong codes: sign in again",
+    )
+}
+
+/// `POST /v1/auth/mfa/challenge`.
+pub async fn challenge(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    headers: HeaderMap,
+    http::Json(body): http::Json<ChallengeBody>,
+) -> ApiResult<Response> {
+    let transport = signing_in_from(&state, &resolved, &headers)?;
+    body.factor.check_shape()?;
+    let project_id = resolved.project.id.clone();
+    let token_hash = sha256_hex(body.mfa_token.expose().as_bytes());
+    let db = state.shard(&resolved)?;
+    let (found, user) = {
+        let mut tx = db.scope(&project_id).await?;
+        let found = mfa::open_challenge(&mut tx, &project_id, &token_hash).await?;
+        let user = match &found {
+            Some(c) => users::find(&mut tx, &project_id, &c.user_id).await?,
+            None => None,
+        };
+        tx.commit().await?;
+        (found, user)
+    };
+    let (Some(found), Some(user)) = (found, user) else {
+        return Err(token_invalid());
+    };
+    let attempt = reserve_attempt(&state, &resolved, &client, &user).await?;
+    let mut tx = db.scope(&project_id).await?;
+    let proved = prove(&state, &mut tx, &project_id, &user.id, &body.factor).await?;
+    let ip = client.ip_text();
+    let Some(proved) = proved else {
+        mfa::fail_challenge(&mut tx, &project_id, &found.id).await?;
+        audit::record(
+            &mut tx,
+            Event {
+                subject: Some(&user.id),
+                data: json!({"attempts": found.attempts + 1, "locked": attempt.locks_on_failure}),
+                ..event(
+                    &resolved,
+                    &client,
+                    &ip,
+                    "mfa.challenge.failed",
+                    Outcome::Failure,
+                )
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(invalid_code_401());
+    };
+    if !mfa::consume_challenge(&mut tx, &project_id, &found.id).await? {
+        // Answered by another request first, or just expired: nothing
+        // spent here counts (the transaction is dropped).
+        return Err(token_invalid());
+    }
+    login_failures::succeeded(&mut tx, &attempt).await?;
+    let mut amr = vec![found.first_factor.as_str()];
+    if proved == Proved::Totp {
+        amr.push("otp");
+    }
+    amr.push("mfa");
+    let (session, refresh_value) = start_session(&mut tx, &resolved, &user, &client, &amr).await?;
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            data: json!({"session_id": session.id, "method": proved.name()}),
+            ..event(
+                &resolved,
+                &client,
+                &ip,
+                "mfa.challenge.succeeded",
+                Outcome::Success,
+            )
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    signed_in(
+        &state,
+        &resolved,
+        transport,
+        StatusCode::OK,
+        &user,
+        &session,
+        &refresh_value,
+    )
+    .await
+}

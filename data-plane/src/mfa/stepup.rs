@@ -1,0 +1,326 @@
+//! Proving a second factor: the check every route that takes a code shares
+//! (lockout-counted, each code spent once), step-up for sensitive actions,
+//! `POST /v1/auth/mfa/verify` and `POST /v1/auth/reauthenticate`.
+
+use crate::DataState;
+use crate::audit::event;
+use crate::mfa::totp;
+use crate::password::check::{check_password, invalid_credentials, record_password_failure};
+use crate::password::hashing::Verified;
+use crate::request::caller::Caller;
+use crate::request::client::Client;
+use crate::request::limits::rate_limit;
+use crate::request::resolve::Resolved;
+use crate::sessions::manage::load_user;
+use crate::store::login_failures::{self, Attempt};
+use crate::store::mfa;
+use crate::store::sessions::{self, SessionRow};
+use crate::store::users::UserRow;
+use axum::extract::State;
+use axum::http::StatusCode;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::db::Tx;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http;
+use identity_shared::secret::Secret;
+use identity_shared::time::now_ms;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// What a TOTP secret is sealed to: its project and user, so a sealed value
+/// cannot be moved to another row.
+pub fn seal_context(project_id: &str, user_id: &str) -> String {
+    format!("mfa_totp:{project_id}:{user_id}")
+}
+
+/// The user's TOTP secret, opened; `None` without one (or one that no
+/// longer opens: fail closed).
+pub fn open_secret(
+    state: &DataState,
+    project_id: &str,
+    user_id: &str,
+    row: &mfa::TotpRow,
+) -> Option<Vec<u8>> {
+    state
+        .master_key
+        .open(&row.secret_sealed, &seal_context(project_id, user_id))
+        .ok()
+}
+
+/// Audits an action of the signed-in user on their own factors.
+pub async fn record(
+    tx: &mut Tx,
+    caller: &Caller,
+    client: &Client,
+    kind: &'static str,
+    data: Value,
+) -> ApiResult<()> {
+    let ip = client.ip_text();
+    let user_id = &caller.claims.sub;
+    audit::record(
+        tx,
+        Event {
+            actor: Some(user_id),
+            subject: Some(user_id),
+            data,
+            ..event(&caller.resolved, client, &ip, kind, Outcome::Success)
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+pub fn now_seconds() -> u64 {
+    u64::try_from(now_ms() / 1000).unwrap_or(0)
+}
+
+pub fn invalid_code() -> ApiError {
+    ApiError::unprocessable("invalid_code", "the code is not correct")
+}
+
+/// A second factor as presented: a TOTP code or a recovery code.
+#[derive(Debug, Deserialize)]
+pub struct Factor {
+    pub code: Option<Secret<String>>,
+    pub recovery_code: Option<Secret<String>>,
+}
+
+impl Factor {
+    /// Exactly one of the two: checked before an attempt is reserved, so a
+    /// malformed request never counts against the lockout.
+    pub fn check_shape(&self) -> ApiResult<()> {
+        if self.code.is_some() == self.recovery_code.is_some() {
+            return Err(ApiError::invalid_request(
+                "send exactly one of code and recovery_code",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which factor was proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proved {
+    Totp,
+    RecoveryCode,
+}
+
+impl Proved {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proved::Totp => "totp",
+            Proved::RecoveryCode => "recovery_code",
+        }
+    }
+}
+
+/// Reserves one evaluation of a second factor for `user` under the lockout
+/// policy that passwords use (the same account and address counters: a
+/// wrong code counts like a wrong password). The route's rate limit comes
+/// first.
+pub async fn reserve_attempt(
+    state: &DataState,
+    resolved: &Resolved,
+    client: &Client,
+    user: &UserRow,
+) -> ApiResult<Attempt> {
+    rate_limit(
+        state,
+        resolved,
+        client,
+        "mfa",
+        resolved.project.settings.rate_limits.login_per_minute,
+    )?;
+    let project_id = &resolved.project.id;
+    let key = login_failures::account_key(project_id, &user.email_normalized);
+    Ok(login_failures::reserve(
+        state.shard(resolved)?,
+        project_id,
+        &key,
+        &client.ip_key(),
+        &client.ip_text(),
+        Some(&user.id),
+    )
+    .await??)
+}
+
+/// Checks `factor` for `user_id` and spends it in `tx` (the TOTP time step,
+/// or the recovery code): `Some` when it was right and unspent.
+pub async fn prove(
+    state: &DataState,
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: &str,
+    factor: &Factor,
+) -> ApiResult<Option<Proved>> {
+    match (&factor.code, &factor.recovery_code) {
+        (Some(code), None) => {
+            let Some(row) = mfa::totp(tx, project_id, user_id)
+                .await?
+                .filter(|t| t.confirmed_at.is_some())
+            else {
+                return Ok(None);
+            };
+            let step = open_secret(state, project_id, user_id, &row)
+                .and_then(|secret| totp::check(&secret, code.expose(), now_seconds()));
+            Ok(match step {
+                Some(step) if mfa::use_totp_step(tx, project_id, user_id, step, false).await? => {
+                    Some(Proved::Totp)
+                }
+                _ => None,
+            })
+        }
+        (None, Some(code)) => {
+            let hash = totp::recovery_code_hash(user_id, code.expose());
+            Ok(mfa::use_recovery_code(tx, project_id, user_id, &hash)
+                .await?
+                .then_some(Proved::RecoveryCode))
+        }
+        _ => Err(ApiError::invalid_request(
+            "send exactly one of code and recovery_code",
+        )),
+    }
+}
+
+/// The caller's user and session, read fresh, when the session proved a
+/// factor (or, for a user without one, the password) within the project's
+/// `step_up_ttl_seconds`; `403 step_up_required` otherwise.
+pub async fn require_step_up(
+    state: &DataState,
+    caller: &Caller,
+) -> ApiResult<(UserRow, SessionRow)> {
+    let (user, session) = load_user(state, caller).await?;
+    let ttl = caller.resolved.project.settings.step_up_ttl_seconds;
+    if !session.stepped_up(now_ms(), ttl) {
+        return Err(step_up_required());
+    }
+    Ok((user, session))
+}
+
+pub fn step_up_required() -> ApiError {
+    ApiError::forbidden(
+        "step_up_required",
+        "prove a factor again first: POST /v1/auth/mfa/verify, or /v1/auth/reauthenticate without a second factor",
+    )
+}
+
+/// `POST /v1/auth/mfa/verify`: a right code (or recovery code) steps the
+/// session up.
+pub async fn verify(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+    http::Json(factor): http::Json<Factor>,
+) -> ApiResult<StatusCode> {
+    factor.check_shape()?;
+    let user = &caller.view.user;
+    if !user.mfa_enabled {
+        return Err(ApiError::conflict(
+            "totp_not_enabled",
+            "this account has no second factor: use POST /v1/auth/reauthenticate",
+        ));
+    }
+    let attempt = reserve_attempt(&state, &caller.resolved, &client, user).await?;
+    let project_id = &caller.resolved.project.id;
+    let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
+    let Some(proved) = prove(&state, &mut tx, project_id, &user.id, &factor).await? else {
+        // Nothing was spent; the reserved attempt stays as a failure.
+        record(
+            &mut tx,
+            &caller,
+            &client,
+            "mfa.step_up.failed",
+            json!({"locked": attempt.locks_on_failure}),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(invalid_code_401());
+    };
+    login_failures::succeeded(&mut tx, &attempt).await?;
+    sessions::mark_verified(&mut tx, project_id, &caller.claims.sid).await?;
+    record(
+        &mut tx,
+        &caller,
+        &client,
+        "mfa.step_up",
+        json!({"method": proved.name()}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReauthenticateBody {
+    password: Secret<String>,
+}
+
+/// `POST /v1/auth/reauthenticate`: the password steps up a session whose
+/// user has no second factor (rate limited and lockout-counted like login).
+pub async fn reauthenticate(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+    http::Json(body): http::Json<ReauthenticateBody>,
+) -> ApiResult<StatusCode> {
+    let (user, _) = load_user(&state, &caller).await?;
+    if user.mfa_enabled {
+        return Err(ApiError::forbidden(
+            "step_up_required",
+            "this account has a second factor: step up with POST /v1/auth/mfa/verify",
+        ));
+    }
+    rate_limit(
+        &state,
+        &caller.resolved,
+        &client,
+        "login",
+        caller
+            .resolved
+            .project
+            .settings
+            .rate_limits
+            .login_per_minute,
+    )?;
+    let (verified, attempt) = check_password(
+        &state,
+        &caller.resolved,
+        &client,
+        &user.email_normalized,
+        Some(&user),
+        body.password.into_inner(),
+    )
+    .await?;
+    let project_id = &caller.resolved.project.id;
+    let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
+    if verified == Verified::No {
+        record_password_failure(
+            &mut tx,
+            &caller.resolved,
+            &client,
+            Some(&user.id),
+            "session.reauthenticate_failed",
+            &attempt,
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(invalid_credentials());
+    }
+    login_failures::succeeded(&mut tx, &attempt).await?;
+    sessions::mark_verified(&mut tx, project_id, &caller.claims.sid).await?;
+    record(
+        &mut tx,
+        &caller,
+        &client,
+        "session.reauthenticated",
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A wrong code where a factor is required to proceed.
+pub fn invalid_code_401() -> ApiError {
+    ApiError::unauthorized("invalid_code", "the code is not correct")
+}

@@ -1,0 +1,4 @@
+ALTER TABLE sessions DROP COLUMN verified_at;
+DROP TABLE IF EXISTS mfa_challenges;
+DROP TABLE IF EXISTS mfa_recovery_codes;
+DROP TABLE IF EXISTS mfa_totp;
