@@ -16,6 +16,8 @@ on_both!(
     a_challenge_is_answered_once_under_concurrency,
     step_up_disable_and_reauthenticate,
     account_recovery_by_the_secret_key,
+    guesses_are_bounded_per_user_from_any_address,
+    enrollment_needs_a_fresh_session_and_ends_other_step_ups,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -530,6 +532,10 @@ async fn step_up_disable_and_reauthenticate(store: Store) {
         ],
     )
     .await;
+    let (_, failed) = app
+        .get_with_key("/v1/audit-events?type=mfa.step_up.failed", &p.sk)
+        .await;
+    assert_eq!(failed["items"][0]["outcome"], "failure", "{failed}");
     app.stop().await;
 }
 
@@ -620,4 +626,145 @@ async fn account_recovery_by_the_secret_key(store: Store) {
     tx.commit().await.unwrap();
     assert!(left.is_empty());
     app.stop().await;
+}
+
+async fn guesses_are_bounded_per_user_from_any_address(store: Store) {
+    let Some((app, p)) = setup(store).await else {
+        return;
+    };
+    let (_, secret, _) = enrolled(&app, &p, "gus@example.com").await;
+    let right = code_next(&secret);
+    let wrong = if right == "111111" {
+        "222222"
+    } else {
+        "111111"
+    };
+    // Each guess from a new address, each after a fresh (correct) password.
+    for i in 0..5 {
+        let ip = format!("198.51.100.{}", 10 + i);
+        let t = mfa_token_from(&app, &p, "gus@example.com", &ip).await;
+        let got = challenge_from(&app, &p, &ip, json!({"mfa_token": t, "code": wrong})).await;
+        assert_error(&got, 401, "invalid_code");
+    }
+    // A sixth address with the right code: the user's budget is spent.
+    let ip = "198.51.100.99";
+    let t = mfa_token_from(&app, &p, "gus@example.com", ip).await;
+    let (s, b) = challenge_from(&app, &p, ip, json!({"mfa_token": t, "code": right})).await;
+    assert_eq!(s, 429, "{b}");
+    app.stop().await;
+}
+
+async fn mfa_token_from(app: &TestApp, p: &Project, email: &str, ip: &str) -> String {
+    let (s, body) = crate::support::send(
+        app.public_req(Method::POST, "/v1/auth/login")
+            .header("x-project-key", &p.pk)
+            .header("x-forwarded-for", ip)
+            .json(&json!({"email": email, "password": PW})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    body["mfa_token"].as_str().expect("mfa_token").to_string()
+}
+
+async fn challenge_from(app: &TestApp, p: &Project, ip: &str, body: Value) -> (StatusCode, Value) {
+    crate::support::send(
+        app.public_req(Method::POST, "/v1/auth/mfa/challenge")
+            .header("x-project-key", &p.pk)
+            .header("x-forwarded-for", ip)
+            .json(&body),
+    )
+    .await
+}
+
+async fn enrollment_needs_a_fresh_session_and_ends_other_step_ups(store: Store) {
+    let Some((app, p)) = setup(store).await else {
+        return;
+    };
+    let a = token(&app.register(&p.pk, "hal@example.com", PW).await);
+    let (_, other) = app.login(&p.pk, "hal@example.com", PW).await;
+    let b = token(&other);
+    // A stale session (a stolen token, say) cannot put a factor on the account.
+    age_step_up(&app).await;
+    let got = app
+        .authed(Method::POST, "/v1/auth/mfa/totp/enroll", &p.pk, &a, None)
+        .await;
+    assert_error(&got, 403, "step_up_required");
+    let (s, _) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/reauthenticate",
+            &p.pk,
+            &a,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, e) = app
+        .authed(Method::POST, "/v1/auth/mfa/totp/enroll", &p.pk, &a, None)
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let secret = totp::from_base32(e["secret"].as_str().unwrap()).unwrap();
+    // A pending secret older than ten minutes cannot be confirmed.
+    age_pending(&app).await;
+    let got = app
+        .authed(
+            Method::POST,
+            "/v1/auth/mfa/totp/confirm",
+            &p.pk,
+            &a,
+            Some(json!({"code": totp::code_at(&secret, now())})),
+        )
+        .await;
+    assert_error(&got, 409, "totp_not_pending");
+    let (_, e) = app
+        .authed(Method::POST, "/v1/auth/mfa/totp/enroll", &p.pk, &a, None)
+        .await;
+    let secret = totp::from_base32(e["secret"].as_str().unwrap()).unwrap();
+    // Session b proved only the password, minutes ago; once the factor is on,
+    // that no longer lets it remove the factor.
+    let (s, _) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/reauthenticate",
+            &p.pk,
+            &b,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, c) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/mfa/totp/confirm",
+            &p.pk,
+            &a,
+            Some(json!({"code": totp::code_at(&secret, now())})),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let got = app
+        .authed(Method::DELETE, "/v1/auth/mfa/totp", &p.pk, &b, None)
+        .await;
+    assert_error(&got, 403, "step_up_required");
+    let (s, _) = app
+        .authed(Method::DELETE, "/v1/auth/mfa/totp", &p.pk, &a, None)
+        .await;
+    assert_eq!(s, 204, "the confirming session is stepped up");
+    app.stop().await;
+}
+
+/// Moves every pending TOTP enrollment eleven minutes back.
+async fn age_pending(app: &TestApp) {
+    use identity_shared::schema::MfaTotp;
+    use sea_query::Query;
+    let then = identity_shared::time::now_ms() - 11 * 60_000;
+    let mut tx = app.db().control().await.unwrap();
+    tx.execute(
+        Query::update()
+            .table(MfaTotp::Table)
+            .value(MfaTotp::CreatedAt, then),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
 }

@@ -64,6 +64,8 @@ pub struct DataPlane {
     pub csrf_key: [u8; 32],
     /// Seals reversible secrets (TOTP seeds).
     pub master_key: Arc<MasterKey>,
+    /// Keys the hashes of recovery codes (see `mfa::totp::recovery_code_hash`).
+    pub recovery_key: [u8; 32],
 }
 
 impl DataState {
@@ -101,6 +103,7 @@ impl DataState {
             tokens: tokens::Tokens::new(control_db.clone(), master_key.clone()),
             refresh_key: master_key.derive("refresh-token-successor"),
             csrf_key: master_key.derive("csrf-token"),
+            recovery_key: master_key.derive("mfa-recovery-codes"),
             master_key: master_key.clone(),
             control_db,
             shards: Arc::new(shards),

@@ -222,28 +222,32 @@ pub const ROUTES: &[Route] = &[
     route!(
         "post",
         "/v1/auth/mfa/totp/enroll",
-        "Start TOTP enrollment: a pending secret (replacing a pending one)",
+        "Start TOTP enrollment: a pending secret, replacing a pending one (step-up)",
         None,
         [
             (200, "{secret, otpauth_uri, qr_svg}"),
             AUTH,
-            CSRF,
+            STEP_UP,
             (409, "totp_already_enabled")
         ]
     ),
     route!(
         "post",
         "/v1/auth/mfa/totp/confirm",
-        "Confirm TOTP with a code; returns the ten recovery codes, once",
+        "Confirm TOTP with a code within ten minutes; returns the ten recovery codes, once (step-up)",
         Some((&["code"], &[])),
         [
             (200, "{recovery_codes}"),
             BAD,
             AUTH,
-            CSRF,
-            (409, "totp_not_pending"),
+            STEP_UP,
+            (
+                409,
+                "totp_not_pending (nothing pending, or pending for over ten minutes)"
+            ),
             MEDIA,
-            (422, "invalid_code")
+            (422, "invalid_code"),
+            LIMITED_OR_LOCKED
         ]
     ),
     route!(

@@ -5,12 +5,13 @@
 
 use crate::DataState;
 use crate::audit::event;
-use crate::mfa::stepup::{Factor, Proved, invalid_code_401, prove, reserve_attempt};
+use crate::mfa::stepup::{
+    Factor, Proved, invalid_code_401, mfa_rate_limit, prove, reserve_attempt,
+};
 use crate::password::check::signing_in_from;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::sessions::issue::{signed_in, start_session};
-use crate::store::login_failures;
 use crate::store::mfa;
 use crate::store::users::{self, UserRow};
 use axum::Json;
@@ -107,6 +108,7 @@ pub async fn challenge(
 ) -> ApiResult<Response> {
     let transport = signing_in_from(&state, &resolved, &headers)?;
     body.factor.check_shape()?;
+    mfa_rate_limit(&state, &resolved, &client)?;
     let project_id = resolved.project.id.clone();
     let token_hash = sha256_hex(body.mfa_token.expose().as_bytes());
     let db = state.shard(&resolved)?;
@@ -133,7 +135,7 @@ pub async fn challenge(
             &mut tx,
             Event {
                 subject: Some(&user.id),
-                data: json!({"attempts": found.attempts + 1, "locked": attempt.locks_on_failure}),
+                data: json!({"attempts": found.attempts + 1, "locked": attempt.locks_on_failure()}),
                 ..event(
                     &resolved,
                     &client,
@@ -152,7 +154,7 @@ pub async fn challenge(
         // spent here counts (the transaction is dropped).
         return Err(token_invalid());
     }
-    login_failures::succeeded(&mut tx, &attempt).await?;
+    attempt.succeeded(&mut tx).await?;
     let mut amr = vec![found.first_factor.as_str()];
     if proved == Proved::Totp {
         amr.push("otp");

@@ -3,7 +3,8 @@
 
 use crate::DataState;
 use crate::mfa::stepup::{
-    invalid_code, now_seconds, open_secret, record, require_step_up, seal_context,
+    invalid_code, mfa_rate_limit, now_seconds, open_secret, record, require_step_up,
+    reserve_attempt, seal_context,
 };
 use crate::mfa::totp;
 use crate::request::caller::Caller;
@@ -18,6 +19,7 @@ use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
 use identity_shared::secret::Secret;
+use identity_shared::time::now_ms;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -42,15 +44,20 @@ pub async fn status(State(state): State<DataState>, caller: Caller) -> ApiResult
     })))
 }
 
-/// `POST /v1/auth/mfa/totp/enroll`: a new pending secret (replacing a
-/// pending one), shown once as base32, `otpauth://` URI and QR code.
+/// How long a pending secret can be confirmed.
+const PENDING_MS: i64 = 10 * 60 * 1000;
+
+/// `POST /v1/auth/mfa/totp/enroll` (step-up: a stolen access token alone
+/// must not be able to put the thief's factor on the account): a new
+/// pending secret (replacing a pending one), shown once as base32,
+/// `otpauth://` URI and QR code.
 pub async fn enroll(
     State(state): State<DataState>,
     caller: Caller,
     client: Client,
 ) -> ApiResult<Json<Value>> {
+    let (user, _) = require_step_up(&state, &caller).await?;
     let project = &caller.resolved.project;
-    let user = &caller.view.user;
     let secret = totp::new_secret();
     let sealed = state
         .master_key
@@ -77,39 +84,60 @@ pub struct CodeBody {
     code: Secret<String>,
 }
 
-/// `POST /v1/auth/mfa/totp/confirm`: a right code turns the pending secret
-/// on and returns the ten recovery codes, once.
+/// `POST /v1/auth/mfa/totp/confirm` (step-up; lockout-counted like every
+/// code): a right code within ten minutes of enrolling turns the pending
+/// secret on and returns the ten recovery codes, once.
 pub async fn confirm(
     State(state): State<DataState>,
     caller: Caller,
     client: Client,
     http::Json(body): http::Json<CodeBody>,
 ) -> ApiResult<Json<Value>> {
+    mfa_rate_limit(&state, &caller.resolved, &client)?;
+    let (user, _) = require_step_up(&state, &caller).await?;
     let project_id = &caller.resolved.project.id;
-    let user_id = &caller.view.user.id;
+    let user_id = &user.id;
+    let attempt = reserve_attempt(&state, &caller.resolved, &client, &user).await?;
     let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
+    users::lock_credentials(&mut tx, project_id, user_id).await?;
     let pending = mfa::totp(&mut tx, project_id, user_id)
         .await?
-        .filter(|t| t.confirmed_at.is_none())
+        .filter(|t| t.confirmed_at.is_none() && t.created_at > now_ms() - PENDING_MS)
         .ok_or_else(|| {
             ApiError::conflict(
                 "totp_not_pending",
-                "no TOTP enrollment is waiting for confirmation: enroll first",
+                "no TOTP enrollment is waiting for confirmation (or it is older than ten minutes): enroll again",
             )
         })?;
     let step = open_secret(&state, project_id, user_id, &pending)
         .and_then(|secret| totp::check(&secret, body.code.expose(), now_seconds()));
+    let of = mfa::StepOf::Pending {
+        secret_sealed: &pending.secret_sealed,
+    };
     let confirmed = match step {
-        Some(step) => mfa::use_totp_step(&mut tx, project_id, user_id, step, true).await?,
+        Some(step) => mfa::use_totp_step(&mut tx, project_id, user_id, step, of).await?,
         None => false,
     };
     if !confirmed {
+        // Nothing changed; the reserved attempt stays as a failure.
+        record(
+            &mut tx,
+            &caller,
+            &client,
+            "mfa.totp.confirm_failed",
+            json!({}),
+        )
+        .await?;
+        tx.commit().await?;
         return Err(invalid_code());
     }
-    let codes = new_recovery_codes(&mut tx, project_id, user_id).await?;
+    attempt.succeeded(&mut tx).await?;
+    let codes = new_recovery_codes(&state, &mut tx, project_id, user_id).await?;
     users::set_mfa_enabled(&mut tx, project_id, user_id, true).await?;
     sessions::reload_views(&mut tx, project_id, user_id).await?;
-    // Confirming proved the factor: this session is stepped up.
+    // Confirming proved the factor: this session is stepped up, and the
+    // user's other sessions, which proved only the password, are not.
+    sessions::clear_verified_except(&mut tx, project_id, user_id, &caller.claims.sid).await?;
     sessions::mark_verified(&mut tx, project_id, &caller.claims.sid).await?;
     record(&mut tx, &caller, &client, "mfa.totp.confirmed", json!({})).await?;
     tx.commit().await?;
@@ -126,11 +154,12 @@ pub async fn disable(
     let (user, _) = require_step_up(&state, &caller).await?;
     let project_id = &caller.resolved.project.id;
     let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
-    let removed = mfa::delete_totp(&mut tx, project_id, &user.id).await?;
-    if removed == 0 {
+    users::lock_credentials(&mut tx, project_id, &user.id).await?;
+    if mfa::totp(&mut tx, project_id, &user.id).await?.is_none() {
         return Err(totp_not_enabled());
     }
-    mfa::delete_recovery_codes(&mut tx, project_id, &user.id).await?;
+    // Factors, recovery codes and outstanding challenges.
+    mfa::delete_all(&mut tx, project_id, &user.id).await?;
     users::set_mfa_enabled(&mut tx, project_id, &user.id, false).await?;
     sessions::reload_views(&mut tx, project_id, &user.id).await?;
     record(&mut tx, &caller, &client, "mfa.totp.disabled", json!({})).await?;
@@ -154,7 +183,7 @@ pub async fn regenerate(
     {
         return Err(totp_not_enabled());
     }
-    let codes = new_recovery_codes(&mut tx, project_id, &user.id).await?;
+    let codes = new_recovery_codes(&state, &mut tx, project_id, &user.id).await?;
     record(
         &mut tx,
         &caller,
@@ -168,6 +197,7 @@ pub async fn regenerate(
 }
 
 async fn new_recovery_codes(
+    state: &DataState,
     tx: &mut Tx,
     project_id: &str,
     user_id: &str,
@@ -175,7 +205,7 @@ async fn new_recovery_codes(
     let codes = totp::new_recovery_codes();
     let hashes: Vec<String> = codes
         .iter()
-        .map(|c| totp::recovery_code_hash(user_id, c))
+        .map(|c| totp::recovery_code_hash(&state.recovery_key, user_id, c))
         .collect();
     mfa::replace_recovery_codes(tx, project_id, user_id, &hashes).await?;
     Ok(codes)

@@ -47,7 +47,8 @@ pub fn open_secret(
         .ok()
 }
 
-/// Audits an action of the signed-in user on their own factors.
+/// Audits an action of the signed-in user on their own factors (a failure
+/// when `kind` ends in `failed`).
 pub async fn record(
     tx: &mut Tx,
     caller: &Caller,
@@ -55,6 +56,11 @@ pub async fn record(
     kind: &'static str,
     data: Value,
 ) -> ApiResult<()> {
+    let outcome = if kind.ends_with("failed") {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
     let ip = client.ip_text();
     let user_id = &caller.claims.sub;
     audit::record(
@@ -63,7 +69,7 @@ pub async fn record(
             actor: Some(user_id),
             subject: Some(user_id),
             data,
-            ..event(&caller.resolved, client, &ip, kind, Outcome::Success)
+            ..event(&caller.resolved, client, &ip, kind, outcome)
         },
     )
     .await?;
@@ -114,34 +120,72 @@ impl Proved {
     }
 }
 
-/// Reserves one evaluation of a second factor for `user` under the lockout
-/// policy that passwords use (the same account and address counters: a
-/// wrong code counts like a wrong password). The route's rate limit comes
-/// first.
-pub async fn reserve_attempt(
-    state: &DataState,
-    resolved: &Resolved,
-    client: &Client,
-    user: &UserRow,
-) -> ApiResult<Attempt> {
+/// The `mfa` rate limit (per project and address, sized like
+/// `login_per_minute`): before any database work.
+pub fn mfa_rate_limit(state: &DataState, resolved: &Resolved, client: &Client) -> ApiResult<()> {
     rate_limit(
         state,
         resolved,
         client,
         "mfa",
         resolved.project.settings.rate_limits.login_per_minute,
-    )?;
+    )
+}
+
+/// One evaluation of a second factor, reserved twice under the lockout: on
+/// the (account, address) pair passwords use, and on the account alone
+/// whatever the address (5 wrong codes per user per 15 minutes, from any
+/// number of addresses: a known password does not buy more guesses).
+pub struct FactorAttempt {
+    pair: Attempt,
+    account: Attempt,
+}
+
+impl FactorAttempt {
+    /// Whether a wrong code now locks the pair or the account.
+    pub fn locks_on_failure(&self) -> bool {
+        self.pair.locks_on_failure || self.account.locks_on_failure
+    }
+
+    /// The code was right: both counters are cleared.
+    pub async fn succeeded(&self, tx: &mut Tx) -> ApiResult<()> {
+        login_failures::succeeded(tx, &self.pair).await?;
+        login_failures::succeeded(tx, &self.account).await?;
+        Ok(())
+    }
+}
+
+pub async fn reserve_attempt(
+    state: &DataState,
+    resolved: &Resolved,
+    client: &Client,
+    user: &UserRow,
+) -> ApiResult<FactorAttempt> {
     let project_id = &resolved.project.id;
+    let db = state.shard(resolved)?;
     let key = login_failures::account_key(project_id, &user.email_normalized);
-    Ok(login_failures::reserve(
-        state.shard(resolved)?,
+    let pair = login_failures::reserve(
+        db,
         project_id,
         &key,
         &client.ip_key(),
         &client.ip_text(),
         Some(&user.id),
     )
-    .await??)
+    .await??;
+    let account =
+        match login_failures::reserve(db, project_id, &format!("{key}:mfa"), "mfa", "mfa", None)
+            .await?
+        {
+            Ok(a) => a,
+            Err(locked) => {
+                if let Err(e) = login_failures::release(db, &pair).await {
+                    tracing::warn!(error = %e, "could not release a lockout reservation");
+                }
+                return Err(locked.into());
+            }
+        };
+    Ok(FactorAttempt { pair, account })
 }
 
 /// Checks `factor` for `user_id` and spends it in `tx` (the TOTP time step,
@@ -164,14 +208,23 @@ pub async fn prove(
             let step = open_secret(state, project_id, user_id, &row)
                 .and_then(|secret| totp::check(&secret, code.expose(), now_seconds()));
             Ok(match step {
-                Some(step) if mfa::use_totp_step(tx, project_id, user_id, step, false).await? => {
+                Some(step)
+                    if mfa::use_totp_step(
+                        tx,
+                        project_id,
+                        user_id,
+                        step,
+                        mfa::StepOf::Confirmed,
+                    )
+                    .await? =>
+                {
                     Some(Proved::Totp)
                 }
                 _ => None,
             })
         }
         (None, Some(code)) => {
-            let hash = totp::recovery_code_hash(user_id, code.expose());
+            let hash = totp::recovery_code_hash(&state.recovery_key, user_id, code.expose());
             Ok(mfa::use_recovery_code(tx, project_id, user_id, &hash)
                 .await?
                 .then_some(Proved::RecoveryCode))
@@ -213,6 +266,7 @@ pub async fn verify(
     http::Json(factor): http::Json<Factor>,
 ) -> ApiResult<StatusCode> {
     factor.check_shape()?;
+    mfa_rate_limit(&state, &caller.resolved, &client)?;
     let user = &caller.view.user;
     if !user.mfa_enabled {
         return Err(ApiError::conflict(
@@ -230,13 +284,13 @@ pub async fn verify(
             &caller,
             &client,
             "mfa.step_up.failed",
-            json!({"locked": attempt.locks_on_failure}),
+            json!({"locked": attempt.locks_on_failure()}),
         )
         .await?;
         tx.commit().await?;
         return Err(invalid_code_401());
     };
-    login_failures::succeeded(&mut tx, &attempt).await?;
+    attempt.succeeded(&mut tx).await?;
     sessions::mark_verified(&mut tx, project_id, &caller.claims.sid).await?;
     record(
         &mut tx,

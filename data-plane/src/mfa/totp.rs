@@ -2,7 +2,7 @@
 //! either way), the `otpauth://` URI authenticator apps read, its QR code as
 //! SVG, and recovery codes.
 
-use identity_shared::crypto::{random_bytes, sha256_hex};
+use identity_shared::crypto::{hmac_sha256, random_bytes};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 /// RFC 4226 recommends 160 bits.
@@ -118,15 +118,21 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
-/// How a recovery code is stored: hashed with the user it belongs to, after
-/// dropping case, spaces and dashes (so `ABCDE FGHIJ` is `abcde-fghij`).
-pub fn recovery_code_hash(user_id: &str, code: &str) -> String {
+/// How a recovery code is stored: HMAC-SHA-256 under `key` (derived from
+/// the master key: a leaked database alone cannot be searched for 50-bit
+/// codes) of the user it belongs to and the code, after dropping case,
+/// spaces and dashes (so `ABCDE FGHIJ` is `abcde-fghij`).
+pub fn recovery_code_hash(key: &[u8; 32], user_id: &str, code: &str) -> String {
     let normal: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    sha256_hex(format!("{user_id}:{normal}").as_bytes())
+    hex(&hmac_sha256(key, format!("{user_id}:{normal}").as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -195,13 +201,18 @@ mod tests {
         assert_eq!(unique.len(), 10);
         let code = &codes[0];
         assert_eq!(code.len(), 11);
+        let key = [7u8; 32];
         assert_eq!(
-            recovery_code_hash("usr_1", code),
-            recovery_code_hash("usr_1", &code.to_uppercase().replace('-', " "))
+            recovery_code_hash(&key, "usr_1", code),
+            recovery_code_hash(&key, "usr_1", &code.to_uppercase().replace('-', " "))
         );
         assert_ne!(
-            recovery_code_hash("usr_1", code),
-            recovery_code_hash("usr_2", code)
+            recovery_code_hash(&key, "usr_1", code),
+            recovery_code_hash(&key, "usr_2", code)
+        );
+        assert_ne!(
+            recovery_code_hash(&key, "usr_1", code),
+            recovery_code_hash(&[8u8; 32], "usr_1", code)
         );
     }
 }

@@ -10,6 +10,7 @@ use crate::request::client::Client;
 use crate::request::limits::rate_limit;
 use crate::sessions::manage::load_user;
 use crate::store::login_failures::{self};
+use crate::store::mfa;
 use crate::store::sessions::{self};
 use crate::store::users::{self};
 use axum::extract::State;
@@ -97,18 +98,21 @@ pub async fn change_password(
     let mut tx = db.scope(&project_id).await?;
     login_failures::succeeded(&mut tx, &attempt).await?;
     // Another change since the check: that one stands.
-    if !users::lock_password(
+    if users::lock_password(
         &mut tx,
         &project_id,
         &user.id,
         user.password_hash.as_deref(),
     )
     .await?
+    .is_none()
     {
         tx.commit().await?;
         return Err(invalid_credentials());
     }
     users::set_password_hash(&mut tx, &project_id, &user.id, &hash).await?;
+    // A challenge issued to the old password must not be answered now.
+    mfa::delete_challenges(&mut tx, &project_id, &user.id).await?;
     let revoked = if body.sign_out_other_sessions {
         sessions::revoke(
             &mut tx,

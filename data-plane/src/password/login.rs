@@ -73,7 +73,9 @@ pub async fn login(
     .await?;
 
     let mut tx = db.scope(&project_id).await?;
-    let still_current = match (&user, &verified) {
+    // The user as stored now, if the password checked is still theirs (read
+    // again under the lock: a second factor turned on meanwhile counts).
+    let current = match (&user, &verified) {
         (Some(user), Verified::Yes | Verified::YesRehashed(_)) => {
             users::lock_password(
                 &mut tx,
@@ -83,16 +85,16 @@ pub async fn login(
             )
             .await?
         }
-        _ => false,
+        _ => None,
     };
-    let user = match (user, &verified) {
-        (Some(user), Verified::Yes | Verified::YesRehashed(_)) if still_current => {
+    let user = match (current, &verified) {
+        (Some(fresh), Verified::Yes | Verified::YesRehashed(_)) => {
             if let Verified::YesRehashed(new_hash) = &verified {
-                users::set_password_hash(&mut tx, &project_id, &user.id, new_hash).await?;
+                users::set_password_hash(&mut tx, &project_id, &fresh.id, new_hash).await?;
             }
-            user
+            fresh
         }
-        (user, _) => {
+        _ => {
             let subject = user.as_ref().map(|u| u.id.as_str());
             record_password_failure(
                 &mut tx,

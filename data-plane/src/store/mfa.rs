@@ -74,16 +74,23 @@ pub async fn put_pending_totp(
     Ok(true)
 }
 
+/// What a code is checked against: the confirmed secret, or the pending one
+/// that was read (so an enrollment replacing it meanwhile is not confirmed
+/// by a code of the old secret).
+pub enum StepOf<'a> {
+    Confirmed,
+    Pending { secret_sealed: &'a str },
+}
+
 /// Spends time step `step` of the user's secret: true only when no code of
-/// that step or a later one was accepted before (a code works once). With
-/// `confirming`, the pending secret is confirmed by it; otherwise the
-/// secret must already be confirmed.
+/// that step or a later one was accepted before (a code works once). A
+/// pending secret is confirmed by it.
 pub async fn use_totp_step(
     tx: &mut Tx,
     project_id: &str,
     user_id: &str,
     step: i64,
-    confirming: bool,
+    of: StepOf<'_>,
 ) -> Result<bool, DbError> {
     let mut q = Query::update();
     q.table(MfaTotp::Table)
@@ -95,11 +102,15 @@ pub async fn use_totp_step(
                 .is_null()
                 .or(Expr::col(MfaTotp::LastStep).lt(step)),
         );
-    if confirming {
-        q.value(MfaTotp::ConfirmedAt, now_ms())
-            .and_where(Expr::col(MfaTotp::ConfirmedAt).is_null());
-    } else {
-        q.and_where(Expr::col(MfaTotp::ConfirmedAt).is_not_null());
+    match of {
+        StepOf::Pending { secret_sealed } => {
+            q.value(MfaTotp::ConfirmedAt, now_ms())
+                .and_where(Expr::col(MfaTotp::ConfirmedAt).is_null())
+                .and_where(Expr::col(MfaTotp::SecretSealed).eq(secret_sealed));
+        }
+        StepOf::Confirmed => {
+            q.and_where(Expr::col(MfaTotp::ConfirmedAt).is_not_null());
+        }
     }
     Ok(tx.execute(&q).await? == 1)
 }
@@ -275,7 +286,9 @@ pub async fn open_challenge(
     .await
 }
 
-/// Counts a wrong answer (compare-and-set on the attempts seen).
+/// Counts a wrong answer. Not a compare-and-set: answers racing on one
+/// token all count, and each was also reserved under the lockout, whose
+/// per-user bound caps how many run at once.
 pub async fn fail_challenge(tx: &mut Tx, project_id: &str, id: &str) -> Result<(), DbError> {
     tx.execute(
         Query::update()
@@ -309,10 +322,13 @@ pub async fn consume_challenge(tx: &mut Tx, project_id: &str, id: &str) -> Resul
     Ok(n == 1)
 }
 
-/// Removes everything second-factor of a user (account recovery, deletion).
-pub async fn delete_all(tx: &mut Tx, project_id: &str, user_id: &str) -> Result<(), DbError> {
-    delete_totp(tx, project_id, user_id).await?;
-    delete_recovery_codes(tx, project_id, user_id).await?;
+/// Voids the user's outstanding challenges (a factor or the password
+/// changed: a token issued before must not be answered after).
+pub async fn delete_challenges(
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: &str,
+) -> Result<(), DbError> {
     tx.execute(
         Query::delete()
             .from_table(MfaChallenges::Table)
@@ -321,4 +337,12 @@ pub async fn delete_all(tx: &mut Tx, project_id: &str, user_id: &str) -> Result<
     )
     .await?;
     Ok(())
+}
+
+/// Removes everything second-factor of a user (disable, account recovery,
+/// deletion).
+pub async fn delete_all(tx: &mut Tx, project_id: &str, user_id: &str) -> Result<(), DbError> {
+    delete_totp(tx, project_id, user_id).await?;
+    delete_recovery_codes(tx, project_id, user_id).await?;
+    delete_challenges(tx, project_id, user_id).await
 }

@@ -195,6 +195,27 @@ pub async fn mark_verified(tx: &mut Tx, project_id: &str, id: &str) -> Result<()
     Ok(())
 }
 
+/// The user's other sessions no longer count as stepped up (a second
+/// factor was just turned on: a session that proved only the password must
+/// prove the new factor before it can remove it).
+pub async fn clear_verified_except(
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: &str,
+    keep: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        Query::update()
+            .table(Sessions::Table)
+            .value(Sessions::VerifiedAt, Option::<i64>::None)
+            .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
+            .and_where(Expr::col(Sessions::UserId).eq(user_id))
+            .and_where(Expr::col(Sessions::Id).ne(keep)),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Every cached view of the user's live sessions reloads at commit (the
 /// user they carry changed).
 pub async fn reload_views(tx: &mut Tx, project_id: &str, user_id: &str) -> Result<(), DbError> {

@@ -195,25 +195,31 @@ pub async fn set_mfa_enabled(
     Ok(())
 }
 
-/// Serialises this transaction with every other that changes or signs in
-/// with the user's password, and says whether the stored hash is still
-/// `checked` (the one a password was just verified against, outside any
-/// transaction). A password changed meanwhile must not be overwritten by a
-/// rehash of the old one, nor let a session of the old one outlive the
-/// change.
+/// Serialises this transaction with every other that changes the user's
+/// credentials (password, second factors) or signs in with them.
+pub async fn lock_credentials(tx: &mut Tx, project_id: &str, user_id: &str) -> Result<(), DbError> {
+    tx.lock_key(&format!("password:{project_id}:{user_id}"))
+        .await
+}
+
+/// Takes [`lock_credentials`] and returns the user as stored now, when the
+/// stored hash is still `checked` (the one a password was just verified
+/// against, outside any transaction). A password changed meanwhile must not
+/// be overwritten by a rehash of the old one, nor let a session of the old
+/// one outlive the change; a second factor turned on meanwhile must be
+/// asked for.
 pub async fn lock_password(
     tx: &mut Tx,
     project_id: &str,
     user_id: &str,
     checked: Option<&str>,
-) -> Result<bool, DbError> {
-    tx.lock_key(&format!("password:{project_id}:{user_id}"))
-        .await?;
+) -> Result<Option<UserRow>, DbError> {
+    lock_credentials(tx, project_id, user_id).await?;
     let stored = find(tx, project_id, user_id).await?;
-    Ok(match (stored.and_then(|u| u.password_hash), checked) {
+    Ok(stored.filter(|u| match (&u.password_hash, checked) {
         (Some(stored), Some(checked)) => {
             identity_shared::crypto::ct_eq(stored.as_bytes(), checked.as_bytes())
         }
         _ => false,
-    })
+    }))
 }
