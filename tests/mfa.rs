@@ -18,6 +18,8 @@ on_both!(
     account_recovery_by_the_secret_key,
     guesses_are_bounded_per_user_from_any_address,
     enrollment_needs_a_fresh_session_and_ends_other_step_ups,
+    trusted_browsers_skip_the_challenge_until_revoked,
+    a_project_can_require_a_second_factor,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -767,4 +769,206 @@ async fn age_pending(app: &TestApp) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
+}
+
+/// A login from `ua`, with a trusted-browser token in the body or a cookie.
+async fn login_as(
+    app: &TestApp,
+    p: &Project,
+    email: &str,
+    ua: &str,
+    trusted: Option<&str>,
+    cookie: Option<&str>,
+) -> Value {
+    let mut body = json!({"email": email, "password": PW});
+    if let Some(t) = trusted {
+        body["trusted_browser_token"] = json!(t);
+    }
+    let mut req = app
+        .public_req(Method::POST, "/v1/auth/login")
+        .header("x-project-key", &p.pk)
+        .header("user-agent", ua);
+    if let Some(c) = cookie {
+        req = req.header("cookie", format!("identity_tb={c}"));
+    }
+    let (s, b) = crate::support::send(req.json(&body)).await;
+    assert_eq!(s, 200, "{b}");
+    b
+}
+
+async fn trusted_browsers_skip_the_challenge_until_revoked(store: Store) {
+    let Some((app, p)) = setup(store).await else {
+        return;
+    };
+    let (at, secret, codes) = enrolled(&app, &p, "ivy@example.com").await;
+    let ua = "Firefox/140";
+    let first = login_as(&app, &p, "ivy@example.com", ua, None, None).await;
+    let t = first["mfa_token"].as_str().unwrap();
+    let (s, signed) = crate::support::send(
+        app.public_req(Method::POST, "/v1/auth/mfa/challenge")
+            .header("x-project-key", &p.pk)
+            .header("user-agent", ua)
+            .json(&json!({"mfa_token": t, "code": code_next(&secret), "remember_browser": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{signed}");
+    let tb = signed["trusted_browser_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The same browser skips the challenge; another user agent, or no token, does not.
+    let again = login_as(&app, &p, "ivy@example.com", ua, Some(&tb), None).await;
+    assert!(again["access_token"].is_string(), "{again}");
+    assert_eq!(again["session"]["amr"], json!(["pwd"]));
+    let other = login_as(&app, &p, "ivy@example.com", "Chrome/150", Some(&tb), None).await;
+    assert_eq!(other["mfa_required"], true);
+    let none = login_as(&app, &p, "ivy@example.com", ua, None, None).await;
+    assert_eq!(none["mfa_required"], true);
+    let forged = login_as(&app, &p, "ivy@example.com", ua, Some("forged"), None).await;
+    assert_eq!(forged["mfa_required"], true);
+
+    // Cookie transport: the token is an HttpOnly cookie for the auth routes.
+    let t = login_as(&app, &p, "ivy@example.com", ua, None, None).await["mfa_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = app
+        .public_req(Method::POST, "/v1/auth/mfa/challenge")
+        .header("x-project-key", &p.pk)
+        .header("x-token-transport", "cookie")
+        .header("user-agent", ua)
+        .json(&json!({"mfa_token": t, "recovery_code": codes[0], "remember_browser": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let set: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let tb_cookie = set
+        .iter()
+        .find(|c| c.starts_with("identity_tb="))
+        .expect("identity_tb");
+    assert!(
+        tb_cookie.contains("HttpOnly") && tb_cookie.contains("Path=/v1/auth"),
+        "{tb_cookie}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body.get("trusted_browser_token").is_none(),
+        "cookie transport keeps it out of the body"
+    );
+    let value = tb_cookie["identity_tb=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let via_cookie = login_as(&app, &p, "ivy@example.com", ua, None, Some(&value)).await;
+    assert!(via_cookie["access_token"].is_string(), "{via_cookie}");
+
+    // Revoke-all forgets every trusted browser.
+    let (s, _) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/sessions/revoke-all",
+            &p.pk,
+            &at,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    for (token, cookie) in [(Some(tb.as_str()), None), (None, Some(value.as_str()))] {
+        let after = login_as(&app, &p, "ivy@example.com", ua, token, cookie).await;
+        assert_eq!(after["mfa_required"], true, "{after}");
+    }
+    app.stop().await;
+}
+
+async fn a_project_can_require_a_second_factor(store: Store) {
+    let Some((app, p)) = setup(store).await else {
+        return;
+    };
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"mfa": "required"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let got = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"mfa": "always"}})),
+        )
+        .await;
+    assert_error(&got, 422, "invalid_settings");
+    let body = app.register(&p.pk, "jo@example.com", PW).await;
+    assert_eq!(body["mfa_enrollment_required"], true);
+    let at = token(&body);
+    // Until they enroll, only the MFA and session routes answer.
+    let got = app
+        .authed(
+            Method::POST,
+            "/v1/auth/password/change",
+            &p.pk,
+            &at,
+            Some(json!({"current_password": PW, "new_password": "another fine passphrase"})),
+        )
+        .await;
+    assert_error(&got, 403, "mfa_enrollment_required");
+    let (s, _) = app
+        .authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = app
+        .authed(Method::GET, "/v1/auth/mfa", &p.pk, &at, None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, e) = app
+        .authed(Method::POST, "/v1/auth/mfa/totp/enroll", &p.pk, &at, None)
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let secret = totp::from_base32(e["secret"].as_str().unwrap()).unwrap();
+    let (s, _) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/mfa/totp/confirm",
+            &p.pk,
+            &at,
+            Some(json!({"code": totp::code_at(&secret, now())})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // Enrolled: everything answers, and sign-ins no longer carry the flag.
+    let (s, b) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/password/change",
+            &p.pk,
+            &at,
+            Some(json!({"current_password": PW, "new_password": "another fine passphrase"})),
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    let t = {
+        let (s, body) = app
+            .login(&p.pk, "jo@example.com", "another fine passphrase")
+            .await;
+        assert_eq!(s, 200);
+        body["mfa_token"].as_str().unwrap().to_string()
+    };
+    let (s, signed) = challenge(
+        &app,
+        &p.pk,
+        json!({"mfa_token": t, "code": code_next(&secret)}),
+    )
+    .await;
+    assert_eq!(s, 200, "{signed}");
+    assert!(signed.get("mfa_enrollment_required").is_none(), "{signed}");
+    app.stop().await;
 }

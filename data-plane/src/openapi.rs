@@ -12,7 +12,7 @@ const BAD: (u16, &str) = (400, "invalid_request (malformed body or X-Token-Trans
 const LIMITED: (u16, &str) = (429, "too_many_attempts, with Retry-After");
 const AUTH: (u16, &str) = (
     401,
-    "unauthenticated, invalid_token, token_expired or session_revoked",
+    "unauthenticated, invalid_token, token_expired or session_revoked (and 403 mfa_enrollment_required outside the MFA and session routes, when the project requires a second factor and the user has none)",
 );
 const CSRF: (u16, &str) = (
     403,
@@ -107,9 +107,12 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/v1/auth/login",
         "Sign in with email and password",
-        Some((&["email", "password"], &[])),
+        Some((&["email", "password"], &["trusted_browser_token"])),
         [
-            (200, "TokenResponse"),
+            (
+                200,
+                "TokenResponse, or {mfa_required, mfa_token, methods} for a user with a second factor"
+            ),
             BAD,
             (
                 401,
@@ -273,7 +276,10 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/v1/auth/mfa/challenge",
         "Answer a login's mfa_required with a TOTP code or a recovery code",
-        Some((&["mfa_token"], &["code", "recovery_code"])),
+        Some((
+            &["mfa_token"],
+            &["code", "recovery_code", "remember_browser"]
+        )),
         [
             (200, "TokenResponse"),
             BAD,

@@ -72,6 +72,14 @@ pub struct TokenResponse {
     /// Cookie transport only: to send back as `X-CSRF-Token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,
+    /// Bearer transport, after a challenge with `remember_browser`: to send
+    /// as `trusted_browser_token` at the next login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_browser_token: Option<String>,
+    /// `true` when the project requires a second factor and the user has
+    /// none yet: only the MFA and session routes answer until they enroll.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_enrollment_required: Option<bool>,
     pub user: UserView,
     pub session: SessionView,
 }

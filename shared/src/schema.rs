@@ -169,6 +169,18 @@ pub enum MfaRecoveryCodes {
 }
 
 #[derive(Iden, Clone, Copy)]
+pub enum TrustedBrowsers {
+    Table,
+    Id,
+    ProjectId,
+    UserId,
+    TokenHash,
+    UserAgent,
+    CreatedAt,
+    ExpiresAt,
+}
+
+#[derive(Iden, Clone, Copy)]
 pub enum MfaChallenges {
     Table,
     Id,

@@ -43,7 +43,20 @@ pub struct ProjectSettings {
     /// How long after proving a factor a session may take sensitive actions
     /// (disabling MFA, new recovery codes) without proving one again.
     pub step_up_ttl_seconds: u32,
+    /// `required`: users without a second factor may use only the MFA and
+    /// session routes until they enroll one.
+    pub mfa: MfaPolicy,
+    /// How long a browser trusted after a second factor skips the challenge.
+    pub trusted_browser_ttl_seconds: u32,
     pub rate_limits: RateLimits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    #[default]
+    Optional,
+    Required,
 }
 
 /// Requests per minute per (project, client IP); 0 disables a limit.
@@ -74,6 +87,8 @@ impl Default for ProjectSettings {
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             refresh_reuse_grace_seconds: 10,
             step_up_ttl_seconds: 1800,
+            mfa: MfaPolicy::Optional,
+            trusted_browser_ttl_seconds: 30 * 86_400,
             rate_limits: RateLimits::default(),
         }
     }
@@ -141,6 +156,18 @@ impl ProjectSettings {
                 "step_up_ttl_seconds" => {
                     self.step_up_ttl_seconds = bounded(value, 60, 86_400).ok_or(
                         "settings.step_up_ttl_seconds must be an integer from 60 to 86400",
+                    )?;
+                }
+                "mfa" => {
+                    self.mfa = match value.as_str() {
+                        Some("optional") => MfaPolicy::Optional,
+                        Some("required") => MfaPolicy::Required,
+                        _ => return Err("settings.mfa must be \"optional\" or \"required\"".into()),
+                    };
+                }
+                "trusted_browser_ttl_seconds" => {
+                    self.trusted_browser_ttl_seconds = bounded(value, 3600, 365 * 86_400).ok_or(
+                        "settings.trusted_browser_ttl_seconds must be an integer from 3600 to 31536000",
                     )?;
                 }
                 "rate_limits" => {

@@ -10,6 +10,7 @@ use crate::request::resolve::Resolved;
 use crate::request::resolve::require_secret;
 use crate::store::mfa;
 use crate::store::sessions::{self};
+use crate::store::trusted_browsers;
 use crate::store::users::{self, NewUser, UserRow};
 use crate::views::{UserEnvelope, UserView};
 use axum::Json;
@@ -167,6 +168,7 @@ pub async fn remove(
     let revoked =
         sessions::revoke(&mut tx, project_id, &user.id, None, None, "user_deleted").await?;
     mfa::delete_all(&mut tx, project_id, &user.id).await?;
+    trusted_browsers::forget_all(&mut tx, project_id, &user.id).await?;
     tx.execute(
         Query::delete()
             .from_table(Users::Table)
@@ -205,6 +207,7 @@ pub async fn reset_mfa(
         .await?
         .ok_or_else(not_found)?;
     mfa::delete_all(&mut tx, project_id, &user.id).await?;
+    trusted_browsers::forget_all(&mut tx, project_id, &user.id).await?;
     users::set_mfa_enabled(&mut tx, project_id, &user.id, false).await?;
     sessions::reload_views(&mut tx, project_id, &user.id).await?;
     let ip = client.ip_text();

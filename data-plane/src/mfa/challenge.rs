@@ -11,8 +11,10 @@ use crate::mfa::stepup::{
 use crate::password::check::signing_in_from;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
-use crate::sessions::issue::{signed_in, start_session};
+use crate::request::transport;
+use crate::sessions::issue::{signed_in_trusting, start_session};
 use crate::store::mfa;
+use crate::store::trusted_browsers;
 use crate::store::users::{self, UserRow};
 use axum::Json;
 use axum::extract::State;
@@ -89,6 +91,9 @@ pub struct ChallengeBody {
     mfa_token: Secret<String>,
     #[serde(flatten)]
     factor: Factor,
+    /// Trust this browser: its next logins skip the challenge.
+    #[serde(default)]
+    remember_browser: bool,
 }
 
 fn token_invalid() -> ApiError {
@@ -161,12 +166,27 @@ pub async fn challenge(
     }
     amr.push("mfa");
     let (session, refresh_value) = start_session(&mut tx, &resolved, &user, &client, &amr).await?;
+    let trusted = if body.remember_browser {
+        let token = random_token();
+        trusted_browsers::create(
+            &mut tx,
+            &project_id,
+            &user.id,
+            &sha256_hex(token.as_bytes()),
+            client.user_agent.as_deref(),
+            resolved.project.settings.trusted_browser_ttl_seconds,
+        )
+        .await?;
+        Some(token)
+    } else {
+        None
+    };
     audit::record(
         &mut tx,
         Event {
             actor: Some(&user.id),
             subject: Some(&user.id),
-            data: json!({"session_id": session.id, "method": proved.name()}),
+            data: json!({"session_id": session.id, "method": proved.name(), "remember_browser": trusted.is_some()}),
             ..event(
                 &resolved,
                 &client,
@@ -178,7 +198,7 @@ pub async fn challenge(
     )
     .await?;
     tx.commit().await?;
-    signed_in(
+    signed_in_trusting(
         &state,
         &resolved,
         transport,
@@ -186,6 +206,32 @@ pub async fn challenge(
         &user,
         &session,
         &refresh_value,
+        trusted.as_deref(),
     )
     .await
+}
+
+/// Whether the login request comes from a browser this user trusted (its
+/// token in `trusted_browser_token` or the `identity_tb` cookie, for the
+/// same user agent).
+pub async fn trusted_browser(
+    tx: &mut Tx,
+    resolved: &Resolved,
+    client: &Client,
+    headers: &HeaderMap,
+    presented: Option<&str>,
+    user: &UserRow,
+) -> ApiResult<bool> {
+    let token = presented.or_else(|| transport::cookie(headers, transport::TRUSTED_BROWSER_COOKIE));
+    let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 128) else {
+        return Ok(false);
+    };
+    Ok(trusted_browsers::is_trusted(
+        tx,
+        &resolved.project.id,
+        &user.id,
+        &sha256_hex(token.as_bytes()),
+        client.user_agent.as_deref(),
+    )
+    .await?)
 }

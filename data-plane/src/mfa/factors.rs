@@ -11,6 +11,7 @@ use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::store::mfa;
 use crate::store::sessions;
+use crate::store::trusted_browsers;
 use crate::store::users;
 use axum::Json;
 use axum::extract::State;
@@ -158,8 +159,9 @@ pub async fn disable(
     if mfa::totp(&mut tx, project_id, &user.id).await?.is_none() {
         return Err(totp_not_enabled());
     }
-    // Factors, recovery codes and outstanding challenges.
+    // Factors, recovery codes, outstanding challenges, trusted browsers.
     mfa::delete_all(&mut tx, project_id, &user.id).await?;
+    trusted_browsers::forget_all(&mut tx, project_id, &user.id).await?;
     users::set_mfa_enabled(&mut tx, project_id, &user.id, false).await?;
     sessions::reload_views(&mut tx, project_id, &user.id).await?;
     record(&mut tx, &caller, &client, "mfa.totp.disabled", json!({})).await?;

@@ -12,6 +12,7 @@ use crate::sessions::manage::load_user;
 use crate::store::login_failures::{self};
 use crate::store::mfa;
 use crate::store::sessions::{self};
+use crate::store::trusted_browsers;
 use crate::store::users::{self};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -113,6 +114,7 @@ pub async fn change_password(
     users::set_password_hash(&mut tx, &project_id, &user.id, &hash).await?;
     // A challenge issued to the old password must not be answered now.
     mfa::delete_challenges(&mut tx, &project_id, &user.id).await?;
+    trusted_browsers::forget_all(&mut tx, &project_id, &user.id).await?;
     let revoked = if body.sign_out_other_sessions {
         sessions::revoke(
             &mut tx,

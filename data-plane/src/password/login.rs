@@ -3,7 +3,7 @@
 use crate::DataState;
 use crate::audit::event;
 use crate::input::Email;
-use crate::mfa::challenge::require_second_factor;
+use crate::mfa::challenge::{require_second_factor, trusted_browser};
 use crate::password::check::{
     check_password, invalid_credentials, record_password_failure, signing_in_from,
 };
@@ -31,6 +31,9 @@ use serde_json::json;
 pub struct LoginBody {
     email: String,
     password: Secret<String>,
+    /// From an earlier challenge with `remember_browser` (bearer transport;
+    /// browsers on cookie transport send the `identity_tb` cookie).
+    trusted_browser_token: Option<Secret<String>>,
 }
 
 pub async fn login(
@@ -109,7 +112,13 @@ pub async fn login(
             return Err(invalid_credentials());
         }
     };
-    if user.mfa_enabled {
+    let presented = body
+        .trusted_browser_token
+        .as_ref()
+        .map(|t| t.expose().as_str());
+    let trusted = user.mfa_enabled
+        && trusted_browser(&mut tx, &resolved, &client, &headers, presented, &user).await?;
+    if user.mfa_enabled && !trusted {
         // The password was right, but it is only the first factor: the
         // pair's failures stay counted (the codes that follow are judged by
         // the same lockout), and only this evaluation is released.
@@ -128,7 +137,7 @@ pub async fn login(
         Event {
             actor: Some(&user.id),
             subject: Some(&user.id),
-            data: json!({"session_id": session.id, "rehashed": matches!(verified, Verified::YesRehashed(_))}),
+            data: json!({"session_id": session.id, "rehashed": matches!(verified, Verified::YesRehashed(_)), "trusted_browser": trusted}),
             ..event(&resolved, &client, &ip, "login.succeeded", Outcome::Success)
         },
     )

@@ -10,6 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use identity_shared::error::ApiError;
+use identity_shared::settings::MfaPolicy;
 use std::sync::Arc;
 
 /// An authenticated end user: a valid access token of this project whose
@@ -65,6 +66,15 @@ impl FromRequestParts<DataState> for Caller {
         if via_cookie {
             check_csrf(state, &resolved, &parts.method, &parts.headers, &claims.sid)?;
         }
+        if resolved.project.settings.mfa == MfaPolicy::Required
+            && !view.user.mfa_enabled
+            && !enrollment_route(parts.uri.path())
+        {
+            return Err(ApiError::forbidden(
+                "mfa_enrollment_required",
+                "this project requires a second factor: enroll one first (POST /v1/auth/mfa/totp/enroll)",
+            ));
+        }
         Ok(Caller {
             claims,
             view,
@@ -72,4 +82,16 @@ impl FromRequestParts<DataState> for Caller {
             via_cookie,
         })
     }
+}
+
+/// The routes a user without a second factor may use when the project
+/// requires one: enrolling it, and their session.
+fn enrollment_route(path: &str) -> bool {
+    path == "/v1/auth/mfa"
+        || path.starts_with("/v1/auth/mfa/")
+        || path == "/v1/auth/reauthenticate"
+        || path == "/v1/auth/session"
+        || path == "/v1/auth/logout"
+        || path == "/v1/auth/sessions"
+        || path.starts_with("/v1/auth/sessions/")
 }

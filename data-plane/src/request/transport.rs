@@ -15,6 +15,10 @@ pub const CSRF_COOKIE: &str = "identity_csrf";
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
+/// A browser trusted after a second factor (HttpOnly; sent only to the
+/// auth routes).
+pub const TRUSTED_BROWSER_COOKIE: &str = "identity_tb";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Bearer,
@@ -73,6 +77,23 @@ fn set_cookie(
     if let Ok(v) = HeaderValue::from_str(&c) {
         headers.append(SET_COOKIE, v);
     }
+}
+
+pub fn set_trusted_browser_cookie(
+    headers: &mut HeaderMap,
+    secure: bool,
+    token: &str,
+    max_age: i64,
+) {
+    set_cookie(
+        headers,
+        TRUSTED_BROWSER_COOKIE,
+        token,
+        "/v1/auth",
+        max_age,
+        true,
+        secure,
+    );
 }
 
 /// The three cookies of a signed-in browser.

@@ -19,6 +19,7 @@ use identity_shared::crypto::{b64url, hmac_sha256, random_token, sha256_hex};
 use identity_shared::db::Tx;
 use identity_shared::error::ApiResult;
 use identity_shared::ids::new_id;
+use identity_shared::settings::MfaPolicy;
 use identity_shared::time::now_ms;
 use serde_json::json;
 
@@ -41,6 +42,33 @@ pub async fn signed_in(
     session: &SessionRow,
     refresh_value: &str,
 ) -> ApiResult<Response> {
+    signed_in_trusting(
+        state,
+        resolved,
+        transport,
+        status,
+        user,
+        session,
+        refresh_value,
+        None,
+    )
+    .await
+}
+
+/// [`signed_in`], also handing the browser a trusted-browser token (cookie
+/// `identity_tb` on cookie transport, `trusted_browser_token` in the body on
+/// bearer).
+#[allow(clippy::too_many_arguments)]
+pub async fn signed_in_trusting(
+    state: &DataState,
+    resolved: &Resolved,
+    transport: Transport,
+    status: StatusCode,
+    user: &UserRow,
+    session: &SessionRow,
+    refresh_value: &str,
+    trusted_browser: Option<&str>,
+) -> ApiResult<Response> {
     let issuer = state.issuer(&resolved.project);
     let (access, ttl) = state
         .tokens
@@ -58,10 +86,25 @@ pub async fn signed_in(
         expires_in: ttl,
         refresh_token: None,
         csrf_token: None,
+        trusted_browser_token: None,
+        mfa_enrollment_required: (resolved.project.settings.mfa == MfaPolicy::Required
+            && !user.mfa_enabled)
+            .then_some(true),
         user: user.into(),
         session: SessionView::of(session, &session.id),
     };
     let mut response_headers = HeaderMap::new();
+    if let Some(token) = trusted_browser {
+        match transport {
+            Transport::Bearer => body.trusted_browser_token = Some(token.to_string()),
+            Transport::Cookie => transport::set_trusted_browser_cookie(
+                &mut response_headers,
+                !state.config.dev_mode,
+                token,
+                i64::from(resolved.project.settings.trusted_browser_ttl_seconds),
+            ),
+        }
+    }
     match transport {
         Transport::Bearer => body.refresh_token = Some(refresh_value.to_string()),
         Transport::Cookie => {

@@ -8,6 +8,7 @@ use crate::request::client::Client;
 use crate::request::csrf;
 use crate::request::transport::{self, Transport};
 use crate::store::sessions::{self, SessionRow};
+use crate::store::trusted_browsers;
 use crate::store::users::{self, UserRow};
 use crate::views::{Page, SessionCheck, SessionView};
 use axum::Json;
@@ -58,6 +59,8 @@ pub async fn session(State(state): State<DataState>, caller: Caller) -> Json<Ses
 }
 
 /// Revokes sessions of the caller's user and records it.
+const REVOKED_ALL: &str = "revoked_all_by_user";
+
 async fn revoke_and_audit(
     state: &DataState,
     caller: &Caller,
@@ -70,6 +73,10 @@ async fn revoke_and_audit(
     let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
     let revoked =
         sessions::revoke(&mut tx, project_id, &caller.claims.sub, ids, keep, reason).await?;
+    if reason == REVOKED_ALL {
+        // Revoke-all also forgets every trusted browser.
+        trusted_browsers::forget_all(&mut tx, project_id, &caller.claims.sub).await?;
+    }
     if !revoked.is_empty() {
         let ip = client.ip_text();
         audit::record(
@@ -166,6 +173,6 @@ pub async fn revoke_all(
 ) -> ApiResult<StatusCode> {
     let body: RevokeAllBody = http::optional_json(&headers, &bytes)?;
     let keep = (!body.include_current).then_some(caller.claims.sid.as_str());
-    revoke_and_audit(&state, &caller, &client, None, keep, "revoked_all_by_user").await?;
+    revoke_and_audit(&state, &caller, &client, None, keep, REVOKED_ALL).await?;
     Ok(StatusCode::NO_CONTENT)
 }

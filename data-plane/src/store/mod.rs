@@ -5,4 +5,5 @@ pub mod login_failures;
 pub mod mfa;
 pub mod refresh_tokens;
 pub mod sessions;
+pub mod trusted_browsers;
 pub mod users;

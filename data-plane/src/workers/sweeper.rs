@@ -1,11 +1,13 @@
 //! Deletes expired rows (sessions, refresh tokens, login failures, MFA
-//! challenges) for every
+//! challenges, trusted browsers) for every
 //! project on every shard, in bounded batches, so no tick holds a long lock.
 
 use std::time::Duration;
 
 use identity_shared::db::{Db, DbError};
-use identity_shared::schema::{LoginFailures, MfaChallenges, RefreshTokens, Sessions};
+use identity_shared::schema::{
+    LoginFailures, MfaChallenges, RefreshTokens, Sessions, TrustedBrowsers,
+};
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Query};
 
@@ -52,6 +54,14 @@ pub async fn sweep(db: &Db) -> Result<u64, DbError> {
                 MfaChallenges::Table,
                 MfaChallenges::Id,
                 MfaChallenges::ExpiresAt,
+                now,
+            )
+            .await?
+            + delete_batch(
+                &mut tx,
+                TrustedBrowsers::Table,
+                TrustedBrowsers::Id,
+                TrustedBrowsers::ExpiresAt,
                 now,
             )
             .await?;
