@@ -293,6 +293,7 @@ async fn totp_enrollment_and_the_login_challenge(store: Store) {
             "mfa.challenge.issued",
             "mfa.challenge.failed",
             "mfa.challenge.succeeded",
+            "mfa.recovery_code.used",
         ],
     )
     .await;
@@ -527,6 +528,7 @@ async fn step_up_disable_and_reauthenticate(store: Store) {
         &p,
         &[
             "mfa.recovery_codes.regenerated",
+            "mfa.recovery_code.used",
             "mfa.step_up",
             "mfa.step_up.failed",
             "mfa.totp.disabled",

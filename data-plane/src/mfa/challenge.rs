@@ -181,6 +181,25 @@ pub async fn challenge(
     } else {
         None
     };
+    if proved == Proved::RecoveryCode {
+        let remaining = mfa::recovery_codes_remaining(&mut tx, &project_id, &user.id).await?;
+        audit::record(
+            &mut tx,
+            Event {
+                actor: Some(&user.id),
+                subject: Some(&user.id),
+                data: json!({"remaining": remaining}),
+                ..event(
+                    &resolved,
+                    &client,
+                    &ip,
+                    "mfa.recovery_code.used",
+                    Outcome::Success,
+                )
+            },
+        )
+        .await?;
+    }
     audit::record(
         &mut tx,
         Event {

@@ -292,6 +292,17 @@ pub async fn verify(
     };
     attempt.succeeded(&mut tx).await?;
     sessions::mark_verified(&mut tx, project_id, &caller.claims.sid).await?;
+    if proved == Proved::RecoveryCode {
+        let remaining = mfa::recovery_codes_remaining(&mut tx, project_id, &user.id).await?;
+        record(
+            &mut tx,
+            &caller,
+            &client,
+            "mfa.recovery_code.used",
+            json!({"remaining": remaining}),
+        )
+        .await?;
+    }
     record(
         &mut tx,
         &caller,
