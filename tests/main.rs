@@ -13,5 +13,6 @@ mod docs;
 mod hardening;
 mod layout;
 mod mfa;
+mod passkeys;
 mod postgres_only;
 mod resolution;

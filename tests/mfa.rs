@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use identity_data_plane::mfa::totp;
 
 use crate::on_both;
-use crate::support::{Project, Store, TestApp, access_token as token, assert_error};
+use crate::support::{Project, Store, TestApp, access_token as token, age_step_up, assert_error};
 
 on_both!(
     totp_enrollment_and_the_login_challenge,
@@ -541,23 +541,6 @@ async fn step_up_disable_and_reauthenticate(store: Store) {
         .await;
     assert_eq!(failed["items"][0]["outcome"], "failure", "{failed}");
     app.stop().await;
-}
-
-/// Moves every session's last proof of a factor an hour back.
-async fn age_step_up(app: &TestApp) {
-    use identity_shared::schema::Sessions;
-    use sea_query::Query;
-    let hour_ago = identity_shared::time::now_ms() - 3_600_000;
-    let mut tx = app.db().control().await.unwrap();
-    tx.execute(
-        Query::update()
-            .table(Sessions::Table)
-            .value(Sessions::VerifiedAt, hour_ago),
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    // Cached views do not matter: step-up reads the session fresh.
 }
 
 async fn account_recovery_by_the_secret_key(store: Store) {

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod input;
 pub mod mfa;
 pub mod openapi;
+pub mod passkeys;
 pub mod password;
 pub mod request;
 pub mod sessions;
@@ -158,6 +159,7 @@ pub fn router(state: DataState) -> Router {
         .merge(password::router())
         .merge(sessions::router())
         .merge(mfa::router())
+        .merge(passkeys::router())
         .merge(admin::router())
         .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(

@@ -22,7 +22,12 @@ pub struct Route {
     pub responses: &'static [(u16, &'static str)],
 }
 
-pub fn document(title: &str, description: &str, security: Option<&str>, routes: &[Route]) -> Value {
+pub fn document<'a>(
+    title: &str,
+    description: &str,
+    security: Option<&str>,
+    routes: impl IntoIterator<Item = &'a Route>,
+) -> Value {
     let mut paths = Map::new();
     for r in routes {
         let params: Vec<Value> = r

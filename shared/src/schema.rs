@@ -169,6 +169,34 @@ pub enum MfaRecoveryCodes {
 }
 
 #[derive(Iden, Clone, Copy)]
+pub enum Passkeys {
+    Table,
+    Id,
+    ProjectId,
+    UserId,
+    UserHandle,
+    CredentialId,
+    Name,
+    Credential,
+    BackedUp,
+    CreatedAt,
+    LastUsedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum PasskeyCeremonies {
+    Table,
+    Id,
+    ProjectId,
+    Kind,
+    UserId,
+    State,
+    ExpiresAt,
+    ConsumedAt,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
 pub enum TrustedBrowsers {
     Table,
     Id,

@@ -48,6 +48,9 @@ pub struct ProjectSettings {
     pub mfa: MfaPolicy,
     /// How long a browser trusted after a second factor skips the challenge.
     pub trusted_browser_ttl_seconds: u32,
+    /// The WebAuthn relying-party id of the project's passkeys; by default
+    /// its primary verified auth domain, else the public base URL's host.
+    pub webauthn_rp_id: Option<String>,
     pub rate_limits: RateLimits,
 }
 
@@ -89,6 +92,7 @@ impl Default for ProjectSettings {
             step_up_ttl_seconds: 1800,
             mfa: MfaPolicy::Optional,
             trusted_browser_ttl_seconds: 30 * 86_400,
+            webauthn_rp_id: None,
             rate_limits: RateLimits::default(),
         }
     }
@@ -170,6 +174,16 @@ impl ProjectSettings {
                         "settings.trusted_browser_ttl_seconds must be an integer from 3600 to 31536000",
                     )?;
                 }
+                "webauthn_rp_id" => {
+                    self.webauthn_rp_id = match value {
+                        Value::Null => None,
+                        Value::String(s) if is_hostname(s) => Some(s.to_ascii_lowercase()),
+                        _ => return Err(
+                            "settings.webauthn_rp_id must be a host name like example.com, or null"
+                                .into(),
+                        ),
+                    };
+                }
                 "rate_limits" => {
                     let Value::Object(limits) = value else {
                         return Err("settings.rate_limits must be an object".into());
@@ -197,6 +211,22 @@ impl ProjectSettings {
         }
         Ok(())
     }
+}
+
+/// A DNS host name (letters, digits, hyphens and dots; no scheme, port or
+/// path).
+fn is_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 fn bounded(value: &Value, min: u64, max: u64) -> Option<u32> {

@@ -435,3 +435,21 @@ pub fn access_token(body: &Value) -> String {
         .expect("access_token")
         .to_string()
 }
+
+/// Moves every session's last proof of a factor an hour back (past any
+/// step-up window). Step-up reads sessions fresh, so cached views do not
+/// matter.
+pub async fn age_step_up(app: &TestApp) {
+    use identity_shared::schema::Sessions;
+    use sea_query::Query;
+    let hour_ago = identity_shared::time::now_ms() - 3_600_000;
+    let mut tx = app.db().control().await.unwrap();
+    tx.execute(
+        Query::update()
+            .table(Sessions::Table)
+            .value(Sessions::VerifiedAt, hour_ago),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}

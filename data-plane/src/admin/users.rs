@@ -9,6 +9,7 @@ use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::request::resolve::require_secret;
 use crate::store::mfa;
+use crate::store::passkeys;
 use crate::store::sessions::{self};
 use crate::store::trusted_browsers;
 use crate::store::users::{self, NewUser, UserRow};
@@ -169,6 +170,7 @@ pub async fn remove(
         sessions::revoke(&mut tx, project_id, &user.id, None, None, "user_deleted").await?;
     mfa::delete_all(&mut tx, project_id, &user.id).await?;
     trusted_browsers::forget_all(&mut tx, project_id, &user.id).await?;
+    passkeys::delete(&mut tx, project_id, &user.id, None).await?;
     tx.execute(
         Query::delete()
             .from_table(Users::Table)
@@ -208,6 +210,7 @@ pub async fn reset_mfa(
         .ok_or_else(not_found)?;
     mfa::delete_all(&mut tx, project_id, &user.id).await?;
     trusted_browsers::forget_all(&mut tx, project_id, &user.id).await?;
+    passkeys::delete(&mut tx, project_id, &user.id, None).await?;
     users::set_mfa_enabled(&mut tx, project_id, &user.id, false).await?;
     sessions::reload_views(&mut tx, project_id, &user.id).await?;
     let ip = client.ip_text();

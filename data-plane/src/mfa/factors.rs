@@ -7,9 +7,11 @@ use crate::mfa::stepup::{
     reserve_attempt, seal_context,
 };
 use crate::mfa::totp;
+use crate::passkeys::manage::PasskeyView;
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::store::mfa;
+use crate::store::passkeys;
 use crate::store::sessions;
 use crate::store::trusted_browsers;
 use crate::store::users;
@@ -34,14 +36,16 @@ pub async fn status(State(state): State<DataState>, caller: Caller) -> ApiResult
         .await?;
     let totp = mfa::totp(&mut tx, project_id, user_id).await?;
     let remaining = mfa::recovery_codes_remaining(&mut tx, project_id, user_id).await?;
+    let keys = passkeys::of_user(&mut tx, project_id, user_id).await?;
     tx.commit().await?;
+    let keys: Vec<PasskeyView> = keys.iter().map(PasskeyView::of).collect();
     Ok(Json(json!({
         "totp": totp.map(|t| json!({
             "enabled": t.confirmed_at.is_some(),
             "created_at": identity_shared::time::rfc3339(t.created_at),
         })),
         "recovery_codes_remaining": remaining,
-        "passkeys": [],
+        "passkeys": keys,
     })))
 }
 

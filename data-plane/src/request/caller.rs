@@ -90,6 +90,8 @@ fn enrollment_route(path: &str) -> bool {
     path == "/v1/auth/mfa"
         || path.starts_with("/v1/auth/mfa/")
         || path == "/v1/auth/reauthenticate"
+        || path == "/v1/auth/passkeys"
+        || path.starts_with("/v1/auth/passkeys/")
         || path == "/v1/auth/session"
         || path == "/v1/auth/logout"
         || path == "/v1/auth/sessions"

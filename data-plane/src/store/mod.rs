@@ -3,6 +3,7 @@
 
 pub mod login_failures;
 pub mod mfa;
+pub mod passkeys;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod trusted_browsers;

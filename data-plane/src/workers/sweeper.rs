@@ -1,12 +1,12 @@
 //! Deletes expired rows (sessions, refresh tokens, login failures, MFA
-//! challenges, trusted browsers) for every
+//! challenges, trusted browsers, passkey ceremonies) for every
 //! project on every shard, in bounded batches, so no tick holds a long lock.
 
 use std::time::Duration;
 
 use identity_shared::db::{Db, DbError};
 use identity_shared::schema::{
-    LoginFailures, MfaChallenges, RefreshTokens, Sessions, TrustedBrowsers,
+    LoginFailures, MfaChallenges, PasskeyCeremonies, RefreshTokens, Sessions, TrustedBrowsers,
 };
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Query};
@@ -62,6 +62,14 @@ pub async fn sweep(db: &Db) -> Result<u64, DbError> {
                 TrustedBrowsers::Table,
                 TrustedBrowsers::Id,
                 TrustedBrowsers::ExpiresAt,
+                now,
+            )
+            .await?
+            + delete_batch(
+                &mut tx,
+                PasskeyCeremonies::Table,
+                PasskeyCeremonies::Id,
+                PasskeyCeremonies::ExpiresAt,
                 now,
             )
             .await?;

@@ -5,42 +5,44 @@ use identity_shared::openapi::{Route, document};
 use identity_shared::route;
 use serde_json::Value;
 
-const KEY: (u16, &str) = (401, "project_key_invalid");
-const SUSPENDED: (u16, &str) = (403, "project_suspended");
-const HOST: (u16, &str) = (404, "project_not_found (unknown host)");
-const BAD: (u16, &str) = (400, "invalid_request (malformed body or X-Token-Transport)");
-const LIMITED: (u16, &str) = (429, "too_many_attempts, with Retry-After");
-const AUTH: (u16, &str) = (
+mod factors;
+
+pub(crate) const KEY: (u16, &str) = (401, "project_key_invalid");
+pub(crate) const SUSPENDED: (u16, &str) = (403, "project_suspended");
+pub(crate) const HOST: (u16, &str) = (404, "project_not_found (unknown host)");
+pub(crate) const BAD: (u16, &str) = (400, "invalid_request (malformed body or X-Token-Transport)");
+pub(crate) const LIMITED: (u16, &str) = (429, "too_many_attempts, with Retry-After");
+pub(crate) const AUTH: (u16, &str) = (
     401,
     "unauthenticated, invalid_token, token_expired or session_revoked (and 403 mfa_enrollment_required outside the MFA and session routes, when the project requires a second factor and the user has none)",
 );
-const CSRF: (u16, &str) = (
+pub(crate) const CSRF: (u16, &str) = (
     403,
     "csrf_failed (cookie-authenticated browser request without a valid X-CSRF-Token)",
 );
-const LOGIN_CSRF: (u16, &str) = (
+pub(crate) const LOGIN_CSRF: (u16, &str) = (
     403,
     "csrf_failed (cookie transport requested by a browser on an origin the project does not allow)",
 );
-const SECRET: (u16, &str) = (403, "secret_key_required");
-const MEDIA: (u16, &str) = (
+pub(crate) const SECRET: (u16, &str) = (403, "secret_key_required");
+pub(crate) const MEDIA: (u16, &str) = (
     415,
     "unsupported_media_type (a body that is not application/json)",
 );
-const DB: (u16, &str) = (503, "database_unavailable, with Retry-After");
-const HASHING: (u16, &str) = (
+pub(crate) const DB: (u16, &str) = (503, "database_unavailable, with Retry-After");
+pub(crate) const HASHING: (u16, &str) = (
     503,
     "server_busy (the password-hashing queue is full) or database_unavailable, with Retry-After",
 );
-const LIMITED_OR_LOCKED: (u16, &str) = (
+pub(crate) const LIMITED_OR_LOCKED: (u16, &str) = (
     429,
     "too_many_attempts, with Retry-After (rate limit, or the lockout of this account from this address)",
 );
-const STEP_UP: (u16, &str) = (
+pub(crate) const STEP_UP: (u16, &str) = (
     403,
     "step_up_required (prove a factor again: POST /v1/auth/mfa/verify or /v1/auth/reauthenticate), or csrf_failed",
 );
-const ANY_CSRF: (u16, &str) = (
+pub(crate) const ANY_CSRF: (u16, &str) = (
     403,
     "csrf_failed (a browser on an origin the project does not allow, or a cookie request without a valid X-CSRF-Token)",
 );
@@ -210,123 +212,6 @@ pub const ROUTES: &[Route] = &[
         ]
     ),
     route!(
-        "get",
-        "/v1/auth/mfa",
-        "The user's second factors",
-        None,
-        [
-            (
-                200,
-                "{totp: {enabled, created_at} | null, recovery_codes_remaining, passkeys}"
-            ),
-            AUTH
-        ]
-    ),
-    route!(
-        "post",
-        "/v1/auth/mfa/totp/enroll",
-        "Start TOTP enrollment: a pending secret, replacing a pending one (step-up)",
-        None,
-        [
-            (200, "{secret, otpauth_uri, qr_svg}"),
-            AUTH,
-            STEP_UP,
-            (409, "totp_already_enabled")
-        ]
-    ),
-    route!(
-        "post",
-        "/v1/auth/mfa/totp/confirm",
-        "Confirm TOTP with a code within ten minutes; returns the ten recovery codes, once (step-up)",
-        Some((&["code"], &[])),
-        [
-            (200, "{recovery_codes}"),
-            BAD,
-            AUTH,
-            STEP_UP,
-            (
-                409,
-                "totp_not_pending (nothing pending, or pending for over ten minutes)"
-            ),
-            MEDIA,
-            (422, "invalid_code"),
-            LIMITED_OR_LOCKED
-        ]
-    ),
-    route!(
-        "delete",
-        "/v1/auth/mfa/totp",
-        "Disable TOTP and remove the recovery codes (step-up)",
-        None,
-        [(204, "disabled"), AUTH, STEP_UP, (409, "totp_not_enabled")]
-    ),
-    route!(
-        "post",
-        "/v1/auth/mfa/recovery-codes",
-        "Ten new recovery codes; the old ones stop working (step-up)",
-        None,
-        [
-            (200, "{recovery_codes}"),
-            AUTH,
-            STEP_UP,
-            (409, "totp_not_enabled")
-        ]
-    ),
-    route!(
-        "post",
-        "/v1/auth/mfa/challenge",
-        "Answer a login's mfa_required with a TOTP code or a recovery code",
-        Some((
-            &["mfa_token"],
-            &["code", "recovery_code", "remember_browser"]
-        )),
-        [
-            (200, "TokenResponse"),
-            BAD,
-            (
-                401,
-                "invalid_code, or mfa_token_invalid (unknown, expired, used, or five wrong codes)"
-            ),
-            LOGIN_CSRF,
-            MEDIA,
-            LIMITED_OR_LOCKED,
-            DB
-        ]
-    ),
-    route!(
-        "post",
-        "/v1/auth/mfa/verify",
-        "Step up the session with a TOTP code or a recovery code",
-        Some((&[], &["code", "recovery_code"])),
-        [
-            (204, "stepped up"),
-            BAD,
-            (401, "invalid_code or an authentication error"),
-            CSRF,
-            (409, "totp_not_enabled"),
-            MEDIA,
-            LIMITED_OR_LOCKED
-        ]
-    ),
-    route!(
-        "post",
-        "/v1/auth/reauthenticate",
-        "Step up the session with the password (users without a second factor)",
-        Some((&["password"], &[])),
-        [
-            (204, "stepped up"),
-            BAD,
-            (401, "invalid_credentials or an authentication error"),
-            (
-                403,
-                "step_up_required (the user has a second factor), or csrf_failed"
-            ),
-            MEDIA,
-            LIMITED_OR_LOCKED,
-            HASHING
-        ]
-    ),
-    route!(
         "post",
         "/v1/users",
         "Create a user with a password or an imported Argon2id/bcrypt hash (secret key)",
@@ -410,6 +295,6 @@ pub async fn spec() -> Json<Value> {
         "identity data plane",
         "End-user API. Identify the project with X-Project-Key (pk_/sk_) or a verified auth domain in Host.",
         Some("project_key"),
-        ROUTES,
+        ROUTES.iter().chain(factors::ROUTES),
     ))
 }

@@ -1,0 +1,72 @@
+//! The relying party of a project: its id (the `webauthn_rp_id` setting, or
+//! the primary verified auth domain, or the public base URL's host) and the
+//! origins its ceremonies may come from (the auth domain or public base
+//! URL, and the project's `allowed_origins`).
+
+use identity_shared::crypto::sha256_hex;
+use identity_shared::error::{ApiError, ApiResult};
+use webauthn_rs::prelude::{Url, Uuid, Webauthn, WebauthnBuilder};
+
+use crate::DataState;
+use crate::request::resolve::ProjectInfo;
+
+pub fn relying_party(state: &DataState, project: &ProjectInfo) -> ApiResult<Webauthn> {
+    let public = Url::parse(&state.config.public_base_url)
+        .map_err(|e| ApiError::internal(format!("IDENTITY_PUBLIC_BASE_URL: {e}")))?;
+    let home = match &project.primary_host {
+        Some(host) => Url::parse(&format!("https://{host}"))
+            .map_err(|e| ApiError::internal(format!("auth domain {host}: {e}")))?,
+        None => public.clone(),
+    };
+    let rp_id = project
+        .settings
+        .webauthn_rp_id
+        .clone()
+        .or_else(|| home.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let misconfigured = || {
+        ApiError::conflict(
+            "passkeys_unavailable",
+            "passkeys need a relying-party id that the project's auth domain (or the public base URL) belongs to: set webauthn_rp_id",
+        )
+    };
+    let mut origins: Vec<Url> = project
+        .settings
+        .allowed_origins
+        .iter()
+        .filter_map(|o| Url::parse(o).ok())
+        .collect();
+    // The first origin must belong to the relying party.
+    let first = std::iter::once(home.clone())
+        .chain(origins.iter().cloned())
+        .find(|o| belongs(o, &rp_id))
+        .ok_or_else(misconfigured)?;
+    origins.retain(|o| *o != first);
+    let mut builder = WebauthnBuilder::new(&rp_id, &first)
+        .map_err(|_| misconfigured())?
+        .rp_name(&project.name);
+    if home != first {
+        builder = builder.append_allowed_origin(&home);
+    }
+    for origin in &origins {
+        builder = builder.append_allowed_origin(origin);
+    }
+    builder.build().map_err(|_| misconfigured())
+}
+
+fn belongs(origin: &Url, rp_id: &str) -> bool {
+    origin
+        .domain()
+        .is_some_and(|d| d == rp_id || d.ends_with(&format!(".{rp_id}")))
+}
+
+/// The WebAuthn user handle of a user: stable, opaque, and different in
+/// every project.
+pub fn user_handle(project_id: &str, user_id: &str) -> Uuid {
+    let digest = sha256_hex(format!("passkey-user:{project_id}:{user_id}").as_bytes());
+    let mut bytes = [0u8; 16];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&digest[i * 2..i * 2 + 2], 16).unwrap_or(0);
+    }
+    Uuid::from_bytes(bytes)
+}

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS passkey_ceremonies;
+DROP TABLE IF EXISTS passkeys;
