@@ -22,6 +22,7 @@ use crate::support::{Project, Store, TestApp, access_token as token, age_step_up
 
 on_both!(
     register_sign_in_and_manage,
+    a_passkey_as_the_second_factor,
     discoverable_sign_in,
     refusals_wrong_origin_replay_clone_and_other_projects,
 );
@@ -270,7 +271,8 @@ async fn register_sign_in_and_manage(store: Store) {
         )
         .await;
     assert_error(&got, 403, "step_up_required");
-    let (s, _) = app
+    // With passkeys, the password alone no longer steps up; a passkey does.
+    let got = app
         .authed(
             Method::POST,
             "/v1/auth/reauthenticate",
@@ -279,7 +281,8 @@ async fn register_sign_in_and_manage(store: Store) {
             Some(json!({"password": PW})),
         )
         .await;
-    assert_eq!(s, 204);
+    assert_error(&got, 403, "step_up_required");
+    step_up_with_passkey(&app, &p, &at, &mut device).await;
     let (s, _) = app
         .authed(
             Method::DELETE,
@@ -497,4 +500,98 @@ async fn push_stored_counter(app: &TestApp, user_id: &str, counter: u64) {
         .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+/// Steps the session up with a passkey (`POST /v1/auth/mfa/verify`).
+async fn step_up_with_passkey(app: &TestApp, p: &Project, at: &str, device: &mut SoftPasskey) {
+    let (s, begin) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/passkeys/login/begin",
+            &p.pk,
+            at,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 200, "{begin}");
+    assert!(
+        !begin["options"]["publicKey"]["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the session's own passkeys only"
+    );
+    let cred = assertion(device, &begin, ORIGIN);
+    let (s, b) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/mfa/verify",
+            &p.pk,
+            at,
+            Some(json!({"passkey": {"challenge_id": begin["challenge_id"], "credential": cred}})),
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+}
+
+async fn a_passkey_as_the_second_factor(store: Store) {
+    let Some((app, p)) = setup(store, "second").await else {
+        return;
+    };
+    let at = token(&app.register(&p.pk, "ned@example.com", PW).await);
+    let mut device = SoftPasskey::new(true);
+    let passkey = register(&app, &p, &at, &mut device, "Key").await;
+    let (_, check) = app
+        .authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+        .await;
+    assert_eq!(check["user"]["mfa_enabled"], true);
+
+    // A password sign-in now asks for the passkey.
+    let (s, first) = app.login(&p.pk, "ned@example.com", PW).await;
+    assert_eq!(s, 200);
+    assert_eq!(first["methods"], json!(["passkey"]), "{first}");
+    let t = first["mfa_token"].as_str().unwrap();
+    let got = app
+        .post_with_key(
+            "/v1/auth/passkeys/login/begin",
+            &p.pk,
+            json!({"mfa_token": "nope"}),
+        )
+        .await;
+    assert_error(&got, 401, "mfa_token_invalid");
+    let begin = login_begin(&app, &p, json!({"mfa_token": t})).await;
+    let cred = assertion(&mut device, &begin, ORIGIN);
+    // The assertion is no first factor on its own: login/finish refuses a
+    // second-factor ceremony.
+    let (s, _) = login_finish(&app, &p, &begin["challenge_id"], &cred).await;
+    assert_eq!(s, 401);
+    let begin = login_begin(&app, &p, json!({"mfa_token": t})).await;
+    let cred = assertion(&mut device, &begin, ORIGIN);
+    let answer = json!({"mfa_token": t, "passkey": {"challenge_id": begin["challenge_id"], "credential": cred}});
+    let (s, signed) = app
+        .post_with_key("/v1/auth/mfa/challenge", &p.pk, answer.clone())
+        .await;
+    assert_eq!(s, 200, "{signed}");
+    assert_eq!(signed["session"]["amr"], json!(["pwd", "hwk", "mfa"]));
+    let got = app
+        .post_with_key("/v1/auth/mfa/challenge", &p.pk, answer)
+        .await;
+    assert_error(&got, 401, "mfa_token_invalid");
+
+    // Deleting the only factor turns MFA off again.
+    let id = passkey["id"].as_str().unwrap();
+    let (s, _) = app
+        .authed(
+            Method::DELETE,
+            &format!("/v1/auth/passkeys/{id}"),
+            &p.pk,
+            &at,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, body) = app.login(&p.pk, "ned@example.com", PW).await;
+    assert_eq!(s, 200);
+    assert!(body["access_token"].is_string(), "{body}");
+    app.stop().await;
 }

@@ -14,6 +14,7 @@ use crate::request::resolve::Resolved;
 use crate::request::transport;
 use crate::sessions::issue::{signed_in_trusting, start_session};
 use crate::store::mfa;
+use crate::store::passkeys;
 use crate::store::trusted_browsers;
 use crate::store::users::{self, UserRow};
 use axum::Json;
@@ -62,6 +63,12 @@ pub async fn require_second_factor(
     }
     if mfa::recovery_codes_remaining(tx, project_id, &user.id).await? > 0 {
         methods.push("recovery_code");
+    }
+    if !passkeys::of_user(tx, project_id, &user.id)
+        .await?
+        .is_empty()
+    {
+        methods.push("passkey");
     }
     let ip = client.ip_text();
     audit::record(
@@ -132,7 +139,7 @@ pub async fn challenge(
     };
     let attempt = reserve_attempt(&state, &resolved, &client, &user).await?;
     let mut tx = db.scope(&project_id).await?;
-    let proved = prove(&state, &mut tx, &project_id, &user.id, &body.factor).await?;
+    let proved = prove(&state, &mut tx, &resolved.project, &user.id, &body.factor).await?;
     let ip = client.ip_text();
     let Some(proved) = proved else {
         mfa::fail_challenge(&mut tx, &project_id, &found.id).await?;
@@ -161,9 +168,7 @@ pub async fn challenge(
     }
     attempt.succeeded(&mut tx).await?;
     let mut amr = vec![found.first_factor.as_str()];
-    if proved == Proved::Totp {
-        amr.push("otp");
-    }
+    amr.extend(proved.amr());
     amr.push("mfa");
     let (session, refresh_value) = start_session(&mut tx, &resolved, &user, &client, &amr).await?;
     let trusted = if body.remember_browser {

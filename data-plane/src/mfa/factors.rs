@@ -4,7 +4,7 @@
 use crate::DataState;
 use crate::mfa::stepup::{
     invalid_code, mfa_rate_limit, now_seconds, open_secret, record, require_step_up,
-    reserve_attempt, seal_context,
+    reserve_attempt, seal_context, sync_mfa_enabled,
 };
 use crate::mfa::totp;
 use crate::passkeys::manage::PasskeyView;
@@ -163,11 +163,12 @@ pub async fn disable(
     if mfa::totp(&mut tx, project_id, &user.id).await?.is_none() {
         return Err(totp_not_enabled());
     }
-    // Factors, recovery codes, outstanding challenges, trusted browsers.
-    mfa::delete_all(&mut tx, project_id, &user.id).await?;
+    // The factor and its outstanding challenges; trusted browsers too. With
+    // no passkey left, the recovery codes go and MFA is off.
+    mfa::delete_totp(&mut tx, project_id, &user.id).await?;
+    mfa::delete_challenges(&mut tx, project_id, &user.id).await?;
     trusted_browsers::forget_all(&mut tx, project_id, &user.id).await?;
-    users::set_mfa_enabled(&mut tx, project_id, &user.id, false).await?;
-    sessions::reload_views(&mut tx, project_id, &user.id).await?;
+    sync_mfa_enabled(&mut tx, project_id, &user.id).await?;
     record(&mut tx, &caller, &client, "mfa.totp.disabled", json!({})).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -183,10 +184,7 @@ pub async fn regenerate(
     let (user, _) = require_step_up(&state, &caller).await?;
     let project_id = &caller.resolved.project.id;
     let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
-    if mfa::totp(&mut tx, project_id, &user.id)
-        .await?
-        .is_none_or(|t| t.confirmed_at.is_none())
-    {
+    if !user.mfa_enabled {
         return Err(totp_not_enabled());
     }
     let codes = new_recovery_codes(&state, &mut tx, project_id, &user.id).await?;

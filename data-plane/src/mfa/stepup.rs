@@ -5,16 +5,21 @@
 use crate::DataState;
 use crate::audit::event;
 use crate::mfa::totp;
+use crate::passkeys::second::{self as passkey, PasskeyAnswer};
 use crate::password::check::{check_password, invalid_credentials, record_password_failure};
 use crate::password::hashing::Verified;
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::limits::rate_limit;
+use crate::request::resolve::ProjectInfo;
 use crate::request::resolve::Resolved;
 use crate::sessions::manage::load_user;
 use crate::store::login_failures::{self, Attempt};
 use crate::store::mfa;
+use crate::store::passkeys;
 use crate::store::sessions::{self, SessionRow};
+use crate::store::trusted_browsers;
+use crate::store::users;
 use crate::store::users::UserRow;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -84,20 +89,27 @@ pub fn invalid_code() -> ApiError {
     ApiError::unprocessable("invalid_code", "the code is not correct")
 }
 
-/// A second factor as presented: a TOTP code or a recovery code.
+/// A second factor as presented: a TOTP code, a recovery code, or a
+/// passkey assertion.
 #[derive(Debug, Deserialize)]
 pub struct Factor {
     pub code: Option<Secret<String>>,
     pub recovery_code: Option<Secret<String>>,
+    pub passkey: Option<PasskeyAnswer>,
 }
 
 impl Factor {
     /// Exactly one of the two: checked before an attempt is reserved, so a
     /// malformed request never counts against the lockout.
     pub fn check_shape(&self) -> ApiResult<()> {
-        if self.code.is_some() == self.recovery_code.is_some() {
+        let given = [
+            self.code.is_some(),
+            self.recovery_code.is_some(),
+            self.passkey.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
             return Err(ApiError::invalid_request(
-                "send exactly one of code and recovery_code",
+                "send exactly one of code, recovery_code and passkey",
             ));
         }
         Ok(())
@@ -109,6 +121,7 @@ impl Factor {
 pub enum Proved {
     Totp,
     RecoveryCode,
+    Passkey,
 }
 
 impl Proved {
@@ -116,6 +129,16 @@ impl Proved {
         match self {
             Proved::Totp => "totp",
             Proved::RecoveryCode => "recovery_code",
+            Proved::Passkey => "passkey",
+        }
+    }
+
+    /// What it adds to the session's `amr` (RFC 8176).
+    pub fn amr(self) -> Option<&'static str> {
+        match self {
+            Proved::Totp => Some("otp"),
+            Proved::Passkey => Some("hwk"),
+            Proved::RecoveryCode => None,
         }
     }
 }
@@ -193,10 +216,16 @@ pub async fn reserve_attempt(
 pub async fn prove(
     state: &DataState,
     tx: &mut Tx,
-    project_id: &str,
+    project: &ProjectInfo,
     user_id: &str,
     factor: &Factor,
 ) -> ApiResult<Option<Proved>> {
+    let project_id = project.id.as_str();
+    if let Some(answer) = &factor.passkey {
+        return Ok(passkey::prove(state, tx, project, user_id, answer)
+            .await?
+            .then_some(Proved::Passkey));
+    }
     match (&factor.code, &factor.recovery_code) {
         (Some(code), None) => {
             let Some(row) = mfa::totp(tx, project_id, user_id)
@@ -230,7 +259,7 @@ pub async fn prove(
                 .then_some(Proved::RecoveryCode))
         }
         _ => Err(ApiError::invalid_request(
-            "send exactly one of code and recovery_code",
+            "send exactly one of code, recovery_code and passkey",
         )),
     }
 }
@@ -277,7 +306,8 @@ pub async fn verify(
     let attempt = reserve_attempt(&state, &caller.resolved, &client, user).await?;
     let project_id = &caller.resolved.project.id;
     let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
-    let Some(proved) = prove(&state, &mut tx, project_id, &user.id, &factor).await? else {
+    let Some(proved) = prove(&state, &mut tx, &caller.resolved.project, &user.id, &factor).await?
+    else {
         // Nothing was spent; the reserved attempt stays as a failure.
         record(
             &mut tx,
@@ -388,4 +418,22 @@ pub async fn reauthenticate(
 /// A wrong code where a factor is required to proceed.
 pub fn invalid_code_401() -> ApiError {
     ApiError::unauthorized("invalid_code", "the code is not correct")
+}
+
+/// Sets `user.mfa_enabled` from the factors the user has now (a confirmed
+/// TOTP secret or a passkey). When none is left, the recovery codes,
+/// outstanding challenges and trusted browsers go too. Cached views of the
+/// user's sessions reload.
+pub async fn sync_mfa_enabled(tx: &mut Tx, project_id: &str, user_id: &str) -> ApiResult<bool> {
+    let totp = mfa::totp(tx, project_id, user_id)
+        .await?
+        .is_some_and(|t| t.confirmed_at.is_some());
+    let enabled = totp || !passkeys::of_user(tx, project_id, user_id).await?.is_empty();
+    if !enabled {
+        mfa::delete_all(tx, project_id, user_id).await?;
+        trusted_browsers::forget_all(tx, project_id, user_id).await?;
+    }
+    users::set_mfa_enabled(tx, project_id, user_id, enabled).await?;
+    sessions::reload_views(tx, project_id, user_id).await?;
+    Ok(enabled)
 }

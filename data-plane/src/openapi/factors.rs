@@ -4,9 +4,7 @@
 use identity_shared::openapi::Route;
 use identity_shared::route;
 
-use super::{
-    AUTH, BAD, CSRF, DB, HASHING, KEY, LIMITED, LIMITED_OR_LOCKED, LOGIN_CSRF, MEDIA, STEP_UP,
-};
+use super::{AUTH, BAD, CSRF, DB, HASHING, LIMITED, LIMITED_OR_LOCKED, LOGIN_CSRF, MEDIA, STEP_UP};
 
 pub const ROUTES: &[Route] = &[
     route!(
@@ -78,7 +76,7 @@ pub const ROUTES: &[Route] = &[
         "Answer a login's mfa_required with a TOTP code or a recovery code",
         Some((
             &["mfa_token"],
-            &["code", "recovery_code", "remember_browser"]
+            &["code", "recovery_code", "passkey", "remember_browser"]
         )),
         [
             (200, "TokenResponse"),
@@ -96,8 +94,8 @@ pub const ROUTES: &[Route] = &[
     route!(
         "post",
         "/v1/auth/mfa/verify",
-        "Step up the session with a TOTP code or a recovery code",
-        Some((&[], &["code", "recovery_code"])),
+        "Step up the session with a TOTP code, a recovery code or a passkey",
+        Some((&[], &["code", "recovery_code", "passkey"])),
         [
             (204, "stepped up"),
             BAD,
@@ -157,12 +155,15 @@ pub const ROUTES: &[Route] = &[
     route!(
         "post",
         "/v1/auth/passkeys/login/begin",
-        "Start a passkey sign-in: with an email, that user's passkeys; without, a discoverable one",
-        Some((&[], &["email"])),
+        "Start a passkey ceremony: sign-in (email-hinted or discoverable), or a second factor (mfa_token, or the session for step-up)",
+        Some((&[], &["email", "mfa_token"])),
         [
             (200, "{challenge_id, options}"),
             BAD,
-            KEY,
+            (
+                401,
+                "mfa_token_invalid, or an authentication error (a session that is not valid)"
+            ),
             (409, "passkeys_unavailable"),
             LIMITED
         ]

@@ -2,10 +2,11 @@
 
 use crate::DataState;
 use crate::audit::event;
-use crate::mfa::stepup::require_step_up;
+use crate::mfa::stepup::{require_step_up, sync_mfa_enabled};
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::store::passkeys::{self, PasskeyRow};
+use crate::store::users;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -115,9 +116,11 @@ pub async fn remove(
     let (user, _) = require_step_up(&state, &caller).await?;
     let project_id = &caller.resolved.project.id;
     let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
+    users::lock_credentials(&mut tx, project_id, &user.id).await?;
     if passkeys::delete(&mut tx, project_id, &user.id, Some(&id)).await? == 0 {
         return Err(not_found());
     }
+    sync_mfa_enabled(&mut tx, project_id, &user.id).await?;
     record(&mut tx, &caller, &client, "passkey.deleted", &id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

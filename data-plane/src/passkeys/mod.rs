@@ -7,9 +7,11 @@ use axum::routing::{get, patch, post};
 
 use crate::DataState;
 
-pub mod ceremonies;
+pub mod login;
 pub mod manage;
+pub mod register;
 pub mod rp;
+pub mod second;
 
 pub fn router() -> Router<DataState> {
     Router::new()
@@ -20,18 +22,12 @@ pub fn router() -> Router<DataState> {
         )
         .route(
             "/v1/auth/passkeys/register/begin",
-            post(ceremonies::register_begin),
+            post(register::register_begin),
         )
         .route(
             "/v1/auth/passkeys/register/finish",
-            post(ceremonies::register_finish),
+            post(register::register_finish),
         )
-        .route(
-            "/v1/auth/passkeys/login/begin",
-            post(ceremonies::login_begin),
-        )
-        .route(
-            "/v1/auth/passkeys/login/finish",
-            post(ceremonies::login_finish),
-        )
+        .route("/v1/auth/passkeys/login/begin", post(login::login_begin))
+        .route("/v1/auth/passkeys/login/finish", post(login::login_finish))
 }

@@ -70,3 +70,25 @@ pub fn user_handle(project_id: &str, user_id: &str) -> Uuid {
     }
     Uuid::from_bytes(bytes)
 }
+
+/// The largest credential JSON accepted (a real one is a few kilobytes).
+const MAX_CREDENTIAL_BYTES: usize = 64 * 1024;
+
+/// Parses the browser's credential JSON: `400 invalid_request` when it is
+/// not one at all.
+pub fn parse_credential<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
+    if value.to_string().len() > MAX_CREDENTIAL_BYTES {
+        return Err(ApiError::invalid_request("credential is too large"));
+    }
+    serde_json::from_value(value)
+        .map_err(|_| ApiError::invalid_request("credential is not a WebAuthn credential"))
+}
+
+/// A ceremony's server side, as stored between its two halves.
+pub fn to_state<T: serde::Serialize>(state: &T) -> ApiResult<String> {
+    serde_json::to_string(state).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+pub fn from_state<T: serde::de::DeserializeOwned>(state: &str) -> ApiResult<T> {
+    serde_json::from_str(state).map_err(|e| ApiError::internal(format!("ceremony state: {e}")))
+}

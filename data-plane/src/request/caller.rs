@@ -97,3 +97,23 @@ fn enrollment_route(path: &str) -> bool {
         || path == "/v1/auth/sessions"
         || path.starts_with("/v1/auth/sessions/")
 }
+
+/// `Option<Caller>`: `None` when the request carries no access token at all
+/// (neither bearer nor cookie); a token that is there must be valid.
+impl axum::extract::OptionalFromRequestParts<DataState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &DataState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let has_token = parts.headers.contains_key(AUTHORIZATION)
+            || cookie(&parts.headers, ACCESS_COOKIE).is_some();
+        if !has_token {
+            return Ok(None);
+        }
+        <Caller as FromRequestParts<DataState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
