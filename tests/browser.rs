@@ -22,7 +22,7 @@ on_both!(cross_origin_app_in_a_real_browser);
 
 const AUTH_HOST: &str = "auth.example.test";
 
-fn chromium() -> Option<String> {
+pub fn chromium() -> Option<String> {
     if let Ok(bin) = std::env::var("CHROMIUM") {
         return Some(bin);
     }
@@ -40,6 +40,19 @@ fn chromium() -> Option<String> {
 async fn serve_page(page: String) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    serve(listener, page);
+    port
+}
+
+/// Serves `page` on loopback port `port`.
+pub async fn serve_page_on(port: u16, page: String) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    serve(listener, page);
+}
+
+fn serve(listener: tokio::net::TcpListener, page: String) {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let page = page.clone();
@@ -60,7 +73,6 @@ async fn serve_page(page: String) -> u16 {
             });
         }
     });
-    port
 }
 
 /// Loads `url` in headless Chromium and returns the JSON the page wrote

@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod browser;
+mod browser_passkeys;
 mod cli;
 mod control_plane;
 mod cookies;

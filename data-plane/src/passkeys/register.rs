@@ -85,6 +85,11 @@ pub async fn register_begin(
     )
     .await?;
     tx.commit().await?;
+    // Ask for a discoverable credential where the authenticator can make
+    // one (sign-in without an email, conditional UI). webauthn-rs writes
+    // "discouraged"; the finish half does not depend on it.
+    let mut options = json!(options);
+    options["publicKey"]["authenticatorSelection"]["residentKey"] = json!("preferred");
     Ok(Json(json!({"challenge_id": id, "options": options})))
 }
 
