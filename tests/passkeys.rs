@@ -175,6 +175,40 @@ async fn register_sign_in_and_manage(store: Store) {
         begin["options"]["publicKey"]["userVerification"]
     );
     assert!(decoy["options"].get("mediation").is_none());
+    // The same keys, nothing that tells them apart but the ids.
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&decoy["options"]["publicKey"]),
+        keys(&begin["options"]["publicKey"])
+    );
+    assert_eq!(
+        keys(&decoy["options"]["publicKey"]["allowCredentials"][0]),
+        keys(&begin["options"]["publicKey"]["allowCredentials"][0])
+    );
+    // A stale access token on this anonymous route is no session.
+    let (s, stale) = crate::support::send(
+        app.public_req(Method::POST, "/v1/auth/passkeys/login/begin")
+            .header("x-project-key", &p.pk)
+            .bearer_auth("stale.token.here")
+            .json(&json!({"email": "kim@example.com"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{stale}");
+    // webauthn_rp_id must be a host name under which origins can live.
+    for bad in [json!("com"), json!("https://x.test"), json!(5)] {
+        let got = app
+            .admin(
+                Method::PATCH,
+                &format!("/v1/projects/{}", p.id),
+                Some(json!({"settings": {"webauthn_rp_id": bad}})),
+            )
+            .await;
+        assert_error(&got, 422, "invalid_settings");
+    }
     let again = login_begin(&app, &p, json!({"email": "nobody@example.com"})).await;
     assert_eq!(
         again["options"]["publicKey"]["allowCredentials"],
@@ -565,6 +599,19 @@ async fn a_passkey_as_the_second_factor(store: Store) {
     // second-factor ceremony.
     let (s, _) = login_finish(&app, &p, &begin["challenge_id"], &cred).await;
     assert_eq!(s, 401);
+    // A ceremony begun for this login cannot step up a session instead.
+    let begin = login_begin(&app, &p, json!({"mfa_token": t})).await;
+    let cred = assertion(&mut device, &begin, ORIGIN);
+    let got = app
+        .authed(
+            Method::POST,
+            "/v1/auth/mfa/verify",
+            &p.pk,
+            &at,
+            Some(json!({"passkey": {"challenge_id": begin["challenge_id"], "credential": cred}})),
+        )
+        .await;
+    assert_error(&got, 401, "invalid_code");
     let begin = login_begin(&app, &p, json!({"mfa_token": t})).await;
     let cred = assertion(&mut device, &begin, ORIGIN);
     let answer = json!({"mfa_token": t, "passkey": {"challenge_id": begin["challenge_id"], "credential": cred}});

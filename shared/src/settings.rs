@@ -177,7 +177,11 @@ impl ProjectSettings {
                 "webauthn_rp_id" => {
                     self.webauthn_rp_id = match value {
                         Value::Null => None,
-                        Value::String(s) if is_hostname(s) => Some(s.to_ascii_lowercase()),
+                        Value::String(s)
+                            if is_hostname(s) && (s.contains('.') || s == "localhost") =>
+                        {
+                            Some(s.to_ascii_lowercase())
+                        }
                         _ => return Err(
                             "settings.webauthn_rp_id must be a host name like example.com, or null"
                                 .into(),

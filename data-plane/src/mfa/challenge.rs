@@ -139,7 +139,16 @@ pub async fn challenge(
     };
     let attempt = reserve_attempt(&state, &resolved, &client, &user).await?;
     let mut tx = db.scope(&project_id).await?;
-    let proved = prove(&state, &mut tx, &resolved.project, &user.id, &body.factor).await?;
+    let bound_to = format!("mfa:{}", found.id);
+    let proved = prove(
+        &state,
+        &mut tx,
+        &resolved.project,
+        &user.id,
+        &bound_to,
+        &body.factor,
+    )
+    .await?;
     let ip = client.ip_text();
     let Some(proved) = proved else {
         mfa::fail_challenge(&mut tx, &project_id, &found.id).await?;

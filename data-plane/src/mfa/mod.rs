@@ -11,6 +11,7 @@ pub mod challenge;
 pub mod factors;
 pub mod stepup;
 pub mod totp;
+pub mod verify;
 
 pub fn router() -> Router<DataState> {
     Router::new()
@@ -20,6 +21,6 @@ pub fn router() -> Router<DataState> {
         .route("/v1/auth/mfa/totp", delete(factors::disable))
         .route("/v1/auth/mfa/recovery-codes", post(factors::regenerate))
         .route("/v1/auth/mfa/challenge", post(challenge::challenge))
-        .route("/v1/auth/mfa/verify", post(stepup::verify))
-        .route("/v1/auth/reauthenticate", post(stepup::reauthenticate))
+        .route("/v1/auth/mfa/verify", post(verify::verify))
+        .route("/v1/auth/reauthenticate", post(verify::reauthenticate))
 }

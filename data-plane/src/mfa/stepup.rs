@@ -6,8 +6,6 @@ use crate::DataState;
 use crate::audit::event;
 use crate::mfa::totp;
 use crate::passkeys::second::{self as passkey, PasskeyAnswer};
-use crate::password::check::{check_password, invalid_credentials, record_password_failure};
-use crate::password::hashing::Verified;
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::limits::rate_limit;
@@ -21,16 +19,13 @@ use crate::store::sessions::{self, SessionRow};
 use crate::store::trusted_browsers;
 use crate::store::users;
 use crate::store::users::UserRow;
-use axum::extract::State;
-use axum::http::StatusCode;
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
-use identity_shared::http;
 use identity_shared::secret::Secret;
 use identity_shared::time::now_ms;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// What a TOTP secret is sealed to: its project and user, so a sealed value
 /// cannot be moved to another row.
@@ -213,18 +208,23 @@ pub async fn reserve_attempt(
 
 /// Checks `factor` for `user_id` and spends it in `tx` (the TOTP time step,
 /// or the recovery code): `Some` when it was right and unspent.
+/// `bound_to`: what a passkey ceremony for this answer must have been begun
+/// by (`session:{id}` for step-up, `mfa:{challenge id}` for a login).
 pub async fn prove(
     state: &DataState,
     tx: &mut Tx,
     project: &ProjectInfo,
     user_id: &str,
+    bound_to: &str,
     factor: &Factor,
 ) -> ApiResult<Option<Proved>> {
     let project_id = project.id.as_str();
     if let Some(answer) = &factor.passkey {
-        return Ok(passkey::prove(state, tx, project, user_id, answer)
-            .await?
-            .then_some(Proved::Passkey));
+        return Ok(
+            passkey::prove(state, tx, project, user_id, bound_to, answer)
+                .await?
+                .then_some(Proved::Passkey),
+        );
     }
     match (&factor.code, &factor.recovery_code) {
         (Some(code), None) => {
@@ -284,135 +284,6 @@ pub fn step_up_required() -> ApiError {
         "step_up_required",
         "prove a factor again first: POST /v1/auth/mfa/verify, or /v1/auth/reauthenticate without a second factor",
     )
-}
-
-/// `POST /v1/auth/mfa/verify`: a right code (or recovery code) steps the
-/// session up.
-pub async fn verify(
-    State(state): State<DataState>,
-    caller: Caller,
-    client: Client,
-    http::Json(factor): http::Json<Factor>,
-) -> ApiResult<StatusCode> {
-    factor.check_shape()?;
-    mfa_rate_limit(&state, &caller.resolved, &client)?;
-    let user = &caller.view.user;
-    if !user.mfa_enabled {
-        return Err(ApiError::conflict(
-            "totp_not_enabled",
-            "this account has no second factor: use POST /v1/auth/reauthenticate",
-        ));
-    }
-    let attempt = reserve_attempt(&state, &caller.resolved, &client, user).await?;
-    let project_id = &caller.resolved.project.id;
-    let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
-    let Some(proved) = prove(&state, &mut tx, &caller.resolved.project, &user.id, &factor).await?
-    else {
-        // Nothing was spent; the reserved attempt stays as a failure.
-        record(
-            &mut tx,
-            &caller,
-            &client,
-            "mfa.step_up.failed",
-            json!({"locked": attempt.locks_on_failure()}),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(invalid_code_401());
-    };
-    attempt.succeeded(&mut tx).await?;
-    sessions::mark_verified(&mut tx, project_id, &caller.claims.sid).await?;
-    if proved == Proved::RecoveryCode {
-        let remaining = mfa::recovery_codes_remaining(&mut tx, project_id, &user.id).await?;
-        record(
-            &mut tx,
-            &caller,
-            &client,
-            "mfa.recovery_code.used",
-            json!({"remaining": remaining}),
-        )
-        .await?;
-    }
-    record(
-        &mut tx,
-        &caller,
-        &client,
-        "mfa.step_up",
-        json!({"method": proved.name()}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ReauthenticateBody {
-    password: Secret<String>,
-}
-
-/// `POST /v1/auth/reauthenticate`: the password steps up a session whose
-/// user has no second factor (rate limited and lockout-counted like login).
-pub async fn reauthenticate(
-    State(state): State<DataState>,
-    caller: Caller,
-    client: Client,
-    http::Json(body): http::Json<ReauthenticateBody>,
-) -> ApiResult<StatusCode> {
-    let (user, _) = load_user(&state, &caller).await?;
-    if user.mfa_enabled {
-        return Err(ApiError::forbidden(
-            "step_up_required",
-            "this account has a second factor: step up with POST /v1/auth/mfa/verify",
-        ));
-    }
-    rate_limit(
-        &state,
-        &caller.resolved,
-        &client,
-        "login",
-        caller
-            .resolved
-            .project
-            .settings
-            .rate_limits
-            .login_per_minute,
-    )?;
-    let (verified, attempt) = check_password(
-        &state,
-        &caller.resolved,
-        &client,
-        &user.email_normalized,
-        Some(&user),
-        body.password.into_inner(),
-    )
-    .await?;
-    let project_id = &caller.resolved.project.id;
-    let mut tx = state.shard(&caller.resolved)?.scope(project_id).await?;
-    if verified == Verified::No {
-        record_password_failure(
-            &mut tx,
-            &caller.resolved,
-            &client,
-            Some(&user.id),
-            "session.reauthenticate_failed",
-            &attempt,
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(invalid_credentials());
-    }
-    login_failures::succeeded(&mut tx, &attempt).await?;
-    sessions::mark_verified(&mut tx, project_id, &caller.claims.sid).await?;
-    record(
-        &mut tx,
-        &caller,
-        &client,
-        "session.reauthenticated",
-        json!({}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A wrong code where a factor is required to proceed.

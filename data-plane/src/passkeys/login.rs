@@ -7,7 +7,7 @@
 use crate::DataState;
 use crate::audit::event;
 use crate::input::Email;
-use crate::passkeys::rp::{from_state, parse_credential, relying_party, to_state};
+use crate::passkeys::rp::{bound_state, from_state, parse_credential, relying_party, to_state};
 use crate::passkeys::second;
 use crate::password::check::signing_in_from;
 use crate::request::caller::Caller;
@@ -66,7 +66,24 @@ fn decoy_options(
         o.remove("mediation");
     }
     options["publicKey"]["allowCredentials"] = json!([{"type": "public-key", "id": b64url(&fake)}]);
-    Ok(options)
+    Ok(uniform(options))
+}
+
+/// Options naming credentials, in the one shape real and decoy options
+/// share: no transport hints (they would tell a known user from an unknown
+/// one) and no extensions.
+fn uniform(mut options: Value) -> Value {
+    if let Some(o) = options["publicKey"].as_object_mut() {
+        o.remove("extensions");
+    }
+    if let Some(list) = options["publicKey"]["allowCredentials"].as_array_mut() {
+        for c in list {
+            if let Some(c) = c.as_object_mut() {
+                c.remove("transports");
+            }
+        }
+    }
+    options
 }
 
 async fn user_keys(tx: &mut Tx, project_id: &str, user_id: &str) -> ApiResult<Vec<Passkey>> {
@@ -113,12 +130,15 @@ pub async fn login_begin(
                         "the mfa_token is unknown, expired, used, or had five wrong codes: sign in again",
                     )
                 })?;
-            Some(found.user_id)
+            Some((found.user_id, format!("mfa:{}", found.id)))
         }
-        (None, Some(caller)) => Some(caller.claims.sub.clone()),
+        (None, Some(caller)) => Some((
+            caller.claims.sub.clone(),
+            format!("session:{}", caller.claims.sid),
+        )),
         (None, None) => None,
     };
-    let (kind, user_id, options, saved) = if let Some(user_id) = second_for {
+    let (kind, user_id, options, saved) = if let Some((user_id, bound_to)) = second_for {
         let keys = user_keys(&mut tx, &project.id, &user_id).await?;
         if keys.is_empty() {
             let options = decoy_options(&state, &rp, &project.id, &user_id)?;
@@ -127,12 +147,8 @@ pub async fn login_begin(
             let (options, auth) = rp
                 .start_passkey_authentication(&keys)
                 .map_err(|e| ApiError::internal(format!("passkey login: {e}")))?;
-            (
-                second::KIND,
-                Some(user_id),
-                json!(options),
-                to_state(&auth)?,
-            )
+            let saved = bound_state(&bound_to, &auth)?;
+            (second::KIND, Some(user_id), uniform(json!(options)), saved)
         }
     } else {
         match &body.email {
@@ -155,7 +171,12 @@ pub async fn login_begin(
                         let (options, auth) = rp
                             .start_passkey_authentication(&keys)
                             .map_err(|e| ApiError::internal(format!("passkey login: {e}")))?;
-                        ("login", Some(u.id), json!(options), to_state(&auth)?)
+                        (
+                            "login",
+                            Some(u.id),
+                            uniform(json!(options)),
+                            to_state(&auth)?,
+                        )
                     }
                     None => {
                         let options = decoy_options(&state, &rp, &project.id, &email.normalized)?;
@@ -203,15 +224,34 @@ pub async fn login_finish(
     else {
         return Err(invalid_credentials());
     };
-    let rows = match (ceremony.kind.as_str(), &ceremony.user_id) {
-        ("login", Some(user_id)) => passkeys::of_user(&mut tx, &project.id, user_id).await?,
-        ("discover", None) => match rp.identify_discoverable_authentication(&credential) {
-            Ok((handle, _)) => {
-                passkeys::of_handle(&mut tx, &project.id, &handle.to_string()).await?
-            }
-            Err(_) => Vec::new(),
-        },
-        _ => Vec::new(),
+    // Whose passkeys: the hinted user's, or those of the handle the
+    // authenticator returned. Their uses are serialised, so counters only
+    // move forward.
+    let handle = match ceremony.kind.as_str() {
+        "discover" => rp
+            .identify_discoverable_authentication(&credential)
+            .ok()
+            .map(|(h, _)| h.to_string()),
+        _ => None,
+    };
+    let owner = match (ceremony.kind.as_str(), &ceremony.user_id, &handle) {
+        ("login", Some(user_id), _) => Some(user_id.clone()),
+        ("discover", None, Some(handle)) => passkeys::of_handle(&mut tx, &project.id, handle)
+            .await?
+            .first()
+            .map(|r| r.user_id.clone()),
+        _ => None,
+    };
+    let rows = match &owner {
+        Some(user_id) => {
+            users::lock_credentials(&mut tx, &project.id, user_id).await?;
+            passkeys::of_user(&mut tx, &project.id, user_id)
+                .await?
+                .into_iter()
+                .filter(|r| handle.as_ref().is_none_or(|h| r.user_handle == *h))
+                .collect()
+        }
+        None => Vec::new(),
     };
     let keys: Vec<(PasskeyRow, Passkey)> = rows
         .into_iter()

@@ -6,7 +6,9 @@ use crate::DataState;
 use crate::audit::event;
 use crate::mfa::stepup::require_step_up;
 use crate::passkeys::manage::{PasskeyView, clean_name};
-use crate::passkeys::rp::{from_state, parse_credential, relying_party, to_state, user_handle};
+use crate::passkeys::rp::{
+    bound_state, open_bound, parse_credential, relying_party, to_state, user_handle,
+};
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::store::passkeys::{self, MAX_PER_USER, NewPasskey};
@@ -81,7 +83,7 @@ pub async fn register_begin(
         &project.id,
         "register",
         Some(&user.id),
-        &to_state(&registration)?,
+        &bound_state(&format!("session:{}", caller.claims.sid), &registration)?,
     )
     .await?;
     tx.commit().await?;
@@ -109,6 +111,8 @@ pub async fn register_finish(
 ) -> ApiResult<Response> {
     let name = clean_name(body.name.as_deref().unwrap_or("Passkey"))?;
     let credential: RegisterPublicKeyCredential = parse_credential(body.credential)?;
+    // Still stepped up, and the session that began the ceremony.
+    require_step_up(&state, &caller).await?;
     let project = &caller.resolved.project;
     let user_id = &caller.claims.sub;
     let rp = relying_party(&state, project)?;
@@ -118,7 +122,14 @@ pub async fn register_finish(
         .await?
         .filter(|c| c.kind == "register" && c.user_id.as_deref() == Some(user_id.as_str()))
         .ok_or_else(invalid_credential)?;
-    let registration: PasskeyRegistration = from_state(&ceremony.state)?;
+    let Some(registration) = open_bound::<PasskeyRegistration>(
+        &ceremony.state,
+        &format!("session:{}", caller.claims.sid),
+    )?
+    else {
+        tx.commit().await?;
+        return Err(invalid_credential());
+    };
     let passkey = match rp.finish_passkey_registration(&credential, &registration) {
         Ok(p) => p,
         Err(_) => {
@@ -136,6 +147,9 @@ pub async fn register_finish(
     }
     let stored = to_state(&passkey)?;
     let credential_id = b64url(passkey.cred_id().as_ref());
+    // One registration of a credential id at a time, whoever registers it.
+    tx.lock_key(&format!("passkey:{}:{credential_id}", project.id))
+        .await?;
     if passkeys::by_credential_id(&mut tx, &project.id, &credential_id)
         .await?
         .is_some()

@@ -30,34 +30,38 @@ pub fn relying_party(state: &DataState, project: &ProjectInfo) -> ApiResult<Weba
             "passkeys need a relying-party id that the project's auth domain (or the public base URL) belongs to: set webauthn_rp_id",
         )
     };
-    let mut origins: Vec<Url> = project
-        .settings
-        .allowed_origins
-        .iter()
-        .filter_map(|o| Url::parse(o).ok())
+    // Only origins of the relying party itself (its host or a subdomain),
+    // over https (http only for localhost).
+    let mut origins: Vec<Url> = std::iter::once(home)
+        .chain(
+            project
+                .settings
+                .allowed_origins
+                .iter()
+                .filter_map(|o| Url::parse(o).ok()),
+        )
+        .filter(|o| belongs(o, &rp_id))
         .collect();
-    // The first origin must belong to the relying party.
-    let first = std::iter::once(home.clone())
-        .chain(origins.iter().cloned())
-        .find(|o| belongs(o, &rp_id))
-        .ok_or_else(misconfigured)?;
-    origins.retain(|o| *o != first);
-    let mut builder = WebauthnBuilder::new(&rp_id, &first)
+    origins.dedup();
+    let Some((first, rest)) = origins.split_first() else {
+        return Err(misconfigured());
+    };
+    let mut builder = WebauthnBuilder::new(&rp_id, first)
         .map_err(|_| misconfigured())?
         .rp_name(&project.name);
-    if home != first {
-        builder = builder.append_allowed_origin(&home);
-    }
-    for origin in &origins {
+    for origin in rest {
         builder = builder.append_allowed_origin(origin);
     }
     builder.build().map_err(|_| misconfigured())
 }
 
 fn belongs(origin: &Url, rp_id: &str) -> bool {
-    origin
-        .domain()
-        .is_some_and(|d| d == rp_id || d.ends_with(&format!(".{rp_id}")))
+    let secure = origin.scheme() == "https"
+        || (origin.scheme() == "http" && origin.domain() == Some("localhost"));
+    secure
+        && origin
+            .domain()
+            .is_some_and(|d| d == rp_id || d.ends_with(&format!(".{rp_id}")))
 }
 
 /// The WebAuthn user handle of a user: stable, opaque, and different in
@@ -91,4 +95,22 @@ pub fn to_state<T: serde::Serialize>(state: &T) -> ApiResult<String> {
 
 pub fn from_state<T: serde::de::DeserializeOwned>(state: &str) -> ApiResult<T> {
     serde_json::from_str(state).map_err(|e| ApiError::internal(format!("ceremony state: {e}")))
+}
+
+/// A ceremony's server side bound to what began it (a session, or a login
+/// waiting for its second factor): it finishes only for the same one.
+pub fn bound_state<T: serde::Serialize>(bound_to: &str, state: &T) -> ApiResult<String> {
+    to_state(&serde_json::json!({"bound_to": bound_to, "state": state}))
+}
+
+/// The state of a bound ceremony, when it was bound to `expected`.
+pub fn open_bound<T: serde::de::DeserializeOwned>(
+    stored: &str,
+    expected: &str,
+) -> ApiResult<Option<T>> {
+    let v: serde_json::Value = from_state(stored)?;
+    if v["bound_to"].as_str() != Some(expected) {
+        return Ok(None);
+    }
+    Ok(serde_json::from_value(v["state"].clone()).ok())
 }

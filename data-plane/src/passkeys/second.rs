@@ -3,14 +3,16 @@
 //! and its answer is checked here for `mfa::stepup::prove`.
 
 use crate::DataState;
-use crate::passkeys::rp::{from_state, parse_credential, relying_party, to_state};
+use crate::passkeys::rp::{open_bound, parse_credential, relying_party, to_state};
 use crate::request::resolve::ProjectInfo;
 use crate::store::passkeys;
+use crate::store::users;
+use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::db::Tx;
 use identity_shared::error::ApiResult;
 use serde::Deserialize;
 use serde_json::Value;
-use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PublicKeyCredential};
+use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PublicKeyCredential, WebauthnError};
 
 /// The ceremony kind of a passkey used as a second factor.
 pub const KIND: &str = "second";
@@ -22,14 +24,17 @@ pub struct PasskeyAnswer {
     pub credential: Value,
 }
 
-/// Checks `answer` against a second-factor ceremony of `user_id` and spends
-/// it; stores the credential's new counter. False for anything wrong (a
-/// malformed credential included: it counts as a wrong answer).
+/// Checks `answer` against a second-factor ceremony of `user_id`, begun by
+/// `bound_to` (the same session, or the same waiting login), and spends it;
+/// stores the credential's new counter. False for anything wrong (a
+/// malformed credential included: it counts as a wrong answer); a counter
+/// that went backwards is also audited as a suspected clone.
 pub async fn prove(
     state: &DataState,
     tx: &mut Tx,
     project: &ProjectInfo,
     user_id: &str,
+    bound_to: &str,
     answer: &PasskeyAnswer,
 ) -> ApiResult<bool> {
     let Ok(credential) = parse_credential::<PublicKeyCredential>(answer.credential.clone()) else {
@@ -41,10 +46,27 @@ pub async fn prove(
     else {
         return Ok(false);
     };
-    let rp = relying_party(state, project)?;
-    let auth: PasskeyAuthentication = from_state(&ceremony.state)?;
-    let Ok(result) = rp.finish_passkey_authentication(&credential, &auth) else {
+    let Some(auth) = open_bound::<PasskeyAuthentication>(&ceremony.state, bound_to)? else {
         return Ok(false);
+    };
+    let rp = relying_party(state, project)?;
+    // Uses of one user's passkeys are serialised: counters only move forward.
+    users::lock_credentials(tx, &project.id, user_id).await?;
+    let result = match rp.finish_passkey_authentication(&credential, &auth) {
+        Ok(r) => r,
+        Err(WebauthnError::CredentialPossibleCompromise) => {
+            audit::record(
+                tx,
+                Event {
+                    subject: Some(user_id),
+                    data: serde_json::json!({"credential_id": credential.id}),
+                    ..Event::new(&project.id, "passkey.clone_suspected", Outcome::Failure)
+                },
+            )
+            .await?;
+            return Ok(false);
+        }
+        Err(_) => return Ok(false),
     };
     if !result.user_verified() {
         return Ok(false);

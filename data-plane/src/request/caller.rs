@@ -98,8 +98,9 @@ fn enrollment_route(path: &str) -> bool {
         || path.starts_with("/v1/auth/sessions/")
 }
 
-/// `Option<Caller>`: `None` when the request carries no access token at all
-/// (neither bearer nor cookie); a token that is there must be valid.
+/// `Option<Caller>`: the caller when the request carries a valid session,
+/// else `None` (no token, or a stale one: a route that also serves
+/// anonymous callers treats it as anonymous).
 impl axum::extract::OptionalFromRequestParts<DataState> for Caller {
     type Rejection = ApiError;
 
@@ -112,8 +113,10 @@ impl axum::extract::OptionalFromRequestParts<DataState> for Caller {
         if !has_token {
             return Ok(None);
         }
-        <Caller as FromRequestParts<DataState>>::from_request_parts(parts, state)
-            .await
-            .map(Some)
+        Ok(
+            <Caller as FromRequestParts<DataState>>::from_request_parts(parts, state)
+                .await
+                .ok(),
+        )
     }
 }
