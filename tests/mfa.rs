@@ -869,7 +869,67 @@ async fn trusted_browsers_skip_the_challenge_until_revoked(store: Store) {
         let after = login_as(&app, &p, "ivy@example.com", ua, token, cookie).await;
         assert_eq!(after["mfa_required"], true, "{after}");
     }
+    assert_eq!(count_trusted(&app).await, 0);
+
+    // A password change forgets them too...
+    let trust = |password: &'static str, code: String| {
+        let app = &app;
+        let p = &p;
+        async move {
+            let (s, first) = app
+                .post_with_key(
+                    "/v1/auth/login",
+                    &p.pk,
+                    json!({"email": "ivy@example.com", "password": password}),
+                )
+                .await;
+            assert_eq!(s, 200, "{first}");
+            let (s, b) = challenge(
+                app,
+                &p.pk,
+                json!({"mfa_token": first["mfa_token"], "recovery_code": code, "remember_browser": true}),
+            )
+            .await;
+            assert_eq!(s, 200, "{b}");
+        }
+    };
+    trust(PW, codes[1].clone()).await;
+    assert_eq!(count_trusted(&app).await, 1);
+    let (s, b) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/password/change",
+            &p.pk,
+            &at,
+            Some(json!({"current_password": PW, "new_password": "another fine passphrase"})),
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    assert_eq!(count_trusted(&app).await, 0);
+    // ...and so does removing the factor.
+    trust("another fine passphrase", codes[2].clone()).await;
+    assert_eq!(count_trusted(&app).await, 1);
+    let (s, b) = app
+        .authed(Method::DELETE, "/v1/auth/mfa/totp", &p.pk, &at, None)
+        .await;
+    assert_eq!(s, 204, "{b}");
+    assert_eq!(count_trusted(&app).await, 0);
     app.stop().await;
+}
+
+async fn count_trusted(app: &TestApp) -> usize {
+    use identity_shared::schema::TrustedBrowsers;
+    let mut tx = app.db().control().await.unwrap();
+    let rows: Vec<(String,)> = tx
+        .fetch_all(
+            sea_query::Query::select()
+                .column(TrustedBrowsers::Id)
+                .from(TrustedBrowsers::Table),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    rows.len()
 }
 
 async fn a_project_can_require_a_second_factor(store: Store) {
