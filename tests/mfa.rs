@@ -854,7 +854,8 @@ async fn trusted_browsers_skip_the_challenge_until_revoked(store: Store) {
     let via_cookie = login_as(&app, &p, "ivy@example.com", ua, None, Some(&value)).await;
     assert!(via_cookie["access_token"].is_string(), "{via_cookie}");
 
-    // Revoke-all forgets every trusted browser.
+    // Revoke-all forgets every trusted browser, and voids waiting logins.
+    let pending = login_as(&app, &p, "ivy@example.com", "Other/1", None, None).await;
     let (s, _) = app
         .authed(
             Method::POST,
@@ -870,6 +871,13 @@ async fn trusted_browsers_skip_the_challenge_until_revoked(store: Store) {
         assert_eq!(after["mfa_required"], true, "{after}");
     }
     assert_eq!(count_trusted(&app).await, 0);
+    let got = challenge(
+        &app,
+        &p.pk,
+        json!({"mfa_token": pending["mfa_token"], "code": code_next(&secret)}),
+    )
+    .await;
+    assert_error(&got, 401, "mfa_token_invalid");
 
     // A password change forgets them too...
     let trust = |password: &'static str, code: String| {
@@ -917,7 +925,7 @@ async fn trusted_browsers_skip_the_challenge_until_revoked(store: Store) {
     app.stop().await;
 }
 
-async fn count_trusted(app: &TestApp) -> usize {
+pub async fn count_trusted(app: &TestApp) -> usize {
     use identity_shared::schema::TrustedBrowsers;
     let mut tx = app.db().control().await.unwrap();
     let rows: Vec<(String,)> = tx

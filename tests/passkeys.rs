@@ -614,7 +614,7 @@ async fn a_passkey_as_the_second_factor(store: Store) {
     assert_error(&got, 401, "invalid_code");
     let begin = login_begin(&app, &p, json!({"mfa_token": t})).await;
     let cred = assertion(&mut device, &begin, ORIGIN);
-    let answer = json!({"mfa_token": t, "passkey": {"challenge_id": begin["challenge_id"], "credential": cred}});
+    let answer = json!({"mfa_token": t, "passkey": {"challenge_id": begin["challenge_id"], "credential": cred}, "remember_browser": true});
     let (s, signed) = app
         .post_with_key("/v1/auth/mfa/challenge", &p.pk, answer.clone())
         .await;
@@ -625,7 +625,8 @@ async fn a_passkey_as_the_second_factor(store: Store) {
         .await;
     assert_error(&got, 401, "mfa_token_invalid");
 
-    // Deleting the only factor turns MFA off again.
+    assert_eq!(crate::mfa::count_trusted(&app).await, 1);
+    // Deleting the only factor turns MFA off again, and forgets the browser.
     let id = passkey["id"].as_str().unwrap();
     let (s, _) = app
         .authed(
@@ -637,6 +638,7 @@ async fn a_passkey_as_the_second_factor(store: Store) {
         )
         .await;
     assert_eq!(s, 204);
+    assert_eq!(crate::mfa::count_trusted(&app).await, 0);
     let (s, body) = app.login(&p.pk, "ned@example.com", PW).await;
     assert_eq!(s, 200);
     assert!(body["access_token"].is_string(), "{body}");

@@ -6,6 +6,7 @@ use crate::mfa::stepup::{require_step_up, sync_mfa_enabled};
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::store::passkeys::{self, PasskeyRow};
+use crate::store::trusted_browsers;
 use crate::store::users;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -120,6 +121,9 @@ pub async fn remove(
     if passkeys::delete(&mut tx, project_id, &user.id, Some(&id)).await? == 0 {
         return Err(not_found());
     }
+    // A removed factor (a lost device, say) must not leave the browsers it
+    // let skip the challenge.
+    trusted_browsers::forget_all(&mut tx, project_id, &user.id).await?;
     sync_mfa_enabled(&mut tx, project_id, &user.id).await?;
     record(&mut tx, &caller, &client, "passkey.deleted", &id).await?;
     tx.commit().await?;

@@ -7,6 +7,7 @@ use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::csrf;
 use crate::request::transport::{self, Transport};
+use crate::store::mfa;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::trusted_browsers;
 use crate::store::users::{self, UserRow};
@@ -74,8 +75,11 @@ async fn revoke_and_audit(
     let revoked =
         sessions::revoke(&mut tx, project_id, &caller.claims.sub, ids, keep, reason).await?;
     if reason == REVOKED_ALL {
-        // Revoke-all also forgets every trusted browser.
+        // Revoke-all also forgets every trusted browser, and voids the
+        // logins waiting for a second factor (one could otherwise still
+        // trust a browser after this).
         trusted_browsers::forget_all(&mut tx, project_id, &caller.claims.sub).await?;
+        mfa::delete_challenges(&mut tx, project_id, &caller.claims.sub).await?;
     }
     if !revoked.is_empty() {
         let ip = client.ip_text();
