@@ -20,6 +20,7 @@ on_both!(
     enrollment_needs_a_fresh_session_and_ends_other_step_ups,
     trusted_browsers_skip_the_challenge_until_revoked,
     a_project_can_require_a_second_factor,
+    cross_site_posts_to_cookie_setting_routes_set_nothing,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -1023,5 +1024,60 @@ async fn a_project_can_require_a_second_factor(store: Store) {
     .await;
     assert_eq!(s, 200, "{signed}");
     assert!(signed.get("mfa_enrollment_required").is_none(), "{signed}");
+    app.stop().await;
+}
+
+/// A cross-site form post (text/plain, a foreign Origin) to the routes that
+/// end in session cookies is refused before anything is read.
+async fn cross_site_posts_to_cookie_setting_routes_set_nothing(store: Store) {
+    let Some((app, p)) = setup(store).await else {
+        return;
+    };
+    let (_, secret, _) = enrolled(&app, &p, "zed@example.com").await;
+    let t = mfa_token(&app, &p, "zed@example.com").await;
+    for (path, body) in [
+        (
+            "/v1/auth/mfa/challenge",
+            json!({"mfa_token": t, "code": code_next(&secret)}).to_string(),
+        ),
+        (
+            "/v1/auth/passkeys/login/finish",
+            json!({"challenge_id": "pkc_x", "credential": {}}).to_string(),
+        ),
+    ] {
+        for (content_type, origin) in [
+            ("text/plain", "https://evil.test"),
+            ("application/json", "https://evil.test"),
+            ("text/plain", "null"),
+        ] {
+            let resp = app
+                .public_req(Method::POST, path)
+                .header("x-project-key", &p.pk)
+                .header("x-token-transport", "cookie")
+                .header("origin", origin)
+                .header("content-type", content_type)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            assert!(
+                (400..500).contains(&status),
+                "{path} {content_type} {origin}: {status}"
+            );
+            assert!(
+                resp.headers().get("set-cookie").is_none(),
+                "{path}: cookies set"
+            );
+        }
+    }
+    // The challenge is still answerable: nothing above was evaluated.
+    let (s, b) = challenge(
+        &app,
+        &p.pk,
+        json!({"mfa_token": t, "code": code_next(&secret)}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
     app.stop().await;
 }
