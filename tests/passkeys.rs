@@ -469,6 +469,33 @@ async fn refusals_wrong_origin_replay_clone_and_other_projects(store: Store) {
     let (s, b) = login_finish(&app, &p, &begin["challenge_id"], &cred).await;
     assert_eq!(s, 401, "{b}");
     assert_eq!(b["error"]["code"], "invalid_credentials");
+    // Forty answers to one ceremony at once: one sign-in.
+    let begin = login_begin(&app, &p, json!({"email": "max@example.com"})).await;
+    let cred = assertion(&mut device, &begin, ORIGIN);
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let client = app.client.clone();
+        let url = format!("{}/v1/auth/passkeys/login/finish", app.public);
+        let (pk, body) = (
+            p.pk.clone(),
+            json!({"challenge_id": begin["challenge_id"], "credential": cred}),
+        );
+        tasks.push(tokio::spawn(async move {
+            crate::support::send(client.post(url).header("x-project-key", pk).json(&body))
+                .await
+                .0
+                .as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            200 => ok += 1,
+            401 => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(ok, 1);
 
     // Malformed and oversized credentials: a clear 4xx.
     let begin = login_begin(&app, &p, json!({"email": "max@example.com"})).await;
