@@ -68,6 +68,7 @@ pub async fn enroll(
         .master_key
         .seal(&secret, &seal_context(&project.id, &user.id));
     let mut tx = state.shard(&caller.resolved)?.scope(&project.id).await?;
+    users::lock_credentials(&mut tx, &project.id, &user.id).await?;
     if !mfa::put_pending_totp(&mut tx, &project.id, &user.id, &sealed).await? {
         return Err(ApiError::conflict(
             "totp_already_enabled",

@@ -39,14 +39,15 @@ pub async fn totp<M>(
 }
 
 /// Stores a pending (unconfirmed) secret, replacing a pending one; false
-/// when the user already has a confirmed factor.
+/// when the user already has a confirmed factor. The caller holds the
+/// user's credentials lock (the one confirmation takes), so an enrollment
+/// cannot undo a confirmation racing it.
 pub async fn put_pending_totp(
     tx: &mut Tx,
     project_id: &str,
     user_id: &str,
     secret_sealed: &str,
 ) -> Result<bool, DbError> {
-    tx.lock_key(&format!("mfa:{project_id}:{user_id}")).await?;
     if totp(tx, project_id, user_id)
         .await?
         .is_some_and(|t| t.confirmed_at.is_some())
