@@ -17,6 +17,7 @@ on_both!(
     tokens_do_not_cross_projects,
     refresh_rotation_reuse_and_grace,
     fifty_concurrent_refreshes_leave_one_chain,
+    refresh_rewrites_last_seen_only_when_stale,
     session_management,
     password_change,
     lockout_policy,
@@ -378,6 +379,74 @@ async fn fifty_concurrent_refreshes_leave_one_chain(store: Store) {
         1
     );
     app.stop().await;
+}
+
+/// A refresh keeps the session's address and user agent current, but
+/// rewrites `last_seen_at` at most once a minute (a busy session must not
+/// become a hot row).
+async fn refresh_rewrites_last_seen_only_when_stale(store: Store) {
+    let Some((app, p)) = setup(store).await else {
+        return;
+    };
+    let body = app.register(&p.pk, "seen@example.com", PW).await;
+    let sid = body["session"]["id"].as_str().unwrap().to_string();
+    let (s, r) = refresh_with(&app, &p.pk, &refresh_token(&body), "tab").await;
+    assert_eq!(s, 200, "{r}");
+    let (seen, agent) = session_facts(&app, &sid, None).await;
+    assert_eq!(agent.as_deref(), Some("tab"));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The same client again, within the minute: the row is left alone.
+    let (s, r) = refresh_with(&app, &p.pk, &refresh_token(&r), "tab").await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(session_facts(&app, &sid, None).await, (seen, agent.clone()));
+    // A new user agent is written at once.
+    let (s, r) = refresh_with(&app, &p.pk, &refresh_token(&r), "phone").await;
+    assert_eq!(s, 200, "{r}");
+    let (after, agent) = session_facts(&app, &sid, None).await;
+    assert_eq!(agent.as_deref(), Some("phone"));
+    assert!(after > seen);
+    // A minute later the same client's refresh writes the time again, and
+    // the session list shows it.
+    let old = identity_shared::time::now_ms() - 61_000;
+    session_facts(&app, &sid, Some(old)).await;
+    let (s, r) = refresh_with(&app, &p.pk, &refresh_token(&r), "phone").await;
+    assert_eq!(s, 200, "{r}");
+    let (seen, _) = session_facts(&app, &sid, None).await;
+    assert!(seen > old + 60_000, "{seen} {old}");
+    let (_, list) = app
+        .authed(Method::GET, "/v1/auth/sessions", &p.pk, &token(&r), None)
+        .await;
+    assert_eq!(list["items"][0]["user_agent"], "phone", "{list}");
+    app.stop().await;
+}
+
+/// The session's stored `last_seen_at` and user agent; first sets
+/// `last_seen_at` to `set` when given.
+async fn session_facts(app: &TestApp, session_id: &str, set: Option<i64>) -> (i64, Option<String>) {
+    use identity_shared::schema::Sessions;
+    use sea_query::{Expr, ExprTrait, Query};
+    let mut tx = app.db().control().await.unwrap();
+    if let Some(at) = set {
+        tx.execute(
+            Query::update()
+                .table(Sessions::Table)
+                .value(Sessions::LastSeenAt, at)
+                .and_where(Expr::col(Sessions::Id).eq(session_id)),
+        )
+        .await
+        .unwrap();
+    }
+    let row: Option<(i64, Option<String>)> = tx
+        .fetch_optional(
+            Query::select()
+                .columns([Sessions::LastSeenAt, Sessions::UserAgent])
+                .from(Sessions::Table)
+                .and_where(Expr::col(Sessions::Id).eq(session_id)),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    row.unwrap()
 }
 
 async fn count_live_refresh_tokens(app: &TestApp, session_id: &str) -> i64 {

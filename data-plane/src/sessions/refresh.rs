@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::crypto::{ct_eq, sha256_hex};
-use identity_shared::db::Tx;
+use identity_shared::db::{Db, Tx};
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self};
 use identity_shared::ids::new_id;
@@ -90,7 +90,6 @@ pub async fn refresh(
     // Taken before anything is read, so a session read below is cached
     // only if no invalidation came in between.
     let epoch = state.sessions.epoch();
-    let mut tx = db.scope(&project_id).await?;
     let successor = successor_of(&state, &value);
     let ip = client.ip_text();
     let rotation = refresh_tokens::Rotation {
@@ -102,6 +101,7 @@ pub async fn refresh(
         user_agent: client.user_agent.as_deref(),
         audit_id: &new_id("evt"),
         now,
+        touch_every_ms: sessions::TOUCH_EVERY_MS,
     };
     let present = |session, user| Presented {
         state: &state,
@@ -113,29 +113,26 @@ pub async fn refresh(
         user,
     };
     // Postgres: the common case (a live token of a live session) in one
-    // statement; anything else is judged step by step below.
-    if let Some(Some(rotated)) = refresh_tokens::rotate_pg(&mut tx, &rotation).await? {
-        if from_cookie {
-            // A refusal drops the transaction: nothing was consumed.
-            csrf::check_csrf(&state, &resolved, &method, &headers, &rotated.session_id)?;
-        }
-        let (session, user, was_cached) =
-            rotated_view(&state, &mut tx, &project_id, &rotated).await?;
+    // statement; anything else is judged step by step below. Without
+    // cookies it runs on its own and is committed as it returns: one round
+    // trip. With cookies it runs inside the transaction, so that a CSRF
+    // refusal rolls it back.
+    if !from_cookie
+        && let Some(Some(rotated)) = refresh_tokens::rotate_pg_alone(db, &rotation).await?
+    {
+        let view = rotated_view(&state, db, None, &project_id, &rotated).await?;
+        let (session, user) = renewed(&state, &client, epoch, now, &rotated, view).await;
+        return present(session, user).answer().await;
+    }
+    let mut tx = db.scope(&project_id).await?;
+    if from_cookie
+        && let Some(Some(rotated)) = refresh_tokens::rotate_pg(&mut tx, &rotation).await?
+    {
+        // A refusal drops the transaction: nothing was consumed.
+        csrf::check_csrf(&state, &resolved, &method, &headers, &rotated.session_id)?;
+        let view = rotated_view(&state, db, Some(&mut tx), &project_id, &rotated).await?;
         tx.commit().await?;
-        let session = SessionRow {
-            last_seen_at: now,
-            ip: Some(ip),
-            user_agent: client.user_agent.clone(),
-            ..session
-        };
-        if was_cached {
-            state.sessions.touched(&session).await;
-        } else {
-            state
-                .sessions
-                .remember(session.clone(), user.clone(), epoch)
-                .await;
-        }
+        let (session, user) = renewed(&state, &client, epoch, now, &rotated, view).await;
         return present(session, user).answer().await;
     }
     let mut row = refresh_tokens::find_by_hash(&mut tx, &project_id, &hash)
@@ -178,16 +175,17 @@ pub async fn refresh(
     reuse(tx, &presented).await
 }
 
-/// The session and user a Postgres rotation touched, for the answer, and
+/// The session and user a Postgres rotation renewed, for the answer, and
 /// whether they came from the session cache: from it when it holds them
 /// (the rotation itself checked the session in the database), else read in
-/// the rotation's transaction (never
-/// through the cache's loader: a second connection, wanted while this one
-/// holds the session's row lock, could wait on a pool that the requests
-/// queued behind the lock have drained).
+/// the rotation's transaction when there is one (never through the cache's
+/// loader: a second connection, wanted while this one holds the session's
+/// row lock, could wait on a pool that the requests queued behind the lock
+/// have drained), or in a read of their own after a rotation that ran alone.
 async fn rotated_view(
     state: &DataState,
-    tx: &mut Tx,
+    db: &Db,
+    tx: Option<&mut Tx>,
     project_id: &str,
     rotated: &Rotated,
 ) -> ApiResult<(SessionRow, UserRow, bool)> {
@@ -198,13 +196,63 @@ async fn rotated_view(
     {
         return Ok((live.session.clone(), live.user.clone(), true));
     }
+    let (session, user) = match tx {
+        Some(tx) => read_view(tx, project_id, rotated).await?,
+        None => {
+            let mut tx = db.scope_read(project_id).await?;
+            let view = read_view(&mut tx, project_id, rotated).await?;
+            tx.commit().await?;
+            view
+        }
+    };
+    Ok((session, user, false))
+}
+
+async fn read_view<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    rotated: &Rotated,
+) -> ApiResult<(SessionRow, UserRow)> {
     let session = sessions::find(tx, project_id, &rotated.session_id)
         .await?
         .ok_or_else(invalid_refresh)?;
     let user = users::find(tx, project_id, &rotated.user_id)
         .await?
         .ok_or_else(invalid_refresh)?;
-    Ok((session, user, false))
+    Ok((session, user))
+}
+
+/// After a committed rotation: the session as it now stands (with the
+/// last-seen facts the rotation wrote, if it wrote them), kept in the
+/// session cache: patched in place when cached, else remembered (unless an
+/// invalidation since `epoch` says the read may be stale).
+async fn renewed(
+    state: &DataState,
+    client: &Client,
+    epoch: u64,
+    now: i64,
+    rotated: &Rotated,
+    (session, user, was_cached): (SessionRow, UserRow, bool),
+) -> (SessionRow, UserRow) {
+    let session = if rotated.touched {
+        SessionRow {
+            last_seen_at: now,
+            ip: Some(client.ip_text()),
+            user_agent: client.user_agent.clone(),
+            ..session
+        }
+    } else {
+        session
+    };
+    if !was_cached {
+        state
+            .sessions
+            .remember(session.clone(), user.clone(), epoch)
+            .await;
+    } else if rotated.touched {
+        state.sessions.touched(&session).await;
+    }
+    (session, user)
 }
 
 /// A located refresh token's context: what each outcome needs.
@@ -253,15 +301,11 @@ async fn consume(tx: &mut Tx, p: &Presented<'_>, row: &RefreshRow) -> ApiResult<
         p.session.expires_at,
     )
     .await?;
-    sessions::touch(
-        tx,
-        project_id,
-        &p.session.id,
-        &p.client.ip_text(),
-        p.client.user_agent.as_deref(),
-    )
-    .await?;
     let ip = p.client.ip_text();
+    let user_agent = p.client.user_agent.as_deref();
+    if p.session.needs_touch(now_ms(), &ip, user_agent) {
+        sessions::touch(tx, project_id, &p.session.id, &ip, user_agent).await?;
+    }
     audit::record(
         tx,
         Event {

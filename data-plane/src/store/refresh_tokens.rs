@@ -1,7 +1,7 @@
 //! Refresh tokens: stored as SHA-256, consumed with compare-and-set, each
 //! naming its successor.
 
-use identity_shared::db::{DbError, Tx};
+use identity_shared::db::{Db, DbError, Tx};
 use identity_shared::schema::RefreshTokens;
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Query};
@@ -135,47 +135,53 @@ pub struct Rotation<'a> {
     pub user_agent: Option<&'a str>,
     pub audit_id: &'a str,
     pub now: i64,
+    pub touch_every_ms: i64,
 }
 
-/// The session a rotation touched.
+/// The session a rotation renewed, and whether it wrote the session's
+/// last-seen facts (only when the address or user agent changed or they
+/// were `touch_every_ms` old: the same rule as `SessionRow::needs_touch`).
 #[derive(Debug, sqlx::FromRow)]
 pub struct Rotated {
     pub session_id: String,
     pub user_id: String,
+    pub touched: bool,
 }
 
-const ROTATE_PG: &str = "\
-WITH c AS (
-    UPDATE refresh_tokens r SET consumed_at = $1, successor_id = $2
-     WHERE r.project_id = $3 AND r.token_hash = $4 AND r.consumed_at IS NULL AND r.expires_at > $1
-       AND EXISTS (SELECT 1 FROM sessions s
-                    WHERE s.project_id = $3 AND s.id = r.session_id
-                      AND s.revoked_at IS NULL AND s.expires_at > $1)
-    RETURNING r.session_id
-), t AS (
-    UPDATE sessions SET last_seen_at = $1, ip = $6, user_agent = $7
-     WHERE project_id = $3 AND id IN (SELECT session_id FROM c)
-    RETURNING id, user_id, expires_at
-), n AS (
-    INSERT INTO refresh_tokens (id, project_id, session_id, token_hash, user_agent, created_at, expires_at)
-    SELECT $2, $3, t.id, $5, $7, $1, t.expires_at FROM t
-), a AS (
-    INSERT INTO audit_events (id, project_id, type, actor, subject, ip, user_agent, outcome, created_at, data)
-    SELECT $8, $3, 'token.refreshed', t.user_id, t.user_id, $6, $7, 'success', $1,
-           jsonb_build_object('session_id', t.id)::text
-      FROM t
-)
-SELECT id AS session_id, user_id FROM t";
+/// Postgres migration 0007's `identity_rotate_refresh`: the statement, with
+/// its own role switch and project scope, in one round trip.
+const ROTATE_PG: &str = "SELECT session_id, user_id, touched \
+     FROM identity_rotate_refresh($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-/// On Postgres, `Some` with the touched session when the token was consumed
-/// (`Some(None)`: it was not: unknown, consumed, expired or its session
-/// ended; the caller finds out which); `None` on SQLite, whose caller runs
-/// the steps one by one.
+/// The rotation inside `tx` (so the caller can still refuse and roll it
+/// back). On Postgres, `Some` with the renewed session when the token was
+/// consumed (`Some(None)`: it was not: unknown, consumed, expired or its
+/// session ended; the caller finds out which); `None` on SQLite, whose
+/// caller runs the steps one by one.
 pub async fn rotate_pg(tx: &mut Tx, r: &Rotation<'_>) -> Result<Option<Option<Rotated>>, DbError> {
     let Some(conn) = tx.pg_conn() else {
         return Ok(None);
     };
-    let row: Option<Rotated> = sqlx::query_as(ROTATE_PG)
+    Ok(Some(rotate_with(conn, r).await?))
+}
+
+/// The rotation on its own, committed when it returns: one round trip.
+/// Answers as [`rotate_pg`] does.
+pub async fn rotate_pg_alone(
+    db: &Db,
+    r: &Rotation<'_>,
+) -> Result<Option<Option<Rotated>>, DbError> {
+    let Some(pool) = db.pg_pool() else {
+        return Ok(None);
+    };
+    Ok(Some(rotate_with(pool, r).await?))
+}
+
+async fn rotate_with<'e>(
+    on: impl sqlx::PgExecutor<'e>,
+    r: &Rotation<'_>,
+) -> Result<Option<Rotated>, DbError> {
+    Ok(sqlx::query_as(ROTATE_PG)
         .bind(r.now)
         .bind(r.successor_id)
         .bind(r.project_id)
@@ -184,7 +190,7 @@ pub async fn rotate_pg(tx: &mut Tx, r: &Rotation<'_>) -> Result<Option<Option<Ro
         .bind(r.ip)
         .bind(r.user_agent)
         .bind(r.audit_id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(Some(row))
+        .bind(r.touch_every_ms)
+        .fetch_optional(on)
+        .await?)
 }

@@ -26,6 +26,10 @@ pub struct SessionRow {
     pub verified_at: Option<i64>,
 }
 
+/// How stale a session's `last_seen_at` may get before a refresh rewrites
+/// it (its address and user agent are always kept current).
+pub const TOUCH_EVERY_MS: i64 = 60_000;
+
 const COLUMNS: [Sessions; 11] = [
     Sessions::Id,
     Sessions::ProjectId,
@@ -47,6 +51,16 @@ impl SessionRow {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect()
+    }
+
+    /// Whether a refresh from this client at `now` should write the
+    /// last-seen facts: the address or user agent changed, or the recorded
+    /// time is more than [`TOUCH_EVERY_MS`] old. Rewriting the row on every
+    /// refresh turns a busy session into a hot row for nothing.
+    pub fn needs_touch(&self, now: i64, ip: &str, user_agent: Option<&str>) -> bool {
+        self.ip.as_deref() != Some(ip)
+            || self.user_agent.as_deref() != user_agent
+            || now - self.last_seen_at >= TOUCH_EVERY_MS
     }
 
     pub fn is_live(&self, now: i64) -> bool {
