@@ -20,6 +20,7 @@ on_both!(
     key_and_session_edges,
     untrusted_forwarding_is_reported_by_doctor,
     nul_bytes_are_a_4xx,
+    deferred_writes_keep_order_and_fail_the_transaction,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -684,5 +685,87 @@ async fn nul_bytes_are_a_4xx(store: Store) {
         let (s, b) = app.get_with_key(path, &p.sk).await;
         assert!(s.is_client_error() || s == 200, "{path}: {s} {b}");
     }
+    app.stop().await;
+}
+
+/// `Tx::defer`: queued writes reach the database in order before the
+/// transaction's next statement (values with `?` and `;` in them bind to
+/// the right placeholders), and a queued write that fails fails that next
+/// call, so the transaction commits nothing.
+async fn deferred_writes_keep_order_and_fail_the_transaction(store: Store) {
+    use identity_shared::schema::AuditEvents;
+    use sea_query::{Expr, ExprTrait, Order, Query};
+    let Some((app, p)) = setup(store, &[]).await else {
+        return;
+    };
+    let insert = |id: &str, data: &str| {
+        Query::insert()
+            .into_table(AuditEvents::Table)
+            .columns([
+                AuditEvents::Id,
+                AuditEvents::ProjectId,
+                AuditEvents::Type,
+                AuditEvents::Outcome,
+                AuditEvents::CreatedAt,
+                AuditEvents::Data,
+            ])
+            .values_panic([
+                id.into(),
+                p.id.clone().into(),
+                "test.deferred".into(),
+                "success".into(),
+                1i64.into(),
+                data.into(),
+            ])
+            .to_owned()
+    };
+    let read = Query::select()
+        .columns([AuditEvents::Id, AuditEvents::Data])
+        .from(AuditEvents::Table)
+        .and_where(Expr::col(AuditEvents::Type).eq("test.deferred"))
+        .order_by(AuditEvents::Id, Order::Asc)
+        .to_owned();
+    let mut tx = app.db().scope(&p.id).await.unwrap();
+    tx.defer(&insert("evt_d1", "a ? b")).await.unwrap();
+    tx.defer(&insert("evt_d2", "'; DROP TABLE users; --"))
+        .await
+        .unwrap();
+    tx.defer(&insert("evt_d3", "?")).await.unwrap();
+    let rows: Vec<(String, String)> = tx.fetch_all(&read).await.unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("evt_d1".into(), "a ? b".into()),
+            ("evt_d2".into(), "'; DROP TABLE users; --".into()),
+            ("evt_d3".into(), "?".into()),
+        ]
+    );
+    tx.commit().await.unwrap();
+
+    // A duplicate id queued behind a good write: the commit fails, and
+    // neither row is there.
+    let mut tx = app.db().scope(&p.id).await.unwrap();
+    tx.defer(&insert("evt_d4", "fine")).await.unwrap();
+    match tx.defer(&insert("evt_d1", "again")).await {
+        // Postgres runs it at once.
+        Err(e) => {
+            assert!(
+                matches!(e, identity_shared::db::DbError::UniqueViolation(_)),
+                "{e}"
+            );
+            drop(tx);
+        }
+        Ok(()) => {
+            let e = tx.commit().await.unwrap_err();
+            assert!(
+                matches!(e, identity_shared::db::DbError::UniqueViolation(_)),
+                "{e}"
+            );
+        }
+    }
+    let mut tx = app.db().scope(&p.id).await.unwrap();
+    let rows: Vec<(String, String)> = tx.fetch_all(&read).await.unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    tx.commit().await.unwrap();
     app.stop().await;
 }

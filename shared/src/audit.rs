@@ -53,8 +53,10 @@ impl<'a> Event<'a> {
     }
 }
 
+/// Sent with the transaction's next statement or its commit on SQLite
+/// ([`Tx::defer`]).
 pub async fn record(tx: &mut Tx, event: Event<'_>) -> Result<(), DbError> {
-    tx.execute(
+    tx.defer(
         Query::insert()
             .into_table(AuditEvents::Table)
             .columns([

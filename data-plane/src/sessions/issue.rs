@@ -139,6 +139,10 @@ pub async fn start_session(
     amr: &[&str],
 ) -> ApiResult<(SessionRow, String)> {
     let project = &resolved.project;
+    // Room for the new session first (the newest MAX - 1 stay): then every
+    // write below queues behind this one read (see `Tx::defer`).
+    let evicted =
+        sessions::evict_oldest(tx, &project.id, &user.id, sessions::MAX_LIVE_SESSIONS - 1).await?;
     let session = sessions::create(
         tx,
         &project.id,
@@ -149,8 +153,6 @@ pub async fn start_session(
         project.settings.refresh_token_ttl_seconds,
     )
     .await?;
-    let evicted =
-        sessions::evict_oldest(tx, &project.id, &user.id, sessions::MAX_LIVE_SESSIONS).await?;
     if !evicted.is_empty() {
         let ip = client.ip_text();
         audit::record(

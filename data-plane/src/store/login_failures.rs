@@ -140,7 +140,7 @@ pub async fn release(db: &Db, attempt: &Attempt) -> Result<(), DbError> {
 /// A successful evaluation clears that (account, address) pair's
 /// failures, this attempt's reservation included.
 pub async fn succeeded(tx: &mut Tx, attempt: &Attempt) -> Result<(), DbError> {
-    tx.execute(
+    tx.defer(
         Query::delete()
             .from_table(LoginFailures::Table)
             .and_where(Expr::col(LoginFailures::ProjectId).eq(attempt.project_id.as_str()))

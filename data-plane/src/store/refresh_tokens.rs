@@ -38,7 +38,7 @@ pub async fn insert(
     user_agent: Option<&str>,
     expires_at: i64,
 ) -> Result<(), DbError> {
-    tx.execute(
+    tx.defer(
         Query::insert()
             .into_table(RefreshTokens::Table)
             .columns([

@@ -113,7 +113,7 @@ pub async fn create(
         revoked_at: None,
         verified_at: Some(now),
     };
-    tx.execute(
+    tx.defer(
         Query::insert()
             .into_table(Sessions::Table)
             .columns(COLUMNS)

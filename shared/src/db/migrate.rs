@@ -14,7 +14,7 @@ impl Db {
     pub async fn migrate_up(&self) -> Result<(), DbError> {
         match &self.pool {
             Pool::Pg(p) => PG_MIGRATOR.run(p).await?,
-            Pool::Lite(p) => SQLITE_MIGRATOR.run(p).await?,
+            Pool::Lite(p) => SQLITE_MIGRATOR.run(&p.write).await?,
         }
         crate::data_migrations::run(self).await
     }
@@ -34,7 +34,7 @@ impl Db {
         let target = applied.iter().rev().nth(1).copied().unwrap_or(0);
         match &self.pool {
             Pool::Pg(p) => PG_MIGRATOR.undo(p, target).await?,
-            Pool::Lite(p) => SQLITE_MIGRATOR.undo(p, target).await?,
+            Pool::Lite(p) => SQLITE_MIGRATOR.undo(&p.write, target).await?,
         }
         Ok(Some(last))
     }
@@ -57,10 +57,10 @@ impl Db {
                 let exists: Option<String> = sqlx::query_scalar(
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
                 )
-                .fetch_optional(p)
+                .fetch_optional(&p.write)
                 .await?;
                 if exists.is_some() {
-                    sqlx::query_scalar(APPLIED).fetch_all(p).await?
+                    sqlx::query_scalar(APPLIED).fetch_all(&p.write).await?
                 } else {
                     Vec::new()
                 }

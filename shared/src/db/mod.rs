@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sea_query::{PostgresQueryBuilder, SelectStatement, SqliteQueryBuilder};
-use sea_query_sqlx::SqlxBinder;
+use sea_query_sqlx::{SqlxBinder, SqlxValues};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -90,7 +90,14 @@ pub enum Backend {
 #[derive(Clone)]
 enum Pool {
     Pg(PgPool),
-    Lite(SqlitePool),
+    Lite(LitePools),
+}
+
+/// SQLite's connections: any number of readers, one writer.
+#[derive(Clone)]
+struct LitePools {
+    read: SqlitePool,
+    write: SqlitePool,
 }
 
 /// A handle on one database (one shard). Cheap to clone.
@@ -119,24 +126,37 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             let in_memory = url.contains(":memory:");
-            let pool = SqlitePoolOptions::new()
-                // An in-memory database lives as long as its one connection.
-                .max_connections(if in_memory { 1 } else { max_connections })
-                .min_connections(if in_memory { 1 } else { 0 })
-                .idle_timeout(if in_memory {
-                    None
-                } else {
-                    Some(Duration::from_secs(600))
-                })
-                .max_lifetime(if in_memory {
-                    None
-                } else {
-                    Some(Duration::from_secs(1800))
-                })
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
+            let pool_options = |max_connections: u32| {
+                SqlitePoolOptions::new()
+                    // An in-memory database lives as long as its one connection.
+                    .max_connections(if in_memory { 1 } else { max_connections })
+                    .min_connections(if in_memory { 1 } else { 0 })
+                    .idle_timeout(if in_memory {
+                        None
+                    } else {
+                        Some(Duration::from_secs(600))
+                    })
+                    .max_lifetime(if in_memory {
+                        None
+                    } else {
+                        Some(Duration::from_secs(1800))
+                    })
+                    .acquire_timeout(Duration::from_secs(10))
+            };
+            let read = pool_options(max_connections)
+                .connect_with(options.clone())
                 .await?;
-            Pool::Lite(pool)
+            // SQLite runs one writer at a time: writers queue for one
+            // connection here instead of polling the database's lock. That
+            // connection's page cache also stays warm, where a pool of
+            // writers would each find theirs discarded after every write
+            // of another.
+            let write = if in_memory {
+                read.clone()
+            } else {
+                pool_options(1).connect_with(options).await?
+            };
+            Pool::Lite(LitePools { read, write })
         } else {
             let options = PgConnectOptions::from_str(url)?.application_name("identity");
             let pool = PgPoolOptions::new()
@@ -246,13 +266,16 @@ impl Db {
             }
             // Writers take the lock up front so two of them queue instead of
             // failing when a read lock would have to be upgraded.
-            Pool::Lite(pool) if writes => TxInner::Lite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Lite(pool) => TxInner::Lite(pool.begin().await?),
+            Pool::Lite(pools) if writes => {
+                TxInner::Lite(pools.write.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Pool::Lite(pools) => TxInner::Lite(pools.read.begin().await?),
         };
         Ok(Tx {
             inner,
             bus: self.bus.clone(),
             pending: Vec::new(),
+            deferred: None,
             mode: std::marker::PhantomData,
         })
     }
@@ -261,7 +284,7 @@ impl Db {
         match &self.pool {
             Pool::Pg(p) => sqlx::query("SELECT 1").execute(p).await?,
             Pool::Lite(p) => {
-                sqlx::query("SELECT 1").execute(p).await?;
+                sqlx::query("SELECT 1").execute(&p.read).await?;
                 return Ok(());
             }
         };
@@ -271,14 +294,17 @@ impl Db {
     pub fn is_closed(&self) -> bool {
         match &self.pool {
             Pool::Pg(p) => p.is_closed(),
-            Pool::Lite(p) => p.is_closed(),
+            Pool::Lite(p) => p.read.is_closed() || p.write.is_closed(),
         }
     }
 
     pub async fn close(&self) {
         match &self.pool {
             Pool::Pg(p) => p.close().await,
-            Pool::Lite(p) => p.close().await,
+            Pool::Lite(p) => {
+                p.write.close().await;
+                p.read.close().await;
+            }
         }
     }
 }
@@ -299,6 +325,9 @@ pub struct Tx<M = Write> {
     inner: TxInner,
     bus: InvalidationBus,
     pending: Vec<Invalidation>,
+    /// SQLite: writes queued by [`Tx::defer`], sent as one batch before the
+    /// transaction's next statement or its commit.
+    deferred: Option<(String, sea_query::Values)>,
     mode: std::marker::PhantomData<M>,
 }
 
@@ -325,6 +354,21 @@ macro_rules! run {
 }
 
 impl<M> Tx<M> {
+    /// Sends the writes [`Tx::defer`] queued: SQLite runs the statements of
+    /// one string in order, taking the bound values in turn (sea-query
+    /// writes SQLite placeholders as a bare `?`), so the batch is one call
+    /// to the connection's thread instead of one per statement.
+    async fn flush(&mut self) -> Result<(), DbError> {
+        let (Some((sql, values)), TxInner::Lite(tx)) = (self.deferred.take(), &mut self.inner)
+        else {
+            return Ok(());
+        };
+        sqlx::query_with(AssertSqlSafe(sql), SqlxValues(values))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     pub fn backend(&self) -> Backend {
         match self.inner {
             TxInner::Pg(_) => Backend::Postgres,
@@ -335,6 +379,7 @@ impl<M> Tx<M> {
     /// Rows of a `SELECT` (only selects: a read-only transaction cannot
     /// be handed a write).
     pub async fn fetch_all<T: Row>(&mut self, stmt: &SelectStatement) -> Result<Vec<T>, DbError> {
+        self.flush().await?;
         Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(
             AssertSqlSafe(sql),
             values
@@ -347,6 +392,7 @@ impl<M> Tx<M> {
         &mut self,
         stmt: &SelectStatement,
     ) -> Result<Option<T>, DbError> {
+        self.flush().await?;
         Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(
             AssertSqlSafe(sql),
             values
@@ -364,7 +410,8 @@ impl<M> Tx<M> {
     }
 
     /// Ends a read-only transaction.
-    pub async fn commit(self) -> Result<(), DbError> {
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        self.flush().await?;
         let Tx {
             inner,
             bus,
@@ -412,6 +459,7 @@ impl Tx<Write> {
 
     /// Runs a write with a `RETURNING` clause; returns the rows it returned.
     pub async fn returning<T: Row>(&mut self, stmt: &impl SqlxBinder) -> Result<Vec<T>, DbError> {
+        self.flush().await?;
         Ok(run!(self, stmt, |sql, values, conn| sqlx::query_as_with(
             AssertSqlSafe(sql),
             values
@@ -422,6 +470,7 @@ impl Tx<Write> {
 
     /// Runs a statement; returns the number of rows it touched.
     pub async fn execute(&mut self, stmt: &impl SqlxBinder) -> Result<u64, DbError> {
+        self.flush().await?;
         Ok(run!(self, stmt, |sql, values, conn| sqlx::query_with(
             AssertSqlSafe(sql),
             values
@@ -429,6 +478,29 @@ impl Tx<Write> {
         .execute(conn)
         .await?
         .rows_affected()))
+    }
+
+    /// Runs a write whose result nobody reads and whose failure can only
+    /// fail the transaction (no constraint the caller handles). On SQLite it
+    /// is queued and sent with the other queued writes, in order, before
+    /// the transaction's next statement or its commit: one call to the
+    /// connection's thread for all of them (each call wakes that thread and
+    /// then this task). Its error, if any, comes from that next call. On
+    /// Postgres it runs at once.
+    pub async fn defer(&mut self, stmt: &impl SqlxBinder) -> Result<(), DbError> {
+        if let TxInner::Pg(_) = self.inner {
+            return self.execute(stmt).await.map(drop);
+        }
+        let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
+        match &mut self.deferred {
+            Some((queued, queued_values)) => {
+                queued.push_str(";\n");
+                queued.push_str(&sql);
+                queued_values.0.extend(values.0.0);
+            }
+            None => self.deferred = Some((sql, values.0)),
+        }
+        Ok(())
     }
 
     /// Queues a cache invalidation for this node only, at commit (for
