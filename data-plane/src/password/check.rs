@@ -10,7 +10,7 @@ use crate::request::csrf;
 use crate::request::resolve::Resolved;
 use crate::request::transport::{self, Transport};
 use crate::store::login_failures::{self, Attempt};
-use crate::store::users::UserRow;
+use crate::store::users::{self, UserRow};
 use axum::http::HeaderMap;
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::db::Tx;
@@ -44,7 +44,54 @@ pub async fn check_password(
         user.map(|u| u.id.as_str()),
     )
     .await??;
-    // Unknown account, or one without a password: the dummy hash, same cost.
+    verify_reserved(state, resolved, user, password, attempt).await
+}
+
+/// [`check_password`] for a sign-in by email: the account is looked up in
+/// the reservation's own transaction (one transaction instead of two).
+/// Returns the account as found, if any.
+pub async fn check_password_by_email(
+    state: &DataState,
+    resolved: &Resolved,
+    client: &Client,
+    email_normalized: &str,
+    password: String,
+) -> ApiResult<(Option<UserRow>, Verified, Attempt)> {
+    let project_id = &resolved.project.id;
+    let db = state.shard(resolved)?;
+    if !state.hasher.has_room(project_id) {
+        return Err(crate::password::queue::busy());
+    }
+    let key = login_failures::account_key(project_id, email_normalized);
+    let mut tx = db.scope(project_id).await?;
+    let user = users::find_by_email(&mut tx, project_id, email_normalized).await?;
+    let attempt = login_failures::reserve_in(
+        &mut tx,
+        project_id,
+        &key,
+        &client.ip_key(),
+        &client.ip_text(),
+        user.as_ref().map(|u| u.id.as_str()),
+    )
+    .await??;
+    tx.commit().await?;
+    let (verified, attempt) =
+        verify_reserved(state, resolved, user.as_ref(), password, attempt).await?;
+    Ok((user, verified, attempt))
+}
+
+/// Hashes the presented password against the user's (the dummy hash for an
+/// unknown account or one without a password: the same cost), releasing
+/// the reservation if the password could not be checked at all.
+async fn verify_reserved(
+    state: &DataState,
+    resolved: &Resolved,
+    user: Option<&UserRow>,
+    password: String,
+    attempt: Attempt,
+) -> ApiResult<(Verified, Attempt)> {
+    let project_id = &resolved.project.id;
+    let db = state.shard(resolved)?;
     let stored = user.and_then(|u| u.password_hash.clone());
     match state.hasher.verify(project_id, password, stored).await {
         Ok(v) => Ok((v, attempt)),

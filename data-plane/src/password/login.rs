@@ -5,7 +5,7 @@ use crate::audit::event;
 use crate::input::Email;
 use crate::mfa::challenge::{require_second_factor, trusted_browser};
 use crate::password::check::{
-    check_password, invalid_credentials, record_password_failure, signing_in_from,
+    check_password_by_email, invalid_credentials, record_password_failure, signing_in_from,
 };
 use crate::password::hashing::Verified;
 use crate::password::policy;
@@ -59,18 +59,11 @@ pub async fn login(
     let db = state.shard(&resolved)?;
     let ip = client.ip_text();
 
-    let user = {
-        let mut tx = db.scope_read(&project_id).await?;
-        let user = users::find_by_email(&mut tx, &project_id, &email.normalized).await?;
-        tx.commit().await?;
-        user
-    };
-    let (verified, attempt) = check_password(
+    let (user, verified, attempt) = check_password_by_email(
         &state,
         &resolved,
         &client,
         &email.normalized,
-        user.as_ref(),
         body.password.into_inner(),
     )
     .await?;

@@ -66,6 +66,23 @@ pub async fn reserve(
     user_id: Option<&str>,
 ) -> Result<Result<Attempt, TooMany>, DbError> {
     let mut tx = db.scope(project_id).await?;
+    let reserved = reserve_in(&mut tx, project_id, key, ip_key, ip, user_id).await?;
+    if reserved.is_ok() {
+        tx.commit().await?;
+    }
+    Ok(reserved)
+}
+
+/// [`reserve`] inside the caller's transaction, which must commit for the
+/// reservation to count.
+pub async fn reserve_in(
+    tx: &mut Tx,
+    project_id: &str,
+    key: &str,
+    ip_key: &str,
+    ip: &str,
+    user_id: Option<&str>,
+) -> Result<Result<Attempt, TooMany>, DbError> {
     tx.lock_key(&format!("lockout:{project_id}:{key}")).await?;
     let now = now_ms();
     let locked_until = |recent: &[i64]| {
@@ -75,22 +92,12 @@ pub async fn reserve(
             retry_after: Duration::from_millis(std::cmp::max(oldest + WINDOW_MS - now, 1000) as u64),
         }
     };
-    let recent = recent_failures(
-        &mut tx,
-        project_id,
-        key,
-        Some(ip_key),
-        PER_IP_FAILURES as u64,
-    )
-    .await?;
+    let recent = recent_failures(tx, project_id, key, Some(ip_key), PER_IP_FAILURES as u64).await?;
     if recent.len() >= PER_IP_FAILURES {
         return Ok(Err(locked_until(&recent)));
     }
-    let total =
-        recent_failures(&mut tx, project_id, key, None, PER_ACCOUNT_FAILURES as u64).await?;
-    if total.len() as i64 >= PER_ACCOUNT_FAILURES
-        && !known_ip(&mut tx, project_id, user_id, ip).await?
-    {
+    let total = recent_failures(tx, project_id, key, None, PER_ACCOUNT_FAILURES as u64).await?;
+    if total.len() as i64 >= PER_ACCOUNT_FAILURES && !known_ip(tx, project_id, user_id, ip).await? {
         return Ok(Err(locked_until(&total)));
     }
     let id = new_id("lfl");
@@ -113,7 +120,6 @@ pub async fn reserve(
             ]),
     )
     .await?;
-    tx.commit().await?;
     Ok(Ok(Attempt {
         id,
         project_id: project_id.to_string(),
