@@ -569,3 +569,69 @@ async fn database_outage_fails_fast_and_closed() {
     b.stop().await;
     a.stop().await;
 }
+
+/// The one-statement refresh (migration 0008's `identity_rotate_refresh`)
+/// answers with the renewed session and its user, so a node that never saw
+/// the session reads nothing after the rotation commits (a read there that
+/// failed would lose the successor). Called inside a transaction scoped to
+/// another project it refuses instead of rescoping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_rotation_answers_the_session_and_keeps_its_scope() {
+    let Some(a) = TestApp::spawn(Store::Postgres).await else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let p = a.create_project("rotation").await;
+    let other = a.create_project("other").await;
+    let signed = a
+        .register(&p.pk, "rotor@example.com", "correct horse battery staple")
+        .await;
+    let refresh = signed["refresh_token"].as_str().unwrap();
+    // Node B has no cached view of this session: its answer comes from the
+    // function's row alone.
+    let (s, renewed) = b
+        .post_with_key("/v1/auth/refresh", &p.pk, json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(s, 200, "{renewed}");
+    assert_eq!(renewed["user"]["id"], signed["user"]["id"]);
+    assert_eq!(renewed["user"]["email"], "rotor@example.com");
+    assert_eq!(renewed["session"]["id"], signed["session"]["id"]);
+    let (s, me) = b
+        .authed(
+            Method::GET,
+            "/v1/auth/session",
+            &p.pk,
+            renewed["access_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["user"]["id"], signed["user"]["id"]);
+
+    // Inside a transaction scoped to `other`, a rotation for `p` is refused.
+    let next = renewed["refresh_token"].as_str().unwrap();
+    let hash = identity_shared::crypto::sha256_hex(next.as_bytes());
+    let db = a.db();
+    let mut tx = db.scope(&other.id).await.unwrap();
+    let conn = tx.pg_conn().unwrap();
+    let refused = sqlx::query(
+        "SELECT * FROM identity_rotate_refresh(0, 'rtk_x', $1, $2, 'h', '127.0.0.1', NULL, 'evt_x', 60000)",
+    )
+    .bind(&p.id)
+    .bind(&hash)
+    .fetch_optional(&mut *conn)
+    .await
+    .expect_err("another project's scope must be refused");
+    assert!(
+        refused.to_string().contains("scoped to another project"),
+        "{refused}"
+    );
+    drop(tx);
+    // The token was not consumed: it still refreshes, once.
+    let (s, body) = a
+        .post_with_key("/v1/auth/refresh", &p.pk, json!({"refresh_token": next}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    b.stop().await;
+    a.stop().await;
+}

@@ -118,23 +118,6 @@ impl<V: Clone + Send + Sync + 'static> GuardedCache<V> {
         }
     }
 
-    /// Replaces the cached value of `key` by `f(value)`, only while one is
-    /// cached: an entry an invalidation removed stays removed, and one
-    /// removed after this call is removed with its new value.
-    pub async fn update_present(&self, key: &str, f: impl FnOnce(&V) -> V) {
-        use moka::ops::compute::Op;
-        self.cache
-            .entry_by_ref(key)
-            .and_compute_with(|entry| {
-                let op = match entry {
-                    Some(entry) => Op::Put(f(entry.value())),
-                    None => Op::Nop,
-                };
-                std::future::ready(op)
-            })
-            .await;
-    }
-
     pub async fn invalidate(&self, key: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(key).await;
@@ -173,21 +156,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn update_present_never_brings_back_a_removed_entry() {
+    async fn a_hit_does_not_load() {
         let c = cache();
-        c.update_present("a", |v| v + 1).await;
-        assert_eq!(
-            c.get_cached("a").await,
-            None,
-            "nothing was cached: nothing added"
-        );
-        let loaded = c.get_or_load("a", || async { Ok(1) }).await.unwrap();
-        assert_eq!(loaded, 1);
-        c.update_present("a", |v| v + 1).await;
-        assert_eq!(c.get_cached("a").await, Some(2));
-        c.invalidate("a").await;
-        c.update_present("a", |v| v + 1).await;
-        assert_eq!(c.get_cached("a").await, None);
         // A hit does not load.
         let loads = c.loads();
         c.insert_read("a", 7, c.epoch()).await;

@@ -60,21 +60,6 @@ impl SessionCache {
         }))
     }
 
-    /// The cached view of session `id` when it is cached, live and belongs
-    /// to `user_id` and `project_id`; never reads the database.
-    pub async fn cached(
-        &self,
-        project_id: &str,
-        user_id: &str,
-        id: &str,
-    ) -> Option<Arc<LiveSession>> {
-        self.views.get_cached(id).await.flatten().filter(|v| {
-            v.session.project_id == project_id
-                && v.session.user_id == user_id
-                && v.session.is_live(now_ms())
-        })
-    }
-
     /// The invalidation epoch, taken before reading a session elsewhere (see
     /// [`Self::remember`]).
     pub fn epoch(&self) -> u64 {
@@ -88,27 +73,6 @@ impl SessionCache {
         let id = session.id.clone();
         self.views
             .insert_read(&id, Some(Arc::new(LiveSession { session, user })), epoch)
-            .await;
-    }
-
-    /// A refresh touched `session`: a cached view of it takes the new
-    /// last-seen facts. Never adds an entry, so it cannot bring back one
-    /// that an invalidation removed.
-    pub async fn touched(&self, session: &SessionRow) {
-        self.views
-            .update_present(&session.id, |view| {
-                view.as_ref().map(|v| {
-                    Arc::new(LiveSession {
-                        session: SessionRow {
-                            last_seen_at: session.last_seen_at,
-                            ip: session.ip.clone(),
-                            user_agent: session.user_agent.clone(),
-                            ..v.session.clone()
-                        },
-                        user: v.user.clone(),
-                    })
-                })
-            })
             .await;
     }
 

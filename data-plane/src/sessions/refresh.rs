@@ -12,7 +12,7 @@ use crate::request::resolve::Resolved;
 use crate::request::transport::{self, Transport};
 use crate::sessions::issue::signed_in;
 use crate::sessions::issue::successor_of;
-use crate::store::refresh_tokens::{self, RefreshRow, Rotated};
+use crate::store::refresh_tokens::{self, RefreshRow};
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::{self, UserRow};
 use axum::body::Bytes;
@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::crypto::{ct_eq, sha256_hex};
-use identity_shared::db::{Db, Tx};
+use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self};
 use identity_shared::ids::new_id;
@@ -29,6 +29,8 @@ use identity_shared::secret::Secret;
 use identity_shared::time::now_ms;
 use serde::Deserialize;
 use serde_json::json;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
 
 #[derive(Debug, Deserialize, Default)]
 pub struct RefreshBody {
@@ -120,19 +122,18 @@ pub async fn refresh(
     if !from_cookie
         && let Some(Some(rotated)) = refresh_tokens::rotate_pg_alone(db, &rotation).await?
     {
-        let view = rotated_view(&state, db, None, &project_id, &rotated).await?;
-        let (session, user) = renewed(&state, &client, epoch, now, &rotated, view).await;
+        let (session, user) = renewed(&state, &client, epoch, now, &project_id, rotated).await;
         return present(session, user).answer().await;
     }
     let mut tx = db.scope(&project_id).await?;
     if from_cookie
-        && let Some(Some(rotated)) = refresh_tokens::rotate_pg(&mut tx, &rotation).await?
+        && let Some(Some(rotated)) =
+            refresh_tokens::rotate_pg::<Rotated>(&mut tx, &rotation).await?
     {
         // A refusal drops the transaction: nothing was consumed.
-        csrf::check_csrf(&state, &resolved, &method, &headers, &rotated.session_id)?;
-        let view = rotated_view(&state, db, Some(&mut tx), &project_id, &rotated).await?;
+        csrf::check_csrf(&state, &resolved, &method, &headers, &rotated.session.id)?;
         tx.commit().await?;
-        let (session, user) = renewed(&state, &client, epoch, now, &rotated, view).await;
+        let (session, user) = renewed(&state, &client, epoch, now, &project_id, rotated).await;
         return present(session, user).answer().await;
     }
     let mut row = refresh_tokens::find_by_hash(&mut tx, &project_id, &hash)
@@ -175,66 +176,75 @@ pub async fn refresh(
     reuse(tx, &presented).await
 }
 
-/// The session and user a Postgres rotation renewed, for the answer, and
-/// whether they came from the session cache: from it when it holds them
-/// (the rotation itself checked the session in the database), else read in
-/// the rotation's transaction when there is one (never through the cache's
-/// loader: a second connection, wanted while this one holds the session's
-/// row lock, could wait on a pool that the requests queued behind the lock
-/// have drained), or in a read of their own after a rotation that ran alone.
-async fn rotated_view(
-    state: &DataState,
-    db: &Db,
-    tx: Option<&mut Tx>,
-    project_id: &str,
-    rotated: &Rotated,
-) -> ApiResult<(SessionRow, UserRow, bool)> {
-    if let Some(live) = state
-        .sessions
-        .cached(project_id, &rotated.user_id, &rotated.session_id)
-        .await
-    {
-        return Ok((live.session.clone(), live.user.clone(), true));
-    }
-    let (session, user) = match tx {
-        Some(tx) => read_view(tx, project_id, rotated).await?,
-        None => {
-            let mut tx = db.scope_read(project_id).await?;
-            let view = read_view(&mut tx, project_id, rotated).await?;
-            tx.commit().await?;
-            view
-        }
-    };
-    Ok((session, user, false))
+/// The session a rotation renewed and its user, as they stood before the
+/// rotation (so with the old last-seen facts), and whether it wrote the
+/// session's last-seen facts (only when the address or user agent changed
+/// or they were `touch_every_ms` old: the same rule as
+/// `SessionRow::needs_touch`).
+#[derive(Debug)]
+pub struct Rotated {
+    pub session: SessionRow,
+    pub user: UserRow,
+    pub touched: bool,
 }
 
-async fn read_view<M>(
-    tx: &mut Tx<M>,
-    project_id: &str,
-    rotated: &Rotated,
-) -> ApiResult<(SessionRow, UserRow)> {
-    let session = sessions::find(tx, project_id, &rotated.session_id)
-        .await?
-        .ok_or_else(invalid_refresh)?;
-    let user = users::find(tx, project_id, &rotated.user_id)
-        .await?
-        .ok_or_else(invalid_refresh)?;
-    Ok((session, user))
+impl<'r> sqlx::FromRow<'r, PgRow> for Rotated {
+    /// The columns of migration 0008's `identity_rotate_refresh` (the
+    /// project ids are filled in by [`rotated`]).
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let session = SessionRow {
+            id: row.try_get("s_id")?,
+            project_id: String::new(),
+            user_id: row.try_get("s_user_id")?,
+            ip: row.try_get("s_ip")?,
+            user_agent: row.try_get("s_user_agent")?,
+            amr: row.try_get("s_amr")?,
+            created_at: row.try_get("s_created_at")?,
+            last_seen_at: row.try_get("s_last_seen_at")?,
+            expires_at: row.try_get("s_expires_at")?,
+            revoked_at: row.try_get("s_revoked_at")?,
+            verified_at: row.try_get("s_verified_at")?,
+        };
+        let user = UserRow {
+            id: session.user_id.clone(),
+            project_id: String::new(),
+            email: row.try_get("u_email")?,
+            email_normalized: row.try_get("u_email_normalized")?,
+            email_verified: row.try_get("u_email_verified")?,
+            name: row.try_get("u_name")?,
+            password_hash: row.try_get("u_password_hash")?,
+            mfa_enabled: row.try_get("u_mfa_enabled")?,
+            created_at: row.try_get("u_created_at")?,
+            updated_at: row.try_get("u_updated_at")?,
+        };
+        Ok(Rotated {
+            session,
+            user,
+            touched: row.try_get("touched")?,
+        })
+    }
 }
 
 /// After a committed rotation: the session as it now stands (with the
-/// last-seen facts the rotation wrote, if it wrote them), kept in the
-/// session cache: patched in place when cached, else remembered (unless an
-/// invalidation since `epoch` says the read may be stale).
+/// last-seen facts the rotation wrote, if it wrote them), remembered by the
+/// session cache (the rotation read it after `epoch` was taken: an
+/// invalidation since then keeps it out).
 async fn renewed(
     state: &DataState,
     client: &Client,
     epoch: u64,
     now: i64,
-    rotated: &Rotated,
-    (session, user, was_cached): (SessionRow, UserRow, bool),
+    project_id: &str,
+    rotated: Rotated,
 ) -> (SessionRow, UserRow) {
-    let session = if rotated.touched {
+    let Rotated {
+        mut session,
+        mut user,
+        touched,
+    } = rotated;
+    session.project_id = project_id.to_string();
+    user.project_id = project_id.to_string();
+    let session = if touched {
         SessionRow {
             last_seen_at: now,
             ip: Some(client.ip_text()),
@@ -244,14 +254,10 @@ async fn renewed(
     } else {
         session
     };
-    if !was_cached {
-        state
-            .sessions
-            .remember(session.clone(), user.clone(), epoch)
-            .await;
-    } else if rotated.touched {
-        state.sessions.touched(&session).await;
-    }
+    state
+        .sessions
+        .remember(session.clone(), user.clone(), epoch)
+        .await;
     (session, user)
 }
 

@@ -5,6 +5,7 @@ use identity_shared::db::{Db, DbError, Tx};
 use identity_shared::schema::RefreshTokens;
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Query};
+use sqlx::postgres::PgRow;
 
 // ---- refresh tokens ----
 
@@ -138,27 +139,26 @@ pub struct Rotation<'a> {
     pub touch_every_ms: i64,
 }
 
-/// The session a rotation renewed, and whether it wrote the session's
-/// last-seen facts (only when the address or user agent changed or they
-/// were `touch_every_ms` old: the same rule as `SessionRow::needs_touch`).
-#[derive(Debug, sqlx::FromRow)]
-pub struct Rotated {
-    pub session_id: String,
-    pub user_id: String,
-    pub touched: bool,
-}
+/// What a rotation answers, decoded by the caller (this module knows no
+/// other table's rows): `touched` (whether it wrote the session's last-seen
+/// facts), the renewed session's columns as `s_<column>` and its user's as
+/// `u_<column>`, as they stood before the rotation.
+pub trait Rotated: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
+impl<T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin> Rotated for T {}
 
-/// Postgres migration 0007's `identity_rotate_refresh`: the statement, with
+/// Postgres migration 0008's `identity_rotate_refresh`: the statement, with
 /// its own role switch and project scope, in one round trip.
-const ROTATE_PG: &str = "SELECT session_id, user_id, touched \
-     FROM identity_rotate_refresh($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const ROTATE_PG: &str = "SELECT * FROM identity_rotate_refresh($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// The rotation inside `tx` (so the caller can still refuse and roll it
 /// back). On Postgres, `Some` with the renewed session when the token was
 /// consumed (`Some(None)`: it was not: unknown, consumed, expired or its
 /// session ended; the caller finds out which); `None` on SQLite, whose
 /// caller runs the steps one by one.
-pub async fn rotate_pg(tx: &mut Tx, r: &Rotation<'_>) -> Result<Option<Option<Rotated>>, DbError> {
+pub async fn rotate_pg<T: Rotated>(
+    tx: &mut Tx,
+    r: &Rotation<'_>,
+) -> Result<Option<Option<T>>, DbError> {
     let Some(conn) = tx.pg_conn() else {
         return Ok(None);
     };
@@ -167,20 +167,20 @@ pub async fn rotate_pg(tx: &mut Tx, r: &Rotation<'_>) -> Result<Option<Option<Ro
 
 /// The rotation on its own, committed when it returns: one round trip.
 /// Answers as [`rotate_pg`] does.
-pub async fn rotate_pg_alone(
+pub async fn rotate_pg_alone<T: Rotated>(
     db: &Db,
     r: &Rotation<'_>,
-) -> Result<Option<Option<Rotated>>, DbError> {
+) -> Result<Option<Option<T>>, DbError> {
     let Some(pool) = db.pg_pool() else {
         return Ok(None);
     };
     Ok(Some(rotate_with(pool, r).await?))
 }
 
-async fn rotate_with<'e>(
+async fn rotate_with<'e, T: Rotated>(
     on: impl sqlx::PgExecutor<'e>,
     r: &Rotation<'_>,
-) -> Result<Option<Rotated>, DbError> {
+) -> Result<Option<T>, DbError> {
     Ok(sqlx::query_as(ROTATE_PG)
         .bind(r.now)
         .bind(r.successor_id)

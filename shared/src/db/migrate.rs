@@ -57,10 +57,10 @@ impl Db {
                 let exists: Option<String> = sqlx::query_scalar(
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
                 )
-                .fetch_optional(&p.write)
+                .fetch_optional(&p.read)
                 .await?;
                 if exists.is_some() {
-                    sqlx::query_scalar(APPLIED).fetch_all(&p.write).await?
+                    sqlx::query_scalar(APPLIED).fetch_all(&p.read).await?
                 } else {
                     Vec::new()
                 }
