@@ -214,6 +214,7 @@ impl Server {
                     );
                 }
             }
+            state.outbox.spawn(shards.values().cloned().collect());
             identity_data_plane::workers::sweeper::spawn(
                 shards.into_values().collect(),
                 std::time::Duration::from_secs(60),

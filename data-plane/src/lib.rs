@@ -15,6 +15,7 @@ use identity_shared::error::ApiError;
 
 pub mod admin;
 pub mod audit;
+pub mod email;
 pub mod input;
 pub mod mfa;
 pub mod openapi;
@@ -67,6 +68,12 @@ pub struct DataPlane {
     pub master_key: Arc<MasterKey>,
     /// Keys the hashes of recovery codes (see `mfa::totp::recovery_code_hash`).
     pub recovery_key: [u8; 32],
+    /// Keys the hashes of email and SMS codes (see `email::send::code_hash`).
+    pub code_key: [u8; 32],
+    /// Keys the recipient hashes of outbox messages (the per-address caps).
+    pub message_key: [u8; 32],
+    /// Delivers email and SMS (see `workers::outbox`).
+    pub outbox: Arc<workers::outbox::Outbox>,
 }
 
 impl DataState {
@@ -105,6 +112,9 @@ impl DataState {
             refresh_key: master_key.derive("refresh-token-successor"),
             csrf_key: master_key.derive("csrf-token"),
             recovery_key: master_key.derive("mfa-recovery-codes"),
+            code_key: master_key.derive("email-phone-codes"),
+            message_key: master_key.derive("outbox-recipients"),
+            outbox: workers::outbox::Outbox::new(config.clone(), master_key.clone())?,
             master_key: master_key.clone(),
             control_db,
             shards: Arc::new(shards),
@@ -160,6 +170,7 @@ pub fn router(state: DataState) -> Router {
         .merge(sessions::router())
         .merge(mfa::router())
         .merge(passkeys::router())
+        .merge(email::router())
         .merge(admin::router())
         .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::messaging::{OutboxSettings, SmsSettings, SmtpSettings, WebhookSecret};
 use crate::secret::{Secret, redact_dsn};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,14 @@ pub struct Config {
     /// How long cached sessions and project answers stay usable after the
     /// invalidation listener lost the database; then checks fail closed.
     pub cache_staleness: Duration,
+    /// Where email goes (`IDENTITY_SMTP_URL`); none: logged in dev mode,
+    /// else email flows answer `503 email_not_configured`.
+    pub smtp: Option<SmtpSettings>,
+    /// The sender address of every email (`IDENTITY_EMAIL_FROM`).
+    pub email_from: String,
+    /// Where SMS goes (`IDENTITY_SMS_WEBHOOK_URL` and `_SECRET`).
+    pub sms: Option<SmsSettings>,
+    pub outbox: OutboxSettings,
 }
 
 impl Default for Config {
@@ -93,6 +102,10 @@ impl Default for Config {
                 .unwrap_or(2),
             hash_queue: 128,
             cache_staleness: Duration::from_secs(10),
+            smtp: None,
+            email_from: "identity@localhost".into(),
+            sms: None,
+            outbox: OutboxSettings::default(),
         }
     }
 }
@@ -120,6 +133,10 @@ impl std::fmt::Debug for Config {
             .field("hash_concurrency", &self.hash_concurrency)
             .field("hash_queue", &self.hash_queue)
             .field("cache_staleness", &self.cache_staleness)
+            .field("smtp", &self.smtp)
+            .field("email_from", &self.email_from)
+            .field("sms", &self.sms)
+            .field("outbox", &self.outbox)
             .finish()
     }
 }
@@ -215,7 +232,86 @@ impl Config {
             crate::crypto::MasterKey::parse(k)
                 .map_err(|e| ConfigError::new("IDENTITY_MASTER_KEY", e))?;
         }
+        let smtp = get("IDENTITY_SMTP_URL")
+            .map(|u| SmtpSettings::parse(&u).map_err(|e| ConfigError::new("IDENTITY_SMTP_URL", e)))
+            .transpose()?;
+        let email_from = match get("IDENTITY_EMAIL_FROM") {
+            Some(from) => {
+                crate::email::Email::parse(&from).map_err(|e| {
+                    ConfigError::new(
+                        "IDENTITY_EMAIL_FROM",
+                        format!("is not an email address: {e}"),
+                    )
+                })?;
+                from
+            }
+            None => d.email_from,
+        };
+        if smtp.is_some() && get("IDENTITY_EMAIL_FROM").is_none() {
+            return Err(ConfigError::new(
+                "IDENTITY_EMAIL_FROM",
+                "is required with IDENTITY_SMTP_URL",
+            ));
+        }
+        let sms = match (
+            get("IDENTITY_SMS_WEBHOOK_URL"),
+            get("IDENTITY_SMS_WEBHOOK_SECRET"),
+        ) {
+            (None, None) => None,
+            (Some(url), Some(secret)) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(ConfigError::new(
+                        "IDENTITY_SMS_WEBHOOK_URL",
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                let secret = WebhookSecret::parse(&secret)
+                    .map_err(|e| ConfigError::new("IDENTITY_SMS_WEBHOOK_SECRET", e))?;
+                Some(SmsSettings { url, secret })
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "IDENTITY_SMS_WEBHOOK_SECRET",
+                    "is required with IDENTITY_SMS_WEBHOOK_URL",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "IDENTITY_SMS_WEBHOOK_URL",
+                    "is required with IDENTITY_SMS_WEBHOOK_SECRET",
+                ));
+            }
+        };
+        let outbox = OutboxSettings {
+            max_attempts: parse_opt(&get, "IDENTITY_OUTBOX_MAX_ATTEMPTS")?
+                .unwrap_or(d.outbox.max_attempts),
+            backoff_ms: parse_opt(&get, "IDENTITY_OUTBOX_BACKOFF_MS")?
+                .unwrap_or(d.outbox.backoff_ms),
+            poll_ms: parse_opt(&get, "IDENTITY_OUTBOX_POLL_MS")?.unwrap_or(d.outbox.poll_ms),
+        };
+        if !(1..=50).contains(&outbox.max_attempts) {
+            return Err(ConfigError::new(
+                "IDENTITY_OUTBOX_MAX_ATTEMPTS",
+                "must be from 1 to 50",
+            ));
+        }
+        if !(10..=3_600_000).contains(&outbox.backoff_ms) {
+            return Err(ConfigError::new(
+                "IDENTITY_OUTBOX_BACKOFF_MS",
+                "must be from 10 to 3600000",
+            ));
+        }
+        if !(10..=600_000).contains(&outbox.poll_ms) {
+            return Err(ConfigError::new(
+                "IDENTITY_OUTBOX_POLL_MS",
+                "must be from 10 to 600000",
+            ));
+        }
         let config = Config {
+            smtp,
+            email_from,
+            sms,
+            outbox,
             public_addr: parse_opt(&get, "IDENTITY_PUBLIC_ADDR")?.unwrap_or(d.public_addr),
             admin_addr: parse_opt(&get, "IDENTITY_ADMIN_ADDR")?.unwrap_or(d.admin_addr),
             dev_mode: parse_bool(&get, "IDENTITY_DEV_MODE")?.unwrap_or(d.dev_mode),

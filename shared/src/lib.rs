@@ -16,11 +16,13 @@ pub mod ids;
 pub mod invalidation;
 pub mod jwks;
 pub mod keys;
+pub mod messaging;
 pub mod observations;
 pub mod openapi;
 pub mod schema;
 pub mod secret;
 pub mod settings;
+pub mod templates;
 pub mod time;
 
 pub use error::ApiError;

@@ -95,6 +95,7 @@ pub enum Tenants {
     Name,
     CreatedAt,
     UpdatedAt,
+    AutoJoinRole,
 }
 
 #[derive(Iden, Clone, Copy)]
@@ -127,6 +128,8 @@ pub enum Users {
     MfaEnabled,
     CreatedAt,
     UpdatedAt,
+    Phone,
+    PhoneVerified,
 }
 
 #[derive(Iden, Clone, Copy)]
@@ -259,4 +262,53 @@ pub enum AuditEvents {
     Outcome,
     CreatedAt,
     Data,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum OutboxMessages {
+    Table,
+    Id,
+    ProjectId,
+    Channel,
+    Kind,
+    RecipientHint,
+    RecipientHash,
+    Payload,
+    Status,
+    Attempts,
+    NextAttemptAt,
+    LastError,
+    CreatedAt,
+    SentAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum OneTimeCodes {
+    Table,
+    Id,
+    ProjectId,
+    Purpose,
+    UserId,
+    Email,
+    Target,
+    TokenHash,
+    CodeHash,
+    Attempts,
+    Data,
+    CreatedAt,
+    ExpiresAt,
+    ConsumedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum TenantMembers {
+    Table,
+    Id,
+    ProjectId,
+    TenantId,
+    UserId,
+    Role,
+    Source,
+    CreatedAt,
+    UpdatedAt,
 }

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::templates::{TemplateOverrides, parse_overrides};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SigningAlg {
     EdDSA,
@@ -52,6 +54,38 @@ pub struct ProjectSettings {
     /// its primary verified auth domain, else the public base URL's host.
     pub webauthn_rp_id: Option<String>,
     pub rate_limits: RateLimits,
+    /// Where the links in emails point (`{links_base_url}/reset-password?token=`):
+    /// by default the primary verified auth domain's origin, else the
+    /// public base URL.
+    pub links_base_url: Option<String>,
+    /// The display name of the sender of this project's emails.
+    pub email_from: Option<String>,
+    /// Per-kind overrides of the built-in email and SMS templates.
+    pub email_templates: TemplateOverrides,
+    /// Abuse caps of the messaging flows (all counted from the outbox).
+    pub messaging: MessagingLimits,
+}
+
+/// How many messages one recipient, and one project, may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessagingLimits {
+    /// Emails to one address per hour (every kind together).
+    pub emails_per_address_per_hour: u32,
+    /// SMS to one number per day.
+    pub sms_per_number_per_day: u32,
+    /// SMS of the whole project per day (SMS pumping).
+    pub sms_per_project_per_day: u32,
+}
+
+impl Default for MessagingLimits {
+    fn default() -> Self {
+        Self {
+            emails_per_address_per_hour: 5,
+            sms_per_number_per_day: 5,
+            sms_per_project_per_day: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -69,6 +103,8 @@ pub struct RateLimits {
     pub register_per_minute: u32,
     pub login_per_minute: u32,
     pub refresh_per_minute: u32,
+    /// Requests that send an email or SMS, or check their codes and links.
+    pub email_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -77,6 +113,7 @@ impl Default for RateLimits {
             register_per_minute: 20,
             login_per_minute: 60,
             refresh_per_minute: 120,
+            email_per_minute: 10,
         }
     }
 }
@@ -94,6 +131,10 @@ impl Default for ProjectSettings {
             trusted_browser_ttl_seconds: 30 * 86_400,
             webauthn_rp_id: None,
             rate_limits: RateLimits::default(),
+            links_base_url: None,
+            email_from: None,
+            email_templates: TemplateOverrides::new(),
+            messaging: MessagingLimits::default(),
         }
     }
 }
@@ -202,9 +243,68 @@ impl ProjectSettings {
                             "register_per_minute" => self.rate_limits.register_per_minute = n,
                             "login_per_minute" => self.rate_limits.login_per_minute = n,
                             "refresh_per_minute" => self.rate_limits.refresh_per_minute = n,
+                            "email_per_minute" => self.rate_limits.email_per_minute = n,
                             other => {
                                 return Err(format!(
                                     "settings.rate_limits.{other} is not a known limit"
+                                ));
+                            }
+                        }
+                    }
+                }
+                "links_base_url" => {
+                    self.links_base_url = match value {
+                        Value::Null => None,
+                        Value::String(s) => Some(parse_origin(s.trim_end_matches('/')).ok_or(
+                            "settings.links_base_url must be an origin like https://app.example.com, or null",
+                        )?),
+                        _ => {
+                            return Err(
+                                "settings.links_base_url must be an origin like https://app.example.com, or null"
+                                    .into(),
+                            );
+                        }
+                    };
+                }
+                "email_from" => {
+                    self.email_from = match value {
+                        Value::Null => None,
+                        Value::String(s)
+                            if !s.trim().is_empty()
+                                && s.chars().count() <= 100
+                                && !s
+                                    .chars()
+                                    .any(|c| c.is_control() || matches!(c, '<' | '>' | '"')) =>
+                        {
+                            Some(s.trim().to_string())
+                        }
+                        _ => {
+                            return Err("settings.email_from must be a display name of 1 to 100 characters without control characters, quotes or angle brackets, or null".into());
+                        }
+                    };
+                }
+                "email_templates" => {
+                    self.email_templates = parse_overrides(value)?;
+                }
+                "messaging" => {
+                    let Value::Object(limits) = value else {
+                        return Err("settings.messaging must be an object".into());
+                    };
+                    for (name, v) in limits {
+                        let n = bounded(v, 0, 1_000_000).ok_or_else(|| {
+                            format!(
+                                "settings.messaging.{name} must be an integer from 0 to 1000000"
+                            )
+                        })?;
+                        match name.as_str() {
+                            "emails_per_address_per_hour" => {
+                                self.messaging.emails_per_address_per_hour = n
+                            }
+                            "sms_per_number_per_day" => self.messaging.sms_per_number_per_day = n,
+                            "sms_per_project_per_day" => self.messaging.sms_per_project_per_day = n,
+                            other => {
+                                return Err(format!(
+                                    "settings.messaging.{other} is not a known limit"
                                 ));
                             }
                         }

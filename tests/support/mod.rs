@@ -2,6 +2,7 @@
 //! file) or on a fresh Postgres database, and talks to it over HTTP.
 
 pub mod dns;
+pub mod mail;
 pub mod postgres;
 pub mod proxy;
 
@@ -314,6 +315,18 @@ impl TestApp {
 
     pub fn db(&self) -> &identity_shared::db::Db {
         &self.server.as_ref().unwrap().db
+    }
+
+    /// Stops this node and starts it again on the same database and
+    /// configuration (new listener ports).
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        let dir = self._sqlite_dir.take();
+        let mut fresh = Self::boot(self.store, self.env.clone()).await;
+        fresh._sqlite_dir = dir;
+        *self = fresh;
     }
 
     pub async fn stop(mut self) {

@@ -3,6 +3,7 @@
 use crate::DataState;
 use axum::Router;
 use axum::routing::{delete, get};
+pub mod messages;
 pub mod users;
 
 pub fn router() -> Router<DataState> {
@@ -10,4 +11,5 @@ pub fn router() -> Router<DataState> {
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/users/{id}", get(users::show).delete(users::remove))
         .route("/v1/users/{id}/mfa", delete(users::reset_mfa))
+        .route("/v1/messages", get(messages::list))
 }

@@ -3,8 +3,11 @@
 
 pub mod login_failures;
 pub mod mfa;
+pub mod one_time_codes;
+pub mod outbox;
 pub mod passkeys;
 pub mod refresh_tokens;
 pub mod sessions;
+pub mod tenant_members;
 pub mod trusted_browsers;
 pub mod users;

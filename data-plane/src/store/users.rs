@@ -174,6 +174,30 @@ pub async fn set_password_hash(
     Ok(())
 }
 
+/// Marks the user's email verified, if it is still `normalized` (an
+/// address changed meanwhile stays unverified). True when it now is.
+pub async fn set_email_verified(
+    tx: &mut Tx,
+    project_id: &str,
+    id: &str,
+    normalized: &str,
+) -> Result<bool, DbError> {
+    let n = tx
+        .execute(
+            Query::update()
+                .table(Users::Table)
+                .values([
+                    (Users::EmailVerified, true.into()),
+                    (Users::UpdatedAt, now_ms().into()),
+                ])
+                .and_where(Expr::col(Users::ProjectId).eq(project_id))
+                .and_where(Expr::col(Users::Id).eq(id))
+                .and_where(Expr::col(Users::EmailNormalized).eq(normalized)),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// Records whether the user has a confirmed second factor.
 pub async fn set_mfa_enabled(
     tx: &mut Tx,

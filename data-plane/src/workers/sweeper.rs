@@ -1,18 +1,22 @@
 //! Deletes expired rows (sessions, refresh tokens, login failures, MFA
-//! challenges, trusted browsers, passkey ceremonies) for every
+//! challenges, trusted browsers, passkey ceremonies, email and phone
+//! codes, delivered messages after 30 days) for every
 //! project on every shard, in bounded batches, so no tick holds a long lock.
 
 use std::time::Duration;
 
 use identity_shared::db::{Db, DbError};
 use identity_shared::schema::{
-    LoginFailures, MfaChallenges, PasskeyCeremonies, RefreshTokens, Sessions, TrustedBrowsers,
+    LoginFailures, MfaChallenges, OneTimeCodes, OutboxMessages, PasskeyCeremonies, RefreshTokens,
+    Sessions, TrustedBrowsers,
 };
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Query};
 
 use crate::store::login_failures::WINDOW_MS;
 
+/// How long delivered outbox messages stay listed.
+const SENT_KEPT_MS: i64 = 30 * 86_400_000;
 /// Rows deleted per table per batch.
 pub const BATCH: u64 = 1000;
 /// Batches per table per tick: the bound on one tick's work.
@@ -71,6 +75,24 @@ pub async fn sweep(db: &Db) -> Result<u64, DbError> {
                 PasskeyCeremonies::Id,
                 PasskeyCeremonies::ExpiresAt,
                 now,
+            )
+            .await?
+            + delete_batch(
+                &mut tx,
+                OneTimeCodes::Table,
+                OneTimeCodes::Id,
+                OneTimeCodes::ExpiresAt,
+                now,
+            )
+            .await?
+            // Delivered messages (payloads long erased) after 30 days; dead
+            // ones stay until an operator deals with them.
+            + delete_batch(
+                &mut tx,
+                OutboxMessages::Table,
+                OutboxMessages::Id,
+                OutboxMessages::SentAt,
+                now - SENT_KEPT_MS,
             )
             .await?;
         tx.commit().await?;

@@ -1,0 +1,270 @@
+//! Sign-in by email, the asking half: a six-digit code (`email-otp`, 10 minutes, 5 wrong
+//! codes kill it) or a link (`magic-link`, 15 minutes, single-use). The
+//! request endpoints always answer `204` (the lookup and the email happen
+//! after the answer); `create_user: true` lets an unknown address sign up
+//! this way. Proving the mailbox verifies the address. A user with a second
+//! factor gets `mfa_required`, as after a password.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http;
+use identity_shared::ids::new_id;
+use identity_shared::settings::parse_origin;
+use identity_shared::templates::{TemplateKind, Vars};
+use identity_shared::time::now_ms;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::DataState;
+use crate::audit::event;
+use crate::email::send::after_answer;
+use crate::email::send::{self, code_hash};
+use crate::input::Email;
+use crate::request::client::Client;
+use crate::request::limits::rate_limit;
+use crate::request::resolve::Resolved;
+use crate::store::one_time_codes::{self as codes, EMAIL_OTP, MAGIC_LINK};
+use crate::store::users;
+use crate::workers::outbox::EMAIL;
+
+const OTP_TTL_MS: i64 = 10 * 60 * 1000;
+const LINK_TTL_MS: i64 = 15 * 60 * 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpRequestBody {
+    email: String,
+    #[serde(default)]
+    create_user: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequestBody {
+    email: String,
+    redirect_to: Option<String>,
+    #[serde(default)]
+    create_user: bool,
+}
+
+/// What a request asks to send.
+struct Ask {
+    purpose: &'static str,
+    email: Email,
+    create_user: bool,
+    redirect_to: Option<String>,
+}
+
+pub async fn otp_request(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    http::Json(body): http::Json<OtpRequestBody>,
+) -> ApiResult<StatusCode> {
+    let email = admit(&state, &resolved, &client, &body.email)?;
+    let ask = Ask {
+        purpose: EMAIL_OTP,
+        email,
+        create_user: body.create_user,
+        redirect_to: None,
+    };
+    answer_then_send(state, resolved, client, ask)
+}
+
+pub async fn link_request(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    http::Json(body): http::Json<LinkRequestBody>,
+) -> ApiResult<StatusCode> {
+    let email = admit(&state, &resolved, &client, &body.email)?;
+    let redirect_to = body
+        .redirect_to
+        .as_deref()
+        .map(|r| allowed_redirect(&resolved, r))
+        .transpose()?;
+    let ask = Ask {
+        purpose: MAGIC_LINK,
+        email,
+        create_user: body.create_user,
+        redirect_to,
+    };
+    answer_then_send(state, resolved, client, ask)
+}
+
+/// Rate limit, delivery configured, a valid address.
+fn admit(state: &DataState, resolved: &Resolved, client: &Client, email: &str) -> ApiResult<Email> {
+    rate_limit(
+        state,
+        resolved,
+        client,
+        "email",
+        resolved.project.settings.rate_limits.email_per_minute,
+    )?;
+    send::require_email(state)?;
+    Email::parse(email)
+}
+
+/// `redirect_to` must be a URL on one of the project's allowed origins.
+fn allowed_redirect(resolved: &Resolved, url: &str) -> ApiResult<String> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_redirect",
+            "redirect_to must be a URL on one of the project's allowed origins",
+        )
+    };
+    if url.len() > 2048 || url.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(invalid());
+    }
+    let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let origin = parse_origin(&format!("{scheme}://{}", &rest[..end])).ok_or_else(invalid)?;
+    if resolved.project.settings.allowed_origins.contains(&origin) {
+        Ok(url.to_string())
+    } else {
+        Err(invalid())
+    }
+}
+
+fn answer_then_send(
+    state: DataState,
+    resolved: Resolved,
+    client: Client,
+    ask: Ask,
+) -> ApiResult<StatusCode> {
+    let task_state = state.clone();
+    after_answer(&state, ask.purpose, async move {
+        send_sign_in(&task_state, &resolved, &client, &ask).await
+    });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn send_sign_in(
+    state: &DataState,
+    resolved: &Resolved,
+    client: &Client,
+    ask: &Ask,
+) -> ApiResult<bool> {
+    let project = &resolved.project;
+    let mut tx = state.shard(resolved)?.scope(&project.id).await?;
+    let user = users::find_by_email(&mut tx, &project.id, &ask.email.normalized).await?;
+    if user.is_none() && !ask.create_user {
+        return Ok(false);
+    }
+    tx.lock_key(&format!("email:{}:{}", project.id, ask.email.normalized))
+        .await?;
+    if !send::under_cap(
+        state,
+        &mut tx,
+        &project.id,
+        EMAIL,
+        &ask.email.normalized,
+        project.settings.messaging.emails_per_address_per_hour,
+        3_600_000,
+    )
+    .await?
+    {
+        return Ok(false);
+    }
+    let now = now_ms();
+    codes::void(
+        &mut tx,
+        &project.id,
+        ask.purpose,
+        None,
+        Some(&ask.email.normalized),
+        now,
+    )
+    .await?;
+    let id = new_id("otc");
+    let to = user
+        .as_ref()
+        .map_or(ask.email.typed.as_str(), |u| u.email.as_str());
+    let data = json!({"create_user": ask.create_user, "typed": ask.email.typed}).to_string();
+    let (kind, secret, vars_secret, expires_in, ttl) = if ask.purpose == EMAIL_OTP {
+        let code = send::new_code();
+        let hash = code_hash(state, &id, &code);
+        (
+            TemplateKind::EmailCode,
+            (None, Some(hash)),
+            code,
+            "10 minutes",
+            OTP_TTL_MS,
+        )
+    } else {
+        let (token, hash) = send::new_link_token();
+        let mut link = send::link(state, project, "/magic-link", &token);
+        if let Some(r) = &ask.redirect_to {
+            link.push_str("&redirect_to=");
+            link.push_str(&percent_encode(r));
+        }
+        (
+            TemplateKind::MagicLink,
+            (Some(hash), None),
+            link,
+            "15 minutes",
+            LINK_TTL_MS,
+        )
+    };
+    codes::insert(
+        &mut tx,
+        &codes::NewCode {
+            id: &id,
+            project_id: &project.id,
+            purpose: ask.purpose,
+            user_id: user.as_ref().map(|u| u.id.as_str()),
+            email: Some(&ask.email.normalized),
+            target: ask.redirect_to.as_deref(),
+            token_hash: secret.0.as_deref(),
+            code_hash: secret.1.as_deref(),
+            data: Some(&data),
+            now,
+            expires_at: now + ttl,
+        },
+    )
+    .await?;
+    let var = if kind == TemplateKind::EmailCode {
+        "code"
+    } else {
+        "link"
+    };
+    send::queue_email(
+        state,
+        &mut tx,
+        project,
+        kind,
+        to,
+        &ask.email.normalized,
+        Vars::new()
+            .with("email", to)
+            .with(var, &vars_secret)
+            .with("expires_in", expires_in),
+    )
+    .await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            subject: user.as_ref().map(|u| u.id.as_str()),
+            data: json!({"method": ask.purpose, "new_user": user.is_none()}),
+            ..event(resolved, client, &ip, "login.code_sent", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

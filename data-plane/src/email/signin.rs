@@ -1,0 +1,244 @@
+//! Sign-in by email, the answering half: `POST /v1/auth/email-otp/verify`
+//! (the newest code for the address; 5 wrong codes kill it) and
+//! `POST /v1/auth/magic-link/verify` (single-use). The mailbox is proven:
+//! the address is verified, a user is created when the request allowed
+//! it, and the user is signed in or asked for a second factor.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::crypto::ct_eq;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http;
+use identity_shared::secret::Secret;
+use identity_shared::time::now_ms;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::DataState;
+use crate::audit::event;
+use crate::email::send::{self, code_hash, normalize_code};
+use crate::email::verify::{invalid_token, mark_verified};
+use crate::input::Email;
+use crate::mfa::challenge::require_second_factor;
+use crate::password::check::signing_in_from;
+use crate::request::client::Client;
+use crate::request::limits::rate_limit;
+use crate::request::resolve::Resolved;
+use crate::sessions::issue::{signed_in, start_session};
+use crate::store::one_time_codes::{self as codes, CodeRow, EMAIL_OTP, MAGIC_LINK};
+use crate::store::users::{self, NewUser, UserRow};
+
+const OTP_MAX_ATTEMPTS: i32 = 5;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpVerifyBody {
+    email: String,
+    code: Secret<String>,
+}
+
+pub async fn otp_verify(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    headers: HeaderMap,
+    http::Json(body): http::Json<OtpVerifyBody>,
+) -> ApiResult<Response> {
+    rate_limit(
+        &state,
+        &resolved,
+        &client,
+        "email",
+        resolved.project.settings.rate_limits.email_per_minute,
+    )?;
+    let transport = signing_in_from(&state, &resolved, &headers)?;
+    let email = Email::parse(&body.email)?;
+    let invalid_code =
+        || ApiError::unauthorized("invalid_code", "the code is not valid or has expired");
+    let code = normalize_code(body.code.expose()).ok_or_else(invalid_code)?;
+    let project_id = resolved.project.id.clone();
+    let now = now_ms();
+    let mut tx = state.shard(&resolved)?.scope(&project_id).await?;
+    tx.lock_key(&format!("email:{project_id}:{}", email.normalized))
+        .await?;
+    let row = codes::latest_code(
+        &mut tx,
+        &project_id,
+        EMAIL_OTP,
+        None,
+        Some(&email.normalized),
+        now,
+    )
+    .await?
+    .ok_or_else(invalid_code)?;
+    let right = row
+        .code_hash
+        .as_deref()
+        .is_some_and(|h| ct_eq(h.as_bytes(), code_hash(&state, &row.id, &code).as_bytes()));
+    if !right {
+        codes::wrong_attempt(&mut tx, &project_id, &row, OTP_MAX_ATTEMPTS, now).await?;
+        let ip = client.ip_text();
+        audit::record(
+            &mut tx,
+            Event {
+                subject: row.user_id.as_deref(),
+                data: json!({"method": EMAIL_OTP, "reason": "invalid_code"}),
+                ..event(&resolved, &client, &ip, "login.failed", Outcome::Failure)
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(invalid_code());
+    }
+    if !codes::consume(&mut tx, &project_id, &row.id, now).await? {
+        return Err(invalid_code());
+    }
+    finish(
+        &state,
+        tx,
+        &resolved,
+        &client,
+        transport,
+        &row,
+        invalid_code,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkVerifyBody {
+    token: Secret<String>,
+}
+
+pub async fn link_verify(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    headers: HeaderMap,
+    http::Json(body): http::Json<LinkVerifyBody>,
+) -> ApiResult<Response> {
+    rate_limit(
+        &state,
+        &resolved,
+        &client,
+        "email",
+        resolved.project.settings.rate_limits.email_per_minute,
+    )?;
+    let transport = signing_in_from(&state, &resolved, &headers)?;
+    let project_id = resolved.project.id.clone();
+    let now = now_ms();
+    let mut tx = state.shard(&resolved)?.scope(&project_id).await?;
+    let row = codes::find_by_token(
+        &mut tx,
+        &project_id,
+        MAGIC_LINK,
+        &send::link_token_hash(body.token.expose()),
+        now,
+    )
+    .await?
+    .ok_or_else(invalid_token)?;
+    if !codes::consume(&mut tx, &project_id, &row.id, now).await? {
+        return Err(invalid_token());
+    }
+    finish(
+        &state,
+        tx,
+        &resolved,
+        &client,
+        transport,
+        &row,
+        invalid_token,
+    )
+    .await
+}
+
+/// The mailbox is proven: the user it belongs to (created when the request
+/// allowed it) is signed in, or asked for a second factor.
+async fn finish(
+    state: &DataState,
+    mut tx: identity_shared::db::Tx,
+    resolved: &Resolved,
+    client: &Client,
+    transport: crate::request::transport::Transport,
+    row: &CodeRow,
+    refused: impl Fn() -> ApiError,
+) -> ApiResult<Response> {
+    let project_id = &resolved.project.id;
+    let normalized = row.email.as_deref().ok_or_else(&refused)?;
+    let data: serde_json::Value = row
+        .data
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let mut created = false;
+    let user: UserRow = match users::find_by_email(&mut tx, project_id, normalized).await? {
+        Some(user) => user,
+        None if data["create_user"] == true => {
+            let typed = data["typed"].as_str().unwrap_or(normalized).to_string();
+            created = true;
+            users::insert(
+                &mut tx,
+                project_id,
+                NewUser {
+                    email: typed,
+                    email_normalized: normalized.to_string(),
+                    name: None,
+                    password_hash: None,
+                    email_verified: true,
+                },
+            )
+            .await?
+        }
+        None => return Err(refused()),
+    };
+    // The code was sent to an earlier owner of the address.
+    if row.user_id.as_deref().is_some_and(|id| id != user.id) {
+        return Err(refused());
+    }
+    let ip = client.ip_text();
+    if created {
+        audit::record(
+            &mut tx,
+            Event {
+                actor: Some(&user.id),
+                subject: Some(&user.id),
+                data: json!({"method": row.purpose}),
+                ..event(resolved, client, &ip, "user.created", Outcome::Success)
+            },
+        )
+        .await?;
+    }
+    users::lock_credentials(&mut tx, project_id, &user.id).await?;
+    let user = mark_verified(state, &mut tx, resolved, client, user, &row.purpose).await?;
+    if user.mfa_enabled {
+        let answer = require_second_factor(&mut tx, resolved, client, &user, "email").await?;
+        tx.commit().await?;
+        return Ok(answer);
+    }
+    let (session, refresh_value) =
+        start_session(&mut tx, resolved, &user, client, &["email"]).await?;
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            data: json!({"session_id": session.id, "method": row.purpose}),
+            ..event(resolved, client, &ip, "login.succeeded", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    signed_in(
+        state,
+        resolved,
+        transport,
+        StatusCode::OK,
+        &user,
+        &session,
+        &refresh_value,
+    )
+    .await
+}

@@ -1,0 +1,316 @@
+//! Email verification: `POST /v1/auth/email/verify/request` sends the
+//! signed-in user a link and a code (24 hours); `.../confirm` takes either.
+//! A verified address joins the tenants whose verified domain matches it.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::crypto::ct_eq;
+use identity_shared::db::Tx;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http;
+use identity_shared::ids::new_id;
+use identity_shared::secret::Secret;
+use identity_shared::templates::{TemplateKind, Vars};
+use identity_shared::time::now_ms;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::DataState;
+use crate::audit::event;
+use crate::email::send::{self, code_hash, normalize_code};
+use crate::request::caller::Caller;
+use crate::request::client::Client;
+use crate::request::limits::rate_limit;
+use crate::request::resolve::Resolved;
+use crate::sessions::manage::load_user;
+use crate::store::one_time_codes::{self as codes, VERIFY_EMAIL};
+use crate::store::sessions;
+use crate::store::tenant_members;
+use crate::store::users::{self, UserRow};
+use crate::views::UserView;
+
+const TTL_MS: i64 = 24 * 3600 * 1000;
+/// Wrong codes before a code dies.
+pub const MAX_ATTEMPTS: i32 = 5;
+
+pub async fn request(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+) -> ApiResult<StatusCode> {
+    let resolved = &caller.resolved;
+    rate_limit(
+        &state,
+        resolved,
+        &client,
+        "email",
+        resolved.project.settings.rate_limits.email_per_minute,
+    )?;
+    send::require_email(&state)?;
+    let (user, _) = load_user(&state, &caller).await?;
+    if user.email_verified {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let project = &resolved.project;
+    let mut tx = state.shard(resolved)?.scope(&project.id).await?;
+    users::lock_credentials(&mut tx, &project.id, &user.id).await?;
+    if !send::under_cap(
+        &state,
+        &mut tx,
+        &project.id,
+        crate::workers::outbox::EMAIL,
+        &user.email_normalized,
+        project.settings.messaging.emails_per_address_per_hour,
+        3_600_000,
+    )
+    .await?
+    {
+        return Err(too_many_messages());
+    }
+    let now = now_ms();
+    codes::void(
+        &mut tx,
+        &project.id,
+        VERIFY_EMAIL,
+        Some(&user.id),
+        None,
+        now,
+    )
+    .await?;
+    let id = new_id("otc");
+    let (token, token_hash) = send::new_link_token();
+    let code = send::new_code();
+    codes::insert(
+        &mut tx,
+        &codes::NewCode {
+            id: &id,
+            project_id: &project.id,
+            purpose: VERIFY_EMAIL,
+            user_id: Some(&user.id),
+            email: Some(&user.email_normalized),
+            target: None,
+            token_hash: Some(&token_hash),
+            code_hash: Some(&code_hash(&state, &id, &code)),
+            data: None,
+            now,
+            expires_at: now + TTL_MS,
+        },
+    )
+    .await?;
+    let link = send::link(&state, project, "/verify-email", &token);
+    send::queue_email(
+        &state,
+        &mut tx,
+        project,
+        TemplateKind::Verification,
+        &user.email,
+        &user.email_normalized,
+        Vars::new()
+            .with("email", &user.email)
+            .with("link", &link)
+            .with("code", &code)
+            .with("expires_in", "24 hours"),
+    )
+    .await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            ..event(
+                resolved,
+                &client,
+                &ip,
+                "email.verification_requested",
+                Outcome::Success,
+            )
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn too_many_messages() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_messages",
+        "too many messages were sent to this recipient recently; try again later",
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    token: Option<Secret<String>>,
+    code: Option<Secret<String>>,
+}
+
+pub async fn confirm(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+    http::Json(body): http::Json<ConfirmBody>,
+) -> ApiResult<Json<Value>> {
+    let resolved = &caller.resolved;
+    rate_limit(
+        &state,
+        resolved,
+        &client,
+        "email",
+        resolved.project.settings.rate_limits.email_per_minute,
+    )?;
+    let project_id = &resolved.project.id;
+    let (user, _) = load_user(&state, &caller).await?;
+    let now = now_ms();
+    let mut tx = state.shard(resolved)?.scope(project_id).await?;
+    users::lock_credentials(&mut tx, project_id, &user.id).await?;
+    let row = match (&body.token, &body.code) {
+        (Some(token), None) => codes::find_by_token(
+            &mut tx,
+            project_id,
+            VERIFY_EMAIL,
+            &send::link_token_hash(token.expose()),
+            now,
+        )
+        .await?
+        .filter(|r| r.user_id.as_deref() == Some(user.id.as_str()))
+        .ok_or_else(invalid_token)?,
+        (None, Some(code)) => {
+            let code = normalize_code(code.expose()).ok_or_else(invalid_code)?;
+            let row =
+                codes::latest_code(&mut tx, project_id, VERIFY_EMAIL, Some(&user.id), None, now)
+                    .await?
+                    .ok_or_else(invalid_code)?;
+            let right = row
+                .code_hash
+                .as_deref()
+                .is_some_and(|h| ct_eq(h.as_bytes(), code_hash(&state, &row.id, &code).as_bytes()));
+            if !right {
+                codes::wrong_attempt(&mut tx, project_id, &row, MAX_ATTEMPTS, now).await?;
+                let ip = client.ip_text();
+                audit::record(
+                    &mut tx,
+                    Event {
+                        actor: Some(&user.id),
+                        subject: Some(&user.id),
+                        data: json!({"reason": "invalid_code"}),
+                        ..event(
+                            resolved,
+                            &client,
+                            &ip,
+                            "email.verification_failed",
+                            Outcome::Failure,
+                        )
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(invalid_code());
+            }
+            row
+        }
+        _ => {
+            return Err(ApiError::invalid_request("send either token or code"));
+        }
+    };
+    // Sent to an address the user has since left: it proves nothing now.
+    if row.email.as_deref() != Some(user.email_normalized.as_str())
+        || !codes::consume(&mut tx, project_id, &row.id, now).await?
+    {
+        return Err(if body.token.is_some() {
+            invalid_token()
+        } else {
+            invalid_code()
+        });
+    }
+    let user = mark_verified(&state, &mut tx, resolved, &client, user, "verification").await?;
+    tx.commit().await?;
+    Ok(Json(json!({"user": UserView::from(&user)})))
+}
+
+/// Marks the user's address verified (if it still is the one proven), joins
+/// the tenants whose verified domain matches it, and audits both. Returns
+/// the user as it now stands.
+pub async fn mark_verified(
+    state: &DataState,
+    tx: &mut Tx,
+    resolved: &Resolved,
+    client: &Client,
+    mut user: UserRow,
+    how: &str,
+) -> ApiResult<UserRow> {
+    let project_id = &resolved.project.id;
+    if user.email_verified {
+        return Ok(user);
+    }
+    if !users::set_email_verified(tx, project_id, &user.id, &user.email_normalized).await? {
+        return Ok(user);
+    }
+    user.email_verified = true;
+    let now = now_ms();
+    let ip = client.ip_text();
+    audit::record(
+        tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            data: json!({"email": user.email, "via": how}),
+            ..event(resolved, client, &ip, "email.verified", Outcome::Success)
+        },
+    )
+    .await?;
+    let domain = user
+        .email_normalized
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_default();
+    let targets = {
+        let mut control = state.control_db.scope_read(project_id).await?;
+        let t = tenant_members::auto_join_targets(&mut control, project_id, &domain).await?;
+        control.commit().await?;
+        t
+    };
+    for (tenant_id, role) in targets {
+        if tenant_members::join(tx, project_id, &tenant_id, &user.id, &role, "domain", now).await? {
+            audit::record(
+                tx,
+                Event {
+                    subject: Some(&user.id),
+                    data: json!({"tenant_id": tenant_id, "role": role, "domain": domain}),
+                    ..event(
+                        resolved,
+                        client,
+                        &ip,
+                        "membership.created",
+                        Outcome::Success,
+                    )
+                },
+            )
+            .await?;
+        }
+    }
+    // Cached views of the user's sessions show the old flag.
+    sessions::reload_views(tx, project_id, &user.id).await?;
+    Ok(user)
+}
+
+pub fn invalid_token() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_token",
+        "the link is not valid or has expired",
+    )
+}
+
+pub fn invalid_code() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_code",
+        "the code is not valid or has expired",
+    )
+}

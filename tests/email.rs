@@ -1,0 +1,692 @@
+//! Email flows (API.md "Email and phone") on both backends, against a real
+//! SMTP server on loopback (`support::mail::TestSmtp`): verification,
+//! password reset, sign-in by code and by link, and the outbox's promises:
+//! nothing lost across an SMTP outage or a restart, dead messages visible,
+//! payloads sealed at rest.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::on_both;
+use crate::support::mail::{Captured, TestSmtp};
+use crate::support::{Project, Store, TestApp, access_token, assert_error, eventually};
+
+on_both!(
+    password_reset_by_email,
+    email_verification_by_link_and_code,
+    sign_in_by_email_code,
+    sign_in_by_magic_link,
+    the_outbox_survives_an_smtp_outage_and_a_restart,
+    dead_messages_are_visible_and_payloads_sealed,
+);
+
+const PW: &str = "correct horse battery staple";
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn setup(
+    store: Store,
+    smtp: &TestSmtp,
+    extra: &[(&str, &str)],
+) -> Option<(TestApp, Project)> {
+    let url = smtp.url();
+    let mut env = vec![
+        ("IDENTITY_SMTP_URL", url.as_str()),
+        ("IDENTITY_EMAIL_FROM", "auth@identity.test"),
+        ("IDENTITY_OUTBOX_POLL_MS", "50"),
+        ("IDENTITY_OUTBOX_BACKOFF_MS", "50"),
+    ];
+    env.extend_from_slice(extra);
+    let app = TestApp::spawn_with(store, &env).await?;
+    let p = app.create_project("mail").await;
+    // Many requests from one test client: the per-IP limit is tested apart.
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"rate_limits": {"email_per_minute": 0}, "allowed_origins": ["https://app.example.com"]}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    Some((app, p))
+}
+
+/// The `token` query parameter of the first link in the message.
+fn token_of(m: &Captured) -> String {
+    let link = m.find("http").expect("a link in the message");
+    let query = link.split_once('?').expect("a query").1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .expect("a token")
+        .to_string()
+}
+
+async fn post(app: &TestApp, p: &Project, path: &str, body: Value) -> (StatusCode, Value) {
+    app.post_with_key(path, &p.pk, body).await
+}
+
+async fn messages(app: &TestApp, p: &Project, status: &str) -> Vec<Value> {
+    let (s, b) = app
+        .get_with_key(&format!("/v1/messages?status={status}"), &p.sk)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    b["items"].as_array().unwrap().clone()
+}
+
+async fn password_reset_by_email(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[]).await else {
+        return;
+    };
+    let first = app.register(&p.pk, "reset@example.com", PW).await;
+    let (s, second) = app.login(&p.pk, "reset@example.com", PW).await;
+    assert_eq!(s, 200);
+
+    // Unknown and known addresses: the same answer, in about the same time.
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..12 {
+        let t = Instant::now();
+        let (s, _) = post(
+            &app,
+            &p,
+            "/v1/auth/password/forgot",
+            json!({"email": format!("nobody{i}@example.com")}),
+        )
+        .await;
+        assert_eq!(s, 204);
+        unknown.push(t.elapsed());
+        let t = Instant::now();
+        let (s, _) = post(
+            &app,
+            &p,
+            "/v1/auth/password/forgot",
+            json!({"email": "Reset@Example.com"}),
+        )
+        .await;
+        assert_eq!(s, 204);
+        known.push(t.elapsed());
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[6], unknown[6]);
+    assert!(
+        k.abs_diff(u) < Duration::from_millis(15),
+        "median answer: known {k:?}, unknown {u:?}"
+    );
+    // The per-address cap (5 an hour) held: 12 requests, 5 emails, and
+    // nothing went to the unknown addresses.
+    let sent = smtp.wait_for(5, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.messages().len(), 5, "{:?}", smtp.messages());
+    assert!(
+        sent.iter()
+            .all(|m| m.to == vec!["reset@example.com".to_string()])
+    );
+    for m in &sent {
+        assert!(
+            m.subject()
+                .unwrap_or_default()
+                .to_lowercase()
+                .contains("password")
+        );
+        assert!(
+            m.find("http://localhost:8080/reset-password?token=")
+                .is_some(),
+            "{}",
+            m.text_body()
+        );
+    }
+    // A weak password is refused before any token is judged or spent.
+    let tokens: Vec<String> = sent.iter().map(token_of).collect();
+    for t in &tokens {
+        let (s, _) = post(
+            &app,
+            &p,
+            "/v1/auth/password/reset",
+            json!({"token": t, "new_password": "short"}),
+        )
+        .await;
+        assert_eq!(s, 422);
+    }
+    // Only the newest link works: each request voided the one before.
+    let mut working = Vec::new();
+    for t in &tokens {
+        let (s, b) = post(
+            &app,
+            &p,
+            "/v1/auth/password/reset",
+            json!({"token": t, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+        match s.as_u16() {
+            204 => working.push(t.clone()),
+            _ => assert_error(&(s, b), 400, "invalid_token"),
+        }
+    }
+    assert_eq!(working.len(), 1, "exactly one live link");
+    let token = working.remove(0);
+    // Single-use.
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/password/reset",
+            json!({"token": token, "new_password": "another new passphrase"}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    // Every session ended.
+    for signed in [&first, &second] {
+        let (s, _) = post(
+            &app,
+            &p,
+            "/v1/auth/refresh",
+            json!({"refresh_token": signed["refresh_token"]}),
+        )
+        .await;
+        assert_eq!(s, 401);
+        let (s, _) = app
+            .authed(
+                Method::GET,
+                "/v1/auth/session",
+                &p.pk,
+                &access_token(signed),
+                None,
+            )
+            .await;
+        assert_eq!(s, 401);
+    }
+    assert_eq!(app.login(&p.pk, "reset@example.com", PW).await.0, 401);
+    let (s, b) = app
+        .login(&p.pk, "reset@example.com", "a brand new passphrase")
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["user"]["email_verified"], true,
+        "the link proved the mailbox"
+    );
+    // Garbage tokens and malformed bodies: clear 4xx.
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/password/reset",
+            json!({"token": "x".repeat(5000), "new_password": "a brand new passphrase"}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    assert_eq!(
+        post(&app, &p, "/v1/auth/password/reset", json!({"token": 5}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        post(
+            &app,
+            &p,
+            "/v1/auth/password/forgot",
+            json!({"email": "not an email"})
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        post(&app, &p, "/v1/auth/password/forgot", json!({}))
+            .await
+            .0,
+        400
+    );
+    app.stop().await;
+}
+
+async fn email_verification_by_link_and_code(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[]).await else {
+        return;
+    };
+    let signed = app.register(&p.pk, "verify@example.com", PW).await;
+    let at = access_token(&signed);
+    assert_eq!(signed["user"]["email_verified"], false);
+    let (s, _) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/email/verify/request",
+            &p.pk,
+            &at,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let m = smtp.wait_for(1, WAIT).await[0].clone();
+    assert_eq!(m.to, vec!["verify@example.com".to_string()]);
+    assert_eq!(m.auth_user, None);
+    let code = m.code().expect("a code");
+    assert!(
+        m.find("http://localhost:8080/verify-email?token=")
+            .is_some()
+    );
+    assert!(m.html_body().contains(&code));
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let confirm = |body: Value| {
+        let app = &app;
+        let at = at.clone();
+        let pk = p.pk.clone();
+        async move {
+            app.authed(
+                Method::POST,
+                "/v1/auth/email/verify/confirm",
+                &pk,
+                &at,
+                Some(body),
+            )
+            .await
+        }
+    };
+    assert_error(&confirm(json!({"code": wrong})).await, 400, "invalid_code");
+    assert_error(&confirm(json!({"code": "12"})).await, 400, "invalid_code");
+    assert_eq!(confirm(json!({})).await.0, 400);
+    let (s, b) = confirm(json!({"code": code})).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["email_verified"], true);
+    let (_, me) = app
+        .authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+        .await;
+    assert_eq!(me["user"]["email_verified"], true, "{me}");
+    // The link of the same message is spent with its code.
+    assert_error(
+        &confirm(json!({"token": token_of(&m)})).await,
+        400,
+        "invalid_token",
+    );
+    // Verified: nothing more is sent.
+    let (s, _) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/email/verify/request",
+            &p.pk,
+            &at,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+
+    // A second user verifies by link; another user's link is refused.
+    let other = app.register(&p.pk, "other@example.com", PW).await;
+    let other_at = access_token(&other);
+    app.authed(
+        Method::POST,
+        "/v1/auth/email/verify/request",
+        &p.pk,
+        &other_at,
+        None,
+    )
+    .await;
+    let m = smtp.wait_for(2, WAIT).await[1].clone();
+    assert_eq!(m.to, vec!["other@example.com".to_string()]);
+    assert_error(
+        &confirm(json!({"token": token_of(&m)})).await,
+        400,
+        "invalid_token",
+    );
+    let (s, b) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/email/verify/confirm",
+            &p.pk,
+            &other_at,
+            Some(json!({"token": token_of(&m)})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["email_verified"], true);
+    // Without a session: 401.
+    let (s, _) = post(&app, &p, "/v1/auth/email/verify/request", json!({})).await;
+    assert_eq!(s, 401);
+    app.stop().await;
+}
+
+async fn sign_in_by_email_code(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[]).await else {
+        return;
+    };
+    // Unknown address without create_user: 204, and nothing sent.
+    let (s, _) = post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/request",
+        json!({"email": "new@example.com"}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    // With create_user: a code.
+    let (s, _) = post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/request",
+        json!({"email": "New@Example.com", "create_user": true}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let m = smtp.wait_for(1, WAIT).await[0].clone();
+    assert_eq!(smtp.messages().len(), 1);
+    let code = m.code().expect("a code");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    // Five wrong codes kill it; the right one is refused afterwards.
+    for _ in 0..5 {
+        assert_error(
+            &post(
+                &app,
+                &p,
+                "/v1/auth/email-otp/verify",
+                json!({"email": "new@example.com", "code": wrong}),
+            )
+            .await,
+            401,
+            "invalid_code",
+        );
+    }
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/email-otp/verify",
+            json!({"email": "new@example.com", "code": code}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    );
+    // A new code works once.
+    post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/request",
+        json!({"email": "new@example.com", "create_user": true}),
+    )
+    .await;
+    let m = smtp.wait_for(2, WAIT).await[1].clone();
+    let code = m.code().unwrap();
+    let (s, b) = post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/verify",
+        json!({"email": "new@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    // Stored as typed in the request that created it.
+    assert_eq!(b["user"]["email"], "new@example.com");
+    assert_eq!(b["user"]["email_verified"], true);
+    assert!(b["refresh_token"].is_string());
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/email-otp/verify",
+            json!({"email": "new@example.com", "code": code}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    );
+    // An existing user signs in the same way.
+    app.register(&p.pk, "known@example.com", PW).await;
+    post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/request",
+        json!({"email": "known@example.com"}),
+    )
+    .await;
+    let m = smtp.wait_for(3, WAIT).await[2].clone();
+    let (s, b) = post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/verify",
+        json!({"email": "known@example.com", "code": m.code().unwrap()}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["email_verified"], true);
+    // Malformed input.
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/email-otp/verify",
+            json!({"email": "known@example.com", "code": "abc"}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    );
+    assert_eq!(
+        post(
+            &app,
+            &p,
+            "/v1/auth/email-otp/verify",
+            json!({"email": "known@example.com"})
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        post(
+            &app,
+            &p,
+            "/v1/auth/email-otp/request",
+            json!({"email": "@@"})
+        )
+        .await
+        .0,
+        422
+    );
+    app.stop().await;
+}
+
+async fn sign_in_by_magic_link(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[]).await else {
+        return;
+    };
+    app.register(&p.pk, "link@example.com", PW).await;
+    for bad in [
+        "https://evil.example.net/x",
+        "javascript:alert(1)",
+        "https://app.example.com.evil.net/",
+        "//app.example.com",
+    ] {
+        assert_error(
+            &post(
+                &app,
+                &p,
+                "/v1/auth/magic-link/request",
+                json!({"email": "link@example.com", "redirect_to": bad}),
+            )
+            .await,
+            400,
+            "invalid_redirect",
+        );
+    }
+    let (s, _) = post(
+        &app,
+        &p,
+        "/v1/auth/magic-link/request",
+        json!({"email": "link@example.com", "redirect_to": "https://app.example.com/welcome?x=1"}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let m = smtp.wait_for(1, WAIT).await[0].clone();
+    let link = m
+        .find("http://localhost:8080/magic-link?token=")
+        .expect("a link");
+    assert!(
+        link.contains("redirect_to=https%3A%2F%2Fapp.example.com%2Fwelcome%3Fx%3D1"),
+        "{link}"
+    );
+    let token = token_of(&m);
+    let (s, b) = post(
+        &app,
+        &p,
+        "/v1/auth/magic-link/verify",
+        json!({"token": token}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["email"], "link@example.com");
+    assert_eq!(b["user"]["email_verified"], true);
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/magic-link/verify",
+            json!({"token": token}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    // Forty clicks on one link at once: one sign-in.
+    post(
+        &app,
+        &p,
+        "/v1/auth/magic-link/request",
+        json!({"email": "link@example.com"}),
+    )
+    .await;
+    let token = token_of(&smtp.wait_for(2, WAIT).await[1]);
+    let results = futures_util::future::join_all((0..40).map(|_| {
+        post(
+            &app,
+            &p,
+            "/v1/auth/magic-link/verify",
+            json!({"token": token}),
+        )
+    }))
+    .await;
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(ok, 1, "{results:?}");
+    assert!(
+        results.iter().all(|(s, _)| *s == 200 || *s == 400),
+        "{results:?}"
+    );
+    app.stop().await;
+}
+
+async fn the_outbox_survives_an_smtp_outage_and_a_restart(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((mut app, p)) = setup(store, &smtp, &[("IDENTITY_OUTBOX_MAX_ATTEMPTS", "50")]).await
+    else {
+        return;
+    };
+    app.register(&p.pk, "outage@example.com", PW).await;
+    smtp.stop().await;
+    let (s, _) = post(
+        &app,
+        &p,
+        "/v1/auth/password/forgot",
+        json!({"email": "outage@example.com"}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    // Failing, retried, still queued.
+    eventually(WAIT, || async {
+        messages(&app, &p, "queued").await.first().is_some_and(|m| {
+            m["attempts"].as_i64().unwrap_or(0) >= 2 && m["last_error"].is_string()
+        })
+    })
+    .await;
+    // The service restarts while the mail server is down; then it is back.
+    app.restart().await;
+    smtp.restart().await;
+    let m = smtp.wait_for(1, Duration::from_secs(30)).await[0].clone();
+    assert_eq!(m.to, vec!["outage@example.com".to_string()]);
+    let sent = messages(&app, &p, "sent").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["payload_stored"], false, "erased after delivery");
+    assert_eq!(sent[0]["kind"], "password_reset");
+    assert_eq!(sent[0]["to"], "o•••@example.com");
+    assert!(messages(&app, &p, "queued").await.is_empty());
+    // The link still works.
+    let (s, _) = post(
+        &app,
+        &p,
+        "/v1/auth/password/reset",
+        json!({"token": token_of(&m), "new_password": "a brand new passphrase"}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.messages().len(), 1, "delivered once");
+    assert_eq!(
+        app.get_with_key("/v1/messages?status=bogus", &p.sk).await.0,
+        400
+    );
+    assert_eq!(app.get_with_key("/v1/messages", &p.pk).await.0, 403);
+    app.stop().await;
+}
+
+async fn dead_messages_are_visible_and_payloads_sealed(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[("IDENTITY_OUTBOX_MAX_ATTEMPTS", "3")]).await else {
+        return;
+    };
+    let signed = app.register(&p.pk, "dead@example.com", PW).await;
+    // Sealed at rest: while undelivered, the row holds no readable secret.
+    smtp.stop().await;
+    app.authed(
+        Method::POST,
+        "/v1/auth/email/verify/request",
+        &p.pk,
+        &access_token(&signed),
+        None,
+    )
+    .await;
+    let mut tx = app.db().control().await.unwrap();
+    let rows: Vec<(Option<String>, String)> = tx
+        .fetch_all(
+            sea_query::Query::select()
+                .columns([
+                    identity_shared::schema::OutboxMessages::Payload,
+                    identity_shared::schema::OutboxMessages::RecipientHint,
+                ])
+                .from(identity_shared::schema::OutboxMessages::Table),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let (payload, hint) = &rows[0];
+    let payload = payload.as_deref().expect("a sealed payload while queued");
+    for leak in ["dead@example.com", "verify-email", "token=", "Verify"] {
+        assert!(!payload.contains(leak), "payload shows {leak}: {payload}");
+    }
+    assert_eq!(hint, "d•••@example.com");
+    // Three failed attempts: dead, visible, payload erased, never dropped.
+    eventually(WAIT, || async {
+        messages(&app, &p, "dead").await.len() == 1
+    })
+    .await;
+    let dead = messages(&app, &p, "dead").await;
+    assert_eq!(dead[0]["attempts"], 3);
+    assert_eq!(dead[0]["payload_stored"], false);
+    assert!(
+        dead[0]["last_error"].as_str().unwrap().contains("SMTP"),
+        "{dead:?}"
+    );
+    smtp.restart().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(smtp.messages().is_empty());
+    app.stop().await;
+}
