@@ -5,6 +5,7 @@ use identity_shared::openapi::{Route, document};
 use identity_shared::route;
 use serde_json::Value;
 
+mod email;
 mod factors;
 
 pub(crate) const KEY: (u16, &str) = (401, "project_key_invalid");
@@ -295,6 +296,6 @@ pub async fn spec() -> Json<Value> {
         "identity data plane",
         "End-user API. Identify the project with X-Project-Key (pk_/sk_) or a verified auth domain in Host.",
         Some("project_key"),
-        ROUTES.iter().chain(factors::ROUTES),
+        ROUTES.iter().chain(factors::ROUTES).chain(email::ROUTES),
     ))
 }
