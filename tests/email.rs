@@ -10,8 +10,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::on_both;
-use crate::support::mail::{Captured, TestSmtp};
-use crate::support::{Project, Store, TestApp, access_token, assert_error, eventually};
+use crate::support::mail::{Captured, TestSmsWebhook, TestSmtp};
+use crate::support::{
+    Project, Store, TestApp, access_token, age_step_up, assert_error, eventually,
+};
 
 on_both!(
     password_reset_by_email,
@@ -20,6 +22,10 @@ on_both!(
     sign_in_by_magic_link,
     the_outbox_survives_an_smtp_outage_and_a_restart,
     dead_messages_are_visible_and_payloads_sealed,
+    email_change_by_link_to_the_new_address,
+    phone_numbers_verified_by_sms,
+    without_delivery_the_flows_refuse,
+    the_per_ip_limit_holds_under_concurrency,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -688,5 +694,290 @@ async fn dead_messages_are_visible_and_payloads_sealed(store: Store) {
     smtp.restart().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(smtp.messages().is_empty());
+    app.stop().await;
+}
+
+async fn email_change_by_link_to_the_new_address(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[]).await else {
+        return;
+    };
+    let signed = app.register(&p.pk, "old@example.com", PW).await;
+    app.register(&p.pk, "taken@example.com", PW).await;
+    let at = access_token(&signed);
+    let change = |body: Value| {
+        let (app, at, pk) = (&app, at.clone(), p.pk.clone());
+        async move {
+            app.authed(Method::POST, "/v1/auth/email/change", &pk, &at, Some(body))
+                .await
+        }
+    };
+    assert_error(
+        &change(json!({"new_email": "OLD@example.com"})).await,
+        422,
+        "same_email",
+    );
+    assert_error(
+        &change(json!({"new_email": "nope"})).await,
+        422,
+        "invalid_email",
+    );
+    let (s, b) = change(json!({"new_email": "New@Example.com"})).await;
+    assert_eq!(s, 204, "{b}");
+    let sent = smtp.wait_for(2, WAIT).await;
+    let to_new = sent
+        .iter()
+        .find(|m| m.to == vec!["New@Example.com".to_string()])
+        .expect("a link to the new address")
+        .clone();
+    let to_old = sent
+        .iter()
+        .find(|m| m.to == vec!["old@example.com".to_string()])
+        .expect("a notice to the old address");
+    assert!(
+        to_old.find("http").is_none(),
+        "the notice carries no link: {}",
+        to_old.text_body()
+    );
+    assert!(to_old.text_body().contains("New@Example.com"));
+    assert!(
+        to_new
+            .find("http://localhost:8080/confirm-email-change?token=")
+            .is_some()
+    );
+    let token = token_of(&to_new);
+    // No session needed to confirm.
+    let (s, b) = post(
+        &app,
+        &p,
+        "/v1/auth/email/change/confirm",
+        json!({"token": token}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["email"], "New@Example.com");
+    assert_eq!(b["user"]["email_verified"], true);
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/email/change/confirm",
+            json!({"token": token}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    assert_eq!(app.login(&p.pk, "old@example.com", PW).await.0, 401);
+    assert_eq!(app.login(&p.pk, "new@example.com", PW).await.0, 200);
+    let (_, me) = app
+        .authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+        .await;
+    assert_eq!(me["user"]["email"], "New@Example.com", "{me}");
+    // A taken address: nothing told at the request, 409 at confirmation.
+    let (s, _) = change(json!({"new_email": "taken@example.com"})).await;
+    assert_eq!(s, 204);
+    let sent = smtp.wait_for(4, WAIT).await;
+    let to_taken = sent
+        .iter()
+        .find(|m| m.to == vec!["taken@example.com".to_string()])
+        .unwrap();
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/email/change/confirm",
+            json!({"token": token_of(to_taken)}),
+        )
+        .await,
+        409,
+        "email_taken",
+    );
+    // Step-up is needed.
+    age_step_up(&app).await;
+    assert_error(
+        &change(json!({"new_email": "later@example.com"})).await,
+        403,
+        "step_up_required",
+    );
+    assert_eq!(
+        post(&app, &p, "/v1/auth/email/change/confirm", json!({}))
+            .await
+            .0,
+        400
+    );
+    app.stop().await;
+}
+
+async fn phone_numbers_verified_by_sms(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let sms = TestSmsWebhook::start(secret).await;
+    let url = sms.url();
+    let Some((app, p)) = setup(
+        store,
+        &smtp,
+        &[
+            ("IDENTITY_SMS_WEBHOOK_URL", &url),
+            ("IDENTITY_SMS_WEBHOOK_SECRET", secret),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"messaging": {"sms_per_number_per_day": 3}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let at = access_token(&app.register(&p.pk, "phone@example.com", PW).await);
+    let call = |path: &'static str, body: Value| {
+        let (app, at, pk) = (&app, at.clone(), p.pk.clone());
+        async move { app.authed(Method::POST, path, &pk, &at, Some(body)).await }
+    };
+    for bad in ["447700900123", "+0447700900123", "+44 abc", "+1"] {
+        assert_error(
+            &call("/v1/auth/phone", json!({"phone": bad})).await,
+            422,
+            "invalid_phone",
+        );
+    }
+    let (s, b) = call("/v1/auth/phone", json!({"phone": "+44 7700 900123"})).await;
+    assert_eq!(s, 204, "{b}");
+    let m = sms.wait_for(1, WAIT).await[0].clone();
+    assert_eq!(m.to, "+447700900123");
+    assert!(m.signature_valid, "Standard Webhooks signature");
+    let code = m.code().expect("a code in the SMS");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_error(
+        &call("/v1/auth/phone/verify", json!({"code": wrong})).await,
+        400,
+        "invalid_code",
+    );
+    let (s, b) = call("/v1/auth/phone/verify", json!({"code": code})).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["phone"], "+447700900123");
+    assert_eq!(b["user"]["phone_verified"], true);
+    assert_error(
+        &call("/v1/auth/phone/verify", json!({"code": code})).await,
+        400,
+        "invalid_code",
+    );
+    let (_, me) = app
+        .authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+        .await;
+    assert_eq!(me["user"]["phone_verified"], true, "{me}");
+    // The per-number cap (3 a day): the fourth is refused.
+    assert_eq!(
+        call("/v1/auth/phone", json!({"phone": "+447700900123"}))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call("/v1/auth/phone", json!({"phone": "+447700900123"}))
+            .await
+            .0,
+        204
+    );
+    assert_error(
+        &call("/v1/auth/phone", json!({"phone": "+447700900123"})).await,
+        429,
+        "too_many_messages",
+    );
+    // A webhook that fails is retried.
+    sms.fail_next(2);
+    assert_eq!(
+        call("/v1/auth/phone", json!({"phone": "+14155550100"}))
+            .await
+            .0,
+        204
+    );
+    let all = sms.wait_for(4, WAIT).await;
+    assert!(
+        all.iter()
+            .any(|m| m.to == "+14155550100" && m.signature_valid)
+    );
+    app.stop().await;
+}
+
+async fn without_delivery_the_flows_refuse(store: Store) {
+    let Some(app) = TestApp::spawn_with(store, &[("IDENTITY_DEV_MODE", "false")]).await else {
+        return;
+    };
+    let p = app.create_project("nomail").await;
+    let at = access_token(&app.register(&p.pk, "nomail@example.com", PW).await);
+    for path in [
+        "/v1/auth/password/forgot",
+        "/v1/auth/email-otp/request",
+        "/v1/auth/magic-link/request",
+    ] {
+        assert_error(
+            &app.post_with_key(path, &p.pk, json!({"email": "nomail@example.com"}))
+                .await,
+            503,
+            "email_not_configured",
+        );
+    }
+    assert_error(
+        &app.authed(
+            Method::POST,
+            "/v1/auth/email/verify/request",
+            &p.pk,
+            &at,
+            None,
+        )
+        .await,
+        503,
+        "email_not_configured",
+    );
+    assert_error(
+        &app.authed(
+            Method::POST,
+            "/v1/auth/phone",
+            &p.pk,
+            &at,
+            Some(json!({"phone": "+447700900123"})),
+        )
+        .await,
+        503,
+        "sms_not_configured",
+    );
+    app.stop().await;
+}
+
+async fn the_per_ip_limit_holds_under_concurrency(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some(app) = TestApp::spawn_with(
+        store,
+        &[
+            ("IDENTITY_SMTP_URL", &smtp.url()),
+            ("IDENTITY_EMAIL_FROM", "auth@identity.test"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let p = app.create_project("limits").await;
+    // Forty requests at once from one address: the default 10 a minute pass.
+    let results = futures_util::future::join_all((0..40).map(|i| {
+        app.post_with_key(
+            "/v1/auth/password/forgot",
+            &p.pk,
+            json!({"email": format!("x{i}@example.com")}),
+        )
+    }))
+    .await;
+    let ok = results.iter().filter(|(s, _)| *s == 204).count();
+    let limited = results
+        .iter()
+        .filter(|(s, b)| *s == 429 && b["error"]["code"] == "too_many_attempts")
+        .count();
+    assert_eq!((ok, limited), (10, 30), "{results:?}");
     app.stop().await;
 }

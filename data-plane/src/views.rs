@@ -16,6 +16,8 @@ pub struct UserView {
     pub created_at: String,
     pub updated_at: String,
     pub mfa_enabled: bool,
+    pub phone: Option<String>,
+    pub phone_verified: bool,
 }
 
 impl From<&UserRow> for UserView {
@@ -28,6 +30,8 @@ impl From<&UserRow> for UserView {
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),
             mfa_enabled: u.mfa_enabled,
+            phone: u.phone.clone(),
+            phone_verified: u.phone_verified,
         }
     }
 }

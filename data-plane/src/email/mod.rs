@@ -1,5 +1,5 @@
-//! Email flows: verification, password reset, sign-in by emailed code or
-//! link. Every message is written to the outbox in the same transaction as
+//! Email and phone flows: verification, password reset, sign-in by emailed
+//! code or link, email change, phone numbers verified by SMS. Every message is written to the outbox in the same transaction as
 //! the secret it carries (`send`), and delivered by `workers::outbox`.
 //!
 //! The endpoints that take an address from anyone (forgot password, email
@@ -12,7 +12,9 @@ use axum::routing::post;
 
 use crate::DataState;
 
+pub mod change;
 pub mod passwordless;
+pub mod phone;
 pub mod reset;
 pub mod send;
 pub mod signin;
@@ -34,4 +36,8 @@ pub fn router() -> Router<DataState> {
             post(passwordless::link_request),
         )
         .route("/v1/auth/magic-link/verify", post(signin::link_verify))
+        .route("/v1/auth/email/change", post(change::request))
+        .route("/v1/auth/email/change/confirm", post(change::confirm))
+        .route("/v1/auth/phone", post(phone::request))
+        .route("/v1/auth/phone/verify", post(phone::verify))
 }

@@ -205,18 +205,12 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Rotated {
             revoked_at: row.try_get("s_revoked_at")?,
             verified_at: row.try_get("s_verified_at")?,
         };
-        let user = UserRow {
-            id: session.user_id.clone(),
-            project_id: String::new(),
-            email: row.try_get("u_email")?,
-            email_normalized: row.try_get("u_email_normalized")?,
-            email_verified: row.try_get("u_email_verified")?,
-            name: row.try_get("u_name")?,
-            password_hash: row.try_get("u_password_hash")?,
-            mfa_enabled: row.try_get("u_mfa_enabled")?,
-            created_at: row.try_get("u_created_at")?,
-            updated_at: row.try_get("u_updated_at")?,
-        };
+        let user_json: String = row.try_get("u_row")?;
+        let user: UserRow =
+            serde_json::from_str(&user_json).map_err(|e| sqlx::Error::ColumnDecode {
+                index: "u_row".into(),
+                source: Box::new(e),
+            })?;
         Ok(Rotated {
             session,
             user,

@@ -7,8 +7,9 @@ use identity_shared::schema::Users;
 use identity_shared::time::now_ms;
 use sea_query::{Expr, ExprTrait, Query};
 
-/// `Debug` leaves the password hash out.
-#[derive(Clone, sqlx::FromRow)]
+/// `Debug` leaves the password hash out. `Deserialize` reads the row as
+/// Postgres's `to_jsonb` writes it (the refresh function's answer).
+#[derive(Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct UserRow {
     pub id: String,
     pub project_id: String,
@@ -20,9 +21,13 @@ pub struct UserRow {
     pub mfa_enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// E.164, once the user added one.
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub phone_verified: bool,
 }
 
-pub const COLUMNS: [Users; 10] = [
+pub const COLUMNS: [Users; 12] = [
     Users::Id,
     Users::ProjectId,
     Users::Email,
@@ -33,6 +38,8 @@ pub const COLUMNS: [Users; 10] = [
     Users::MfaEnabled,
     Users::CreatedAt,
     Users::UpdatedAt,
+    Users::Phone,
+    Users::PhoneVerified,
 ];
 
 impl std::fmt::Debug for UserRow {
@@ -107,6 +114,8 @@ pub async fn insert(tx: &mut Tx, project_id: &str, new: NewUser) -> Result<UserR
         mfa_enabled: false,
         created_at: now,
         updated_at: now,
+        phone: None,
+        phone_verified: false,
     };
     tx.execute(
         Query::insert()
@@ -123,6 +132,8 @@ pub async fn insert(tx: &mut Tx, project_id: &str, new: NewUser) -> Result<UserR
                 row.mfa_enabled.into(),
                 row.created_at.into(),
                 row.updated_at.into(),
+                row.phone.clone().into(),
+                row.phone_verified.into(),
             ]),
     )
     .await
@@ -196,6 +207,57 @@ pub async fn set_email_verified(
         )
         .await?;
     Ok(n == 1)
+}
+
+/// Sets the user's verified phone number.
+pub async fn set_phone(
+    tx: &mut Tx,
+    project_id: &str,
+    id: &str,
+    phone: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        Query::update()
+            .table(Users::Table)
+            .values([
+                (Users::Phone, phone.into()),
+                (Users::PhoneVerified, true.into()),
+                (Users::UpdatedAt, now_ms().into()),
+            ])
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Moves the user to a new address, not yet verified; `409 email_taken`
+/// when another account of the project has it.
+pub async fn set_email(
+    tx: &mut Tx,
+    project_id: &str,
+    id: &str,
+    typed: &str,
+    normalized: &str,
+) -> Result<(), InsertError> {
+    tx.execute(
+        Query::update()
+            .table(Users::Table)
+            .values([
+                (Users::Email, typed.into()),
+                (Users::EmailNormalized, normalized.into()),
+                (Users::EmailVerified, false.into()),
+                (Users::UpdatedAt, now_ms().into()),
+            ])
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await
+    .map_err(|e| match e {
+        DbError::UniqueViolation(_) => InsertError::EmailTaken,
+        other => InsertError::Db(other),
+    })?;
+    Ok(())
 }
 
 /// Records whether the user has a confirmed second factor.

@@ -1,0 +1,270 @@
+//! Phone numbers: `POST /v1/auth/phone` sends the signed-in user a 6-digit
+//! code by SMS (10 minutes) for an E.164 number; `POST /v1/auth/phone/verify`
+//! takes the code and stores the number as verified. The number is stored
+//! on the account only once proven. SMS pumping is capped per number and per
+//! project per day.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::crypto::ct_eq;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http;
+use identity_shared::ids::new_id;
+use identity_shared::secret::Secret;
+use identity_shared::templates::{TemplateKind, Vars};
+use identity_shared::time::now_ms;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::DataState;
+use crate::audit::event;
+use crate::email::send::{self, code_hash, normalize_code};
+use crate::email::verify::{MAX_ATTEMPTS, invalid_code, too_many_messages};
+use crate::request::caller::Caller;
+use crate::request::client::Client;
+use crate::request::limits::rate_limit;
+use crate::sessions::manage::load_user;
+use crate::store::one_time_codes::{self as codes, PHONE};
+use crate::store::{outbox, sessions, users};
+use crate::views::UserView;
+use crate::workers::outbox::SMS;
+
+const TTL_MS: i64 = 10 * 60 * 1000;
+const DAY_MS: i64 = 86_400_000;
+
+/// An E.164 number: `+`, a country code not starting with 0, 8 to 15
+/// digits in all. Spaces, dashes, dots and parentheses are dropped.
+pub fn parse_e164(input: &str) -> Option<String> {
+    let trimmed = input.trim();
+    let rest = trimmed.strip_prefix('+')?;
+    if rest.len() > 40 {
+        return None;
+    }
+    let digits: String = rest
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    (digits.bytes().all(|b| b.is_ascii_digit())
+        && (8..=15).contains(&digits.len())
+        && !digits.starts_with('0'))
+    .then(|| format!("+{digits}"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneBody {
+    phone: String,
+}
+
+pub async fn request(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+    http::Json(body): http::Json<PhoneBody>,
+) -> ApiResult<StatusCode> {
+    let resolved = &caller.resolved;
+    let project = &resolved.project;
+    rate_limit(
+        &state,
+        resolved,
+        &client,
+        "email",
+        project.settings.rate_limits.email_per_minute,
+    )?;
+    let phone = parse_e164(&body.phone).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_phone",
+            "phone must be an E.164 number like +447700900123",
+        )
+    })?;
+    send::require_sms(&state)?;
+    let (user, _) = load_user(&state, &caller).await?;
+    let mut tx = state.shard(resolved)?.scope(&project.id).await?;
+    // One project's SMS are counted one request at a time (the caps hold
+    // under concurrency).
+    tx.lock_key(&format!("sms:{}", project.id)).await?;
+    let limits = project.settings.messaging;
+    let now = now_ms();
+    let per_project = i64::from(limits.sms_per_project_per_day);
+    if per_project > 0
+        && outbox::count_since(&mut tx, &project.id, SMS, None, now - DAY_MS).await? >= per_project
+    {
+        return Err(too_many_messages());
+    }
+    if !send::under_cap(
+        &state,
+        &mut tx,
+        &project.id,
+        SMS,
+        &phone,
+        limits.sms_per_number_per_day,
+        DAY_MS,
+    )
+    .await?
+    {
+        return Err(too_many_messages());
+    }
+    codes::void(&mut tx, &project.id, PHONE, Some(&user.id), None, now).await?;
+    let id = new_id("otc");
+    let code = send::new_code();
+    codes::insert(
+        &mut tx,
+        &codes::NewCode {
+            id: &id,
+            project_id: &project.id,
+            purpose: PHONE,
+            user_id: Some(&user.id),
+            email: None,
+            target: Some(&phone),
+            token_hash: None,
+            code_hash: Some(&code_hash(&state, &id, &code)),
+            data: None,
+            now,
+            expires_at: now + TTL_MS,
+        },
+    )
+    .await?;
+    send::queue_sms(
+        &state,
+        &mut tx,
+        project,
+        TemplateKind::PhoneCode,
+        &phone,
+        Vars::new()
+            .with("phone", &phone)
+            .with("code", &code)
+            .with("expires_in", "10 minutes"),
+    )
+    .await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            data: json!({"phone": send::mask(&phone)}),
+            ..event(
+                resolved,
+                &client,
+                &ip,
+                "phone.verification_requested",
+                Outcome::Success,
+            )
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    code: Secret<String>,
+}
+
+pub async fn verify(
+    State(state): State<DataState>,
+    caller: Caller,
+    client: Client,
+    http::Json(body): http::Json<VerifyBody>,
+) -> ApiResult<Json<Value>> {
+    let resolved = &caller.resolved;
+    let project_id = &resolved.project.id;
+    rate_limit(
+        &state,
+        resolved,
+        &client,
+        "email",
+        resolved.project.settings.rate_limits.email_per_minute,
+    )?;
+    let code = normalize_code(body.code.expose()).ok_or_else(invalid_code)?;
+    let (user, _) = load_user(&state, &caller).await?;
+    let now = now_ms();
+    let mut tx = state.shard(resolved)?.scope(project_id).await?;
+    users::lock_credentials(&mut tx, project_id, &user.id).await?;
+    let row = codes::latest_code(&mut tx, project_id, PHONE, Some(&user.id), None, now)
+        .await?
+        .ok_or_else(invalid_code)?;
+    let right = row
+        .code_hash
+        .as_deref()
+        .is_some_and(|h| ct_eq(h.as_bytes(), code_hash(&state, &row.id, &code).as_bytes()));
+    let ip = client.ip_text();
+    if !right {
+        codes::wrong_attempt(&mut tx, project_id, &row, MAX_ATTEMPTS, now).await?;
+        audit::record(
+            &mut tx,
+            Event {
+                actor: Some(&user.id),
+                subject: Some(&user.id),
+                data: json!({"reason": "invalid_code"}),
+                ..event(
+                    resolved,
+                    &client,
+                    &ip,
+                    "phone.verification_failed",
+                    Outcome::Failure,
+                )
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(invalid_code());
+    }
+    let phone = row.target.clone().ok_or_else(invalid_code)?;
+    if !codes::consume(&mut tx, project_id, &row.id, now).await? {
+        return Err(invalid_code());
+    }
+    users::set_phone(&mut tx, project_id, &user.id, &phone).await?;
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&user.id),
+            subject: Some(&user.id),
+            data: json!({"phone": send::mask(&phone)}),
+            ..event(resolved, &client, &ip, "phone.verified", Outcome::Success)
+        },
+    )
+    .await?;
+    sessions::reload_views(&mut tx, project_id, &user.id).await?;
+    tx.commit().await?;
+    let user = users::UserRow {
+        phone: Some(phone),
+        phone_verified: true,
+        ..user
+    };
+    Ok(Json(json!({"user": UserView::from(&user)})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_e164;
+
+    #[test]
+    fn e164_numbers() {
+        assert_eq!(
+            parse_e164("+44 7700 900123").as_deref(),
+            Some("+447700900123")
+        );
+        assert_eq!(
+            parse_e164("+1 (415) 555-0100").as_deref(),
+            Some("+14155550100")
+        );
+        for bad in [
+            "447700900123",
+            "+0447700900",
+            "+12",
+            "+1234567890123456",
+            "+44abc",
+            "",
+            "+",
+            "++4477009001",
+        ] {
+            assert_eq!(parse_e164(bad), None, "{bad}");
+        }
+    }
+}
