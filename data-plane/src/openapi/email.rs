@@ -4,7 +4,7 @@
 use identity_shared::openapi::Route;
 use identity_shared::route;
 
-use super::{AUTH, BAD, CSRF, DB, HASHING, LIMITED, LOGIN_CSRF, MEDIA, SECRET};
+use super::{AUTH, BAD, CSRF, DB, HASHING, LIMITED, LOGIN_CSRF, MEDIA, SECRET, STEP_UP};
 
 const NO_EMAIL: (u16, &str) = (
     503,
@@ -122,6 +122,75 @@ pub const ROUTES: &[Route] = &[
             (200, "TokenResponse, or {mfa_required, mfa_token, methods}"),
             (400, "invalid_token or invalid_request"),
             LOGIN_CSRF,
+            MEDIA,
+            LIMITED
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/email/change",
+        "Send a link to a new address (24 hours) and a notice to the old one (step-up)",
+        Some((&["new_email"], &[])),
+        [
+            (204, "sent"),
+            BAD,
+            AUTH,
+            STEP_UP,
+            CSRF,
+            MEDIA,
+            (422, "invalid_email or same_email"),
+            (
+                429,
+                "too_many_messages (per-address cap) or too_many_attempts"
+            ),
+            NO_EMAIL
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/email/change/confirm",
+        "Move the account to the new address (verified) with the link's token; no session needed",
+        Some((&["token"], &[])),
+        [
+            (200, "{user}"),
+            (400, "invalid_token or invalid_request"),
+            (409, "email_taken"),
+            MEDIA,
+            LIMITED
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/phone",
+        "Send a 6-digit code (10 minutes) by SMS to an E.164 number",
+        Some((&["phone"], &[])),
+        [
+            (204, "sent"),
+            BAD,
+            AUTH,
+            CSRF,
+            MEDIA,
+            (422, "invalid_phone"),
+            (
+                429,
+                "too_many_messages (per-number or per-project daily cap) or too_many_attempts"
+            ),
+            (
+                503,
+                "sms_not_configured (no IDENTITY_SMS_WEBHOOK_URL outside dev mode)"
+            )
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/phone/verify",
+        "Verify the phone number with the SMS code",
+        Some((&["code"], &[])),
+        [
+            (200, "{user} with phone and phone_verified: true"),
+            (400, "invalid_code or invalid_request"),
+            AUTH,
+            CSRF,
             MEDIA,
             LIMITED
         ]
