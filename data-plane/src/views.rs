@@ -86,6 +86,10 @@ pub struct TokenResponse {
     pub mfa_enrollment_required: Option<bool>,
     pub user: UserView,
     pub session: SessionView,
+    /// After a magic link that named one: where the app should go next (on
+    /// one of the project's allowed origins, checked when it was asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_to: Option<String>,
 }
 
 impl std::fmt::Debug for TokenResponse {

@@ -89,8 +89,15 @@ impl SmtpSettings {
                 (Some(u).filter(|u| !u.is_empty()), Some(Secret::new(p)))
             }
         };
+        let host = host.to_ascii_lowercase();
+        if tls == SmtpTls::None
+            && user.is_some()
+            && !matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1")
+        {
+            return Err("refuses to send credentials in plain text to another host: use STARTTLS (smtp://) or smtps://".into());
+        }
         Ok(Self {
-            host: host.to_ascii_lowercase(),
+            host,
             port,
             tls,
             password: password.filter(|_| user.is_some()),
@@ -117,11 +124,29 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// The SMS webhook: `{to, body}` POSTed as JSON, signed as Standard
-/// Webhooks sign (see [`sign`]).
-#[derive(Debug, Clone)]
+/// Webhooks sign (see [`WebhookSecret::sign`]). `Debug` shows the URL
+/// without its path and query (which may carry a token).
+#[derive(Clone)]
 pub struct SmsSettings {
     pub url: String,
     pub secret: WebhookSecret,
+}
+
+impl std::fmt::Debug for SmsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = match self.url.split_once("://") {
+            Some((scheme, rest)) => {
+                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+                format!("{scheme}://{host}/...")
+            }
+            None => "[redacted]".into(),
+        };
+        f.debug_struct("SmsSettings")
+            .field("url", &origin)
+            .field("secret", &self.secret)
+            .finish()
+    }
 }
 
 /// A Standard Webhooks secret: `whsec_` and the base64 of the key.
@@ -214,6 +239,14 @@ mod tests {
         assert_eq!(s.password.unwrap().expose(), "p:ss");
         let s = SmtpSettings::parse("smtps://mail.example.com").unwrap();
         assert_eq!((s.port, s.tls), (465, SmtpTls::Implicit));
+        assert!(SmtpSettings::parse("smtp://u:p@mail.example.com?tls=none").is_err());
+        assert!(SmtpSettings::parse("smtp://u:p@127.0.0.1:25?tls=none").is_ok());
+        let sms = SmsSettings {
+            url: "https://u:pw@hooks.example.com/sms?token=abc".into(),
+            secret: WebhookSecret::parse(&WebhookSecret::generate()).unwrap(),
+        };
+        let shown = format!("{sms:?}");
+        assert!(!shown.contains("abc") && !shown.contains("pw"), "{shown}");
         let s = SmtpSettings::parse("smtp://127.0.0.1:25?tls=none").unwrap();
         assert_eq!((s.port, s.tls, s.user), (25, SmtpTls::None, None));
         assert_eq!(

@@ -29,7 +29,6 @@ use crate::request::resolve::Resolved;
 use crate::store::one_time_codes::{self as codes, EMAIL_CHANGE, VERIFY_EMAIL};
 use crate::store::{sessions, users};
 use crate::views::UserView;
-use crate::workers::outbox::EMAIL;
 
 const TTL_MS: i64 = 24 * 3600 * 1000;
 
@@ -66,12 +65,15 @@ pub async fn request(
     let mut tx = state.shard(resolved)?.scope(&project.id).await?;
     users::lock_credentials(&mut tx, &project.id, &user.id).await?;
     let limit = project.settings.messaging.emails_per_address_per_hour;
-    for address in [&new.normalized, &user.email_normalized] {
+    for (kind, address) in [
+        (TemplateKind::EmailChange, &new.normalized),
+        (TemplateKind::EmailChangeNotice, &user.email_normalized),
+    ] {
         if !send::under_cap(
             &state,
             &mut tx,
             &project.id,
-            EMAIL,
+            kind,
             address,
             limit,
             3_600_000,

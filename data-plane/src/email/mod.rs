@@ -13,6 +13,7 @@ use axum::routing::post;
 use crate::DataState;
 
 pub mod change;
+pub mod judge;
 pub mod passwordless;
 pub mod phone;
 pub mod reset;

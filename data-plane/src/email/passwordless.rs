@@ -27,7 +27,6 @@ use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
 use crate::store::one_time_codes::{self as codes, EMAIL_OTP, MAGIC_LINK};
 use crate::store::users;
-use crate::workers::outbox::EMAIL;
 
 const OTP_TTL_MS: i64 = 10 * 60 * 1000;
 const LINK_TTL_MS: i64 = 15 * 60 * 1000;
@@ -160,7 +159,11 @@ async fn send_sign_in(
         state,
         &mut tx,
         &project.id,
-        EMAIL,
+        if ask.purpose == EMAIL_OTP {
+            TemplateKind::EmailCode
+        } else {
+            TemplateKind::MagicLink
+        },
         &ask.email.normalized,
         project.settings.messaging.emails_per_address_per_hour,
         3_600_000,
@@ -196,11 +199,9 @@ async fn send_sign_in(
         )
     } else {
         let (token, hash) = send::new_link_token();
-        let mut link = send::link(state, project, "/magic-link", &token);
-        if let Some(r) = &ask.redirect_to {
-            link.push_str("&redirect_to=");
-            link.push_str(&percent_encode(r));
-        }
+        // `redirect_to` stays out of the link (an app must not trust one
+        // read from its own URL): the verification answers with it.
+        let link = send::link(state, project, "/magic-link", &token);
         (
             TemplateKind::MagicLink,
             (Some(hash), None),
@@ -256,15 +257,4 @@ async fn send_sign_in(
     .await?;
     tx.commit().await?;
     Ok(true)
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

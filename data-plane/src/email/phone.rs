@@ -8,7 +8,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use identity_shared::audit::{self, Event, Outcome};
-use identity_shared::crypto::ct_eq;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
 use identity_shared::ids::new_id;
@@ -20,8 +19,9 @@ use serde_json::{Value, json};
 
 use crate::DataState;
 use crate::audit::event;
-use crate::email::send::{self, code_hash, normalize_code};
-use crate::email::verify::{MAX_ATTEMPTS, invalid_code, too_many_messages};
+use crate::email::judge::{Subject, judge};
+use crate::email::send::{self, code_hash};
+use crate::email::verify::{invalid_code, too_many_messages};
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::limits::rate_limit;
@@ -89,7 +89,8 @@ pub async fn request(
     let now = now_ms();
     let per_project = i64::from(limits.sms_per_project_per_day);
     if per_project > 0
-        && outbox::count_since(&mut tx, &project.id, SMS, None, now - DAY_MS).await? >= per_project
+        && outbox::count_since(&mut tx, &project.id, SMS, None, None, now - DAY_MS).await?
+            >= per_project
     {
         return Err(too_many_messages());
     }
@@ -97,7 +98,7 @@ pub async fn request(
         &state,
         &mut tx,
         &project.id,
-        SMS,
+        TemplateKind::PhoneCode,
         &phone,
         limits.sms_per_number_per_day,
         DAY_MS,
@@ -181,21 +182,26 @@ pub async fn verify(
         "email",
         resolved.project.settings.rate_limits.email_per_minute,
     )?;
-    let code = normalize_code(body.code.expose()).ok_or_else(invalid_code)?;
     let (user, _) = load_user(&state, &caller).await?;
     let now = now_ms();
     let mut tx = state.shard(resolved)?.scope(project_id).await?;
     users::lock_credentials(&mut tx, project_id, &user.id).await?;
-    let row = codes::latest_code(&mut tx, project_id, PHONE, Some(&user.id), None, now)
-        .await?
-        .ok_or_else(invalid_code)?;
-    let right = row
-        .code_hash
-        .as_deref()
-        .is_some_and(|h| ct_eq(h.as_bytes(), code_hash(&state, &row.id, &code).as_bytes()));
+    let who = Subject {
+        user_id: Some(&user.id),
+        email: None,
+    };
+    let judged = judge(
+        &state,
+        &mut tx,
+        project_id,
+        PHONE,
+        &who,
+        body.code.expose(),
+        now,
+    )
+    .await?;
     let ip = client.ip_text();
-    if !right {
-        codes::wrong_attempt(&mut tx, project_id, &row, MAX_ATTEMPTS, now).await?;
+    let Some(row) = judged else {
         audit::record(
             &mut tx,
             Event {
@@ -214,7 +220,7 @@ pub async fn verify(
         .await?;
         tx.commit().await?;
         return Err(invalid_code());
-    }
+    };
     let phone = row.target.clone().ok_or_else(invalid_code)?;
     if !codes::consume(&mut tx, project_id, &row.id, now).await? {
         return Err(invalid_code());

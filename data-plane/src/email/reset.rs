@@ -19,7 +19,7 @@ use crate::DataState;
 use crate::audit::event;
 use crate::email::send;
 use crate::email::send::after_answer;
-use crate::email::verify::{invalid_token, mark_verified};
+use crate::email::verify::{invalid_token, mark_verified, reclaim};
 use crate::input::Email;
 use crate::password::policy;
 use crate::request::client::Client;
@@ -27,7 +27,6 @@ use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
 use crate::store::one_time_codes::{self as codes, PASSWORD_RESET};
 use crate::store::{mfa, sessions, trusted_browsers, users};
-use crate::workers::outbox::EMAIL;
 
 const TTL_MS: i64 = 3600 * 1000;
 
@@ -77,7 +76,7 @@ async fn send_reset(
         state,
         &mut tx,
         &project.id,
-        EMAIL,
+        TemplateKind::PasswordReset,
         &user.email_normalized,
         project.settings.messaging.emails_per_address_per_hour,
         3_600_000,
@@ -196,6 +195,13 @@ pub async fn reset(
     {
         return Err(invalid_token());
     }
+    // An account whose address nobody had proven: its factors may be
+    // someone else's (see `reclaim`).
+    let user = if user.email_verified {
+        user
+    } else {
+        reclaim(&mut tx, &resolved, &client, user).await?
+    };
     codes::void(
         &mut tx,
         &project_id,

@@ -141,17 +141,20 @@ async fn write(
     Ok(())
 }
 
-/// Whether `recipient` may be sent another message of `channel` now: under
-/// the per-recipient cap (`per_recipient` in `window_ms`; 0: no cap).
+/// Whether `recipient` may be sent another message of `kind` now: under
+/// the per-recipient cap (`per_recipient` in `window_ms`; 0: no cap). Each
+/// kind has its own count, so requests of one kind (say, sign-in links)
+/// cannot use up another's (password resets).
 pub async fn under_cap(
     state: &DataState,
     tx: &mut Tx,
     project_id: &str,
-    channel: &str,
+    kind: TemplateKind,
     recipient: &str,
     per_recipient: u32,
     window_ms: i64,
 ) -> ApiResult<bool> {
+    let channel = if kind.is_sms() { SMS } else { EMAIL };
     if per_recipient == 0 {
         return Ok(true);
     }
@@ -159,6 +162,7 @@ pub async fn under_cap(
         tx,
         project_id,
         channel,
+        Some(kind.as_str()),
         Some(&recipient_hash(state, recipient)),
         now_ms() - window_ms,
     )
@@ -223,8 +227,14 @@ pub fn after_answer<F>(state: &DataState, what: &'static str, work: F)
 where
     F: Future<Output = identity_shared::error::ApiResult<bool>> + Send + 'static,
 {
+    // At most this many run at once; the rest wait (the per-IP limit bounds
+    // how many can pile up).
+    static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
     let outbox = state.outbox.clone();
     tokio::spawn(async move {
+        let Ok(_permit) = RUNNING.acquire().await else {
+            return;
+        };
         match work.await {
             Ok(true) => outbox.wake(),
             Ok(false) => {}

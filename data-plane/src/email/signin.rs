@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use identity_shared::audit::{self, Event, Outcome};
-use identity_shared::crypto::ct_eq;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
 use identity_shared::secret::Secret;
@@ -18,19 +17,18 @@ use serde_json::json;
 
 use crate::DataState;
 use crate::audit::event;
-use crate::email::send::{self, code_hash, normalize_code};
-use crate::email::verify::{invalid_token, mark_verified};
+use crate::email::judge::{Subject, judge};
+use crate::email::send;
+use crate::email::verify::{invalid_token, mark_verified, reclaim};
 use crate::input::Email;
 use crate::mfa::challenge::require_second_factor;
 use crate::password::check::signing_in_from;
 use crate::request::client::Client;
 use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
-use crate::sessions::issue::{signed_in, start_session};
+use crate::sessions::issue::{Extras, signed_in_trusting, start_session};
 use crate::store::one_time_codes::{self as codes, CodeRow, EMAIL_OTP, MAGIC_LINK};
 use crate::store::users::{self, NewUser, UserRow};
-
-const OTP_MAX_ATTEMPTS: i32 = 5;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,33 +55,32 @@ pub async fn otp_verify(
     let email = Email::parse(&body.email)?;
     let invalid_code =
         || ApiError::unauthorized("invalid_code", "the code is not valid or has expired");
-    let code = normalize_code(body.code.expose()).ok_or_else(invalid_code)?;
     let project_id = resolved.project.id.clone();
     let now = now_ms();
     let mut tx = state.shard(&resolved)?.scope(&project_id).await?;
     tx.lock_key(&format!("email:{project_id}:{}", email.normalized))
         .await?;
-    let row = codes::latest_code(
+    let who = Subject {
+        user_id: None,
+        email: Some(&email.normalized),
+    };
+    let judged = judge(
+        &state,
         &mut tx,
         &project_id,
         EMAIL_OTP,
-        None,
-        Some(&email.normalized),
+        &who,
+        body.code.expose(),
         now,
     )
-    .await?
-    .ok_or_else(invalid_code)?;
-    let right = row
-        .code_hash
-        .as_deref()
-        .is_some_and(|h| ct_eq(h.as_bytes(), code_hash(&state, &row.id, &code).as_bytes()));
-    if !right {
-        codes::wrong_attempt(&mut tx, &project_id, &row, OTP_MAX_ATTEMPTS, now).await?;
+    .await?;
+    // Known address or not, a wrong code costs the same: the failure is
+    // audited and committed either way.
+    let Some(row) = judged else {
         let ip = client.ip_text();
         audit::record(
             &mut tx,
             Event {
-                subject: row.user_id.as_deref(),
                 data: json!({"method": EMAIL_OTP, "reason": "invalid_code"}),
                 ..event(&resolved, &client, &ip, "login.failed", Outcome::Failure)
             },
@@ -91,7 +88,7 @@ pub async fn otp_verify(
         .await?;
         tx.commit().await?;
         return Err(invalid_code());
-    }
+    };
     if !codes::consume(&mut tx, &project_id, &row.id, now).await? {
         return Err(invalid_code());
     }
@@ -174,12 +171,22 @@ async fn finish(
         .and_then(|d| serde_json::from_str(d).ok())
         .unwrap_or_default();
     let mut created = false;
-    let user: UserRow = match users::find_by_email(&mut tx, project_id, normalized).await? {
+    let ip = client.ip_text();
+    // The account, read again under its credentials lock: a second factor
+    // turned on meanwhile must be asked for.
+    let found = match users::find_by_email(&mut tx, project_id, normalized).await? {
+        Some(found) => {
+            users::lock_credentials(&mut tx, project_id, &found.id).await?;
+            users::find(&mut tx, project_id, &found.id).await?
+        }
+        None => None,
+    };
+    let user: UserRow = match found {
         Some(user) => user,
         None if data["create_user"] == true => {
             let typed = data["typed"].as_str().unwrap_or(normalized).to_string();
             created = true;
-            users::insert(
+            let user = users::insert(
                 &mut tx,
                 project_id,
                 NewUser {
@@ -187,10 +194,21 @@ async fn finish(
                     email_normalized: normalized.to_string(),
                     name: None,
                     password_hash: None,
-                    email_verified: true,
+                    email_verified: false,
                 },
             )
-            .await?
+            .await?;
+            audit::record(
+                &mut tx,
+                Event {
+                    actor: Some(&user.id),
+                    subject: Some(&user.id),
+                    data: json!({"method": row.purpose}),
+                    ..event(resolved, client, &ip, "user.created", Outcome::Success)
+                },
+            )
+            .await?;
+            user
         }
         None => return Err(refused()),
     };
@@ -198,20 +216,13 @@ async fn finish(
     if row.user_id.as_deref().is_some_and(|id| id != user.id) {
         return Err(refused());
     }
-    let ip = client.ip_text();
-    if created {
-        audit::record(
-            &mut tx,
-            Event {
-                actor: Some(&user.id),
-                subject: Some(&user.id),
-                data: json!({"method": row.purpose}),
-                ..event(resolved, client, &ip, "user.created", Outcome::Success)
-            },
-        )
-        .await?;
-    }
-    users::lock_credentials(&mut tx, project_id, &user.id).await?;
+    // An account whose address nobody had proven may have been set up by
+    // someone else: its credentials go before the mailbox's owner enters.
+    let user = if user.email_verified || created {
+        user
+    } else {
+        reclaim(&mut tx, resolved, client, user).await?
+    };
     let user = mark_verified(state, &mut tx, resolved, client, user, &row.purpose).await?;
     if user.mfa_enabled {
         let answer = require_second_factor(&mut tx, resolved, client, &user, "email").await?;
@@ -231,7 +242,7 @@ async fn finish(
     )
     .await?;
     tx.commit().await?;
-    signed_in(
+    signed_in_trusting(
         state,
         resolved,
         transport,
@@ -239,6 +250,10 @@ async fn finish(
         &user,
         &session,
         &refresh_value,
+        Extras {
+            redirect_to: row.target.as_deref().filter(|_| row.purpose == MAGIC_LINK),
+            ..Extras::default()
+        },
     )
     .await
 }

@@ -6,7 +6,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use identity_shared::audit::{self, Event, Outcome};
-use identity_shared::crypto::ct_eq;
 use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
@@ -19,21 +18,20 @@ use serde_json::{Value, json};
 
 use crate::DataState;
 use crate::audit::event;
-use crate::email::send::{self, code_hash, normalize_code};
+use crate::email::judge::{Subject, judge};
+use crate::email::send::{self, code_hash};
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
 use crate::sessions::manage::load_user;
 use crate::store::one_time_codes::{self as codes, VERIFY_EMAIL};
-use crate::store::sessions;
 use crate::store::tenant_members;
 use crate::store::users::{self, UserRow};
+use crate::store::{mfa, passkeys, sessions, trusted_browsers};
 use crate::views::UserView;
 
 const TTL_MS: i64 = 24 * 3600 * 1000;
-/// Wrong codes before a code dies.
-pub const MAX_ATTEMPTS: i32 = 5;
 
 pub async fn request(
     State(state): State<DataState>,
@@ -60,7 +58,7 @@ pub async fn request(
         &state,
         &mut tx,
         &project.id,
-        crate::workers::outbox::EMAIL,
+        TemplateKind::Verification,
         &user.email_normalized,
         project.settings.messaging.emails_per_address_per_hour,
         3_600_000,
@@ -181,17 +179,21 @@ pub async fn confirm(
         .filter(|r| r.user_id.as_deref() == Some(user.id.as_str()))
         .ok_or_else(invalid_token)?,
         (None, Some(code)) => {
-            let code = normalize_code(code.expose()).ok_or_else(invalid_code)?;
-            let row =
-                codes::latest_code(&mut tx, project_id, VERIFY_EMAIL, Some(&user.id), None, now)
-                    .await?
-                    .ok_or_else(invalid_code)?;
-            let right = row
-                .code_hash
-                .as_deref()
-                .is_some_and(|h| ct_eq(h.as_bytes(), code_hash(&state, &row.id, &code).as_bytes()));
-            if !right {
-                codes::wrong_attempt(&mut tx, project_id, &row, MAX_ATTEMPTS, now).await?;
+            let who = Subject {
+                user_id: Some(&user.id),
+                email: None,
+            };
+            let judged = judge(
+                &state,
+                &mut tx,
+                project_id,
+                VERIFY_EMAIL,
+                &who,
+                code.expose(),
+                now,
+            )
+            .await?;
+            let Some(row) = judged else {
                 let ip = client.ip_text();
                 audit::record(
                     &mut tx,
@@ -211,7 +213,7 @@ pub async fn confirm(
                 .await?;
                 tx.commit().await?;
                 return Err(invalid_code());
-            }
+            };
             row
         }
         _ => {
@@ -269,7 +271,17 @@ pub async fn mark_verified(
         .rsplit_once('@')
         .map(|(_, d)| d.to_string())
         .unwrap_or_default();
-    let targets = {
+    // Tenants live in the control database. When it is this shard's
+    // database, read them in this transaction: a second connection wanted
+    // while this one holds locks could wait on a pool drained by requests
+    // queued behind those locks.
+    let shared = state
+        .shard(resolved)?
+        .invalidations()
+        .same_as(state.control_db.invalidations());
+    let targets = if shared {
+        tenant_members::auto_join_targets(tx, project_id, &domain).await?
+    } else {
         let mut control = state.control_db.scope_read(project_id).await?;
         let t = tenant_members::auto_join_targets(&mut control, project_id, &domain).await?;
         control.commit().await?;
@@ -297,6 +309,41 @@ pub async fn mark_verified(
     // Cached views of the user's sessions show the old flag.
     sessions::reload_views(tx, project_id, &user.id).await?;
     Ok(user)
+}
+
+/// The mailbox's owner takes over an account whose address was never
+/// proven (signing in by email, or resetting the password): whoever set it
+/// up may not be them, so its sessions end and its password, second
+/// factors, passkeys and trusted browsers are removed. Returns the account
+/// as it now stands.
+pub async fn reclaim(
+    tx: &mut Tx,
+    resolved: &Resolved,
+    client: &Client,
+    user: UserRow,
+) -> ApiResult<UserRow> {
+    let project_id = &resolved.project.id;
+    let revoked =
+        sessions::revoke(tx, project_id, &user.id, None, None, "account_reclaimed").await?;
+    users::clear_password(tx, project_id, &user.id).await?;
+    mfa::delete_all(tx, project_id, &user.id).await?;
+    passkeys::delete(tx, project_id, &user.id, None).await?;
+    trusted_browsers::forget_all(tx, project_id, &user.id).await?;
+    let ip = client.ip_text();
+    audit::record(
+        tx,
+        Event {
+            subject: Some(&user.id),
+            data: json!({"sessions_revoked": revoked, "had_password": user.password_hash.is_some(), "had_second_factor": user.mfa_enabled}),
+            ..event(resolved, client, &ip, "account.reclaimed", Outcome::Success)
+        },
+    )
+    .await?;
+    Ok(UserRow {
+        password_hash: None,
+        mfa_enabled: false,
+        ..user
+    })
 }
 
 pub fn invalid_token() -> ApiError {

@@ -12,7 +12,7 @@ use crate::password::check::signing_in_from;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::request::transport;
-use crate::sessions::issue::{signed_in_trusting, start_session};
+use crate::sessions::issue::{Extras, signed_in_trusting, start_session};
 use crate::store::mfa;
 use crate::store::passkeys;
 use crate::store::trusted_browsers;
@@ -239,7 +239,10 @@ pub async fn challenge(
         &user,
         &session,
         &refresh_value,
-        trusted.as_deref(),
+        Extras {
+            trusted_browser: trusted.as_deref(),
+            ..Extras::default()
+        },
     )
     .await
 }

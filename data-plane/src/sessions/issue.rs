@@ -50,14 +50,22 @@ pub async fn signed_in(
         user,
         session,
         refresh_value,
-        None,
+        Extras::default(),
     )
     .await
 }
 
-/// [`signed_in`], also handing the browser a trusted-browser token (cookie
-/// `identity_tb` on cookie transport, `trusted_browser_token` in the body on
-/// bearer).
+/// What some sign-ins add to a `TokenResponse`.
+#[derive(Default)]
+pub struct Extras<'a> {
+    /// A trusted-browser token to hand over (cookie `identity_tb` on cookie
+    /// transport, `trusted_browser_token` in the body on bearer).
+    pub trusted_browser: Option<&'a str>,
+    /// Where the app should go next (a magic link's checked `redirect_to`).
+    pub redirect_to: Option<&'a str>,
+}
+
+/// [`signed_in`], with [`Extras`].
 #[allow(clippy::too_many_arguments)]
 pub async fn signed_in_trusting(
     state: &DataState,
@@ -67,7 +75,7 @@ pub async fn signed_in_trusting(
     user: &UserRow,
     session: &SessionRow,
     refresh_value: &str,
-    trusted_browser: Option<&str>,
+    extras: Extras<'_>,
 ) -> ApiResult<Response> {
     let issuer = state.issuer(&resolved.project);
     let (access, ttl) = state
@@ -92,9 +100,10 @@ pub async fn signed_in_trusting(
             .then_some(true),
         user: user.into(),
         session: SessionView::of(session, &session.id),
+        redirect_to: extras.redirect_to.map(str::to_string),
     };
     let mut response_headers = HeaderMap::new();
-    if let Some(token) = trusted_browser {
+    if let Some(token) = extras.trusted_browser {
         match transport {
             Transport::Bearer => body.trusted_browser_token = Some(token.to_string()),
             Transport::Cookie => transport::set_trusted_browser_cookie(

@@ -170,6 +170,32 @@ pub async fn latest_code<M>(
     tx.fetch_optional(&q).await
 }
 
+/// Wrong codes of `purpose` counted for this user (or, without a user,
+/// this email) on rows created since `since`: the budget across codes,
+/// which new codes do not reset.
+pub async fn failures_since<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    purpose: &str,
+    user_id: Option<&str>,
+    email: Option<&str>,
+    since: i64,
+) -> Result<i64, DbError> {
+    let mut q = Query::select();
+    q.expr(Expr::col(OneTimeCodes::Attempts).sum())
+        .from(OneTimeCodes::Table)
+        .and_where(Expr::col(OneTimeCodes::ProjectId).eq(project_id))
+        .and_where(Expr::col(OneTimeCodes::Purpose).eq(purpose))
+        .and_where(Expr::col(OneTimeCodes::CreatedAt).gte(since));
+    match (user_id, email) {
+        (Some(u), _) => q.and_where(Expr::col(OneTimeCodes::UserId).eq(u)),
+        (None, Some(e)) => q.and_where(Expr::col(OneTimeCodes::Email).eq(e)),
+        (None, None) => return Ok(0),
+    };
+    let (n,): (Option<i64>,) = tx.fetch_optional(&q).await?.unwrap_or((None,));
+    Ok(n.unwrap_or(0))
+}
+
 /// Consumes a live row (compare-and-set): false when it was consumed or
 /// expired meanwhile.
 pub async fn consume(tx: &mut Tx, project_id: &str, id: &str, now: i64) -> Result<bool, DbError> {

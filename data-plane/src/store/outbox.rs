@@ -71,6 +71,7 @@ pub struct Claimed {
     pub kind: String,
     pub payload: Option<String>,
     pub attempts: i32,
+    pub created_at: i64,
 }
 
 /// Claims up to `limit` due messages of any project (a control
@@ -109,6 +110,7 @@ pub async fn claim(
                 OutboxMessages::Kind,
                 OutboxMessages::Payload,
                 OutboxMessages::Attempts,
+                OutboxMessages::CreatedAt,
             ])),
     )
     .await
@@ -200,12 +202,14 @@ pub fn list_query(project_id: &str, status: Option<&str>) -> SelectStatement {
     q
 }
 
-/// Messages of `channel` for this project since `since` (unix ms),
-/// optionally to one recipient (by its keyed hash): the daily caps.
+/// Messages of `channel` (and `kind`, if given) for this project since
+/// `since` (unix ms), optionally to one recipient (by its keyed hash): the
+/// caps.
 pub async fn count_since<M>(
     tx: &mut Tx<M>,
     project_id: &str,
     channel: &str,
+    kind: Option<&str>,
     recipient_hash: Option<&str>,
     since: i64,
 ) -> Result<i64, DbError> {
@@ -217,6 +221,9 @@ pub async fn count_since<M>(
         .and_where(Expr::col(OutboxMessages::CreatedAt).gte(since));
     if let Some(h) = recipient_hash {
         q.and_where(Expr::col(OutboxMessages::RecipientHash).eq(h));
+    }
+    if let Some(k) = kind {
+        q.and_where(Expr::col(OutboxMessages::Kind).eq(k));
     }
     let (n,): (i64,) = tx.fetch_optional(&q).await?.unwrap_or((0,));
     Ok(n)

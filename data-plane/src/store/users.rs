@@ -209,6 +209,24 @@ pub async fn set_email_verified(
     Ok(n == 1)
 }
 
+/// Removes the user's password (an account reclaimed by its mailbox's
+/// owner: see `email::verify::reclaim`).
+pub async fn clear_password(tx: &mut Tx, project_id: &str, id: &str) -> Result<(), DbError> {
+    tx.execute(
+        Query::update()
+            .table(Users::Table)
+            .values([
+                (Users::PasswordHash, Option::<String>::None.into()),
+                (Users::MfaEnabled, false.into()),
+                (Users::UpdatedAt, now_ms().into()),
+            ])
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Sets the user's verified phone number.
 pub async fn set_phone(
     tx: &mut Tx,

@@ -29,6 +29,8 @@ const BATCH: u64 = 16;
 /// again: longer than the slowest delivery (SMTP and webhook timeouts).
 pub const LEASE_MS: i64 = 60_000;
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The deadline of one delivery, however many steps it takes.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 const SMS_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const EMAIL: &str = "email";
@@ -143,69 +145,96 @@ impl Outbox {
         });
     }
 
-    /// One claim and its deliveries; returns how many were claimed.
+    /// One claim and its deliveries; returns how many were claimed. Each
+    /// delivery has a deadline well inside the lease, and its outcome is
+    /// written as soon as it is known: a slow one never leaves finished
+    /// ones unrecorded until the lease runs out (and they go out twice).
     pub async fn run_once(&self, db: &Db) -> Result<usize, DbError> {
         let mut tx = db.control().await?;
         let claimed = outbox::claim(&mut tx, now_ms(), LEASE_MS, BATCH).await?;
         tx.commit().await?;
         let n = claimed.len();
-        let results = futures_util::future::join_all(claimed.iter().map(|m| self.deliver(m))).await;
-        let mut tx = db.control().await?;
-        for (m, result) in claimed.iter().zip(results) {
-            let now = now_ms();
-            match result {
-                Ok(()) => {
-                    outbox::delivered(&mut tx, &m.id, now).await?;
-                    self.count(m, "sent");
-                }
-                Err(error) => {
-                    let attempts = u32::try_from(m.attempts).unwrap_or(u32::MAX);
-                    let retry_at = (attempts < self.config.outbox.max_attempts).then(|| {
-                        let jitter = rand::random::<f64>();
-                        now + self.config.outbox.retry_delay_ms(attempts, jitter) as i64
-                    });
-                    tracing::warn!(
-                        message = %m.id, channel = %m.channel, kind = %m.kind, attempts,
-                        dead = retry_at.is_none(), %error, "outbox: delivery failed"
-                    );
-                    outbox::failed(&mut tx, &m.id, &error, retry_at).await?;
-                    self.count(
-                        m,
-                        if retry_at.is_some() {
-                            "retried"
-                        } else {
-                            "dead"
-                        },
-                    );
-                }
+        futures_util::future::join_all(claimed.iter().map(|m| async move {
+            let outcome = match tokio::time::timeout(DELIVERY_TIMEOUT, self.deliver(m)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(Failure::transient("delivery timed out")),
+            };
+            if let Err(e) = self.record(db, m, outcome).await {
+                tracing::warn!(message = %m.id, error = %e, "outbox: could not record an outcome");
             }
-        }
-        tx.commit().await?;
+        }))
+        .await;
         Ok(n)
     }
 
-    async fn deliver(&self, m: &Claimed) -> Result<(), String> {
-        let sealed = m.payload.as_deref().ok_or("the payload is gone")?;
+    async fn record(
+        &self,
+        db: &Db,
+        m: &Claimed,
+        outcome: Result<(), Failure>,
+    ) -> Result<(), DbError> {
+        let mut tx = db.control().await?;
+        let now = now_ms();
+        match outcome {
+            Ok(()) => {
+                outbox::delivered(&mut tx, &m.id, now).await?;
+                tx.commit().await?;
+                self.count(m, "sent");
+            }
+            Err(failure) => {
+                let attempts = u32::try_from(m.attempts).unwrap_or(u32::MAX);
+                let retry_at = (!failure.permanent && attempts < self.config.outbox.max_attempts)
+                    .then(|| {
+                        let jitter = rand::random::<f64>();
+                        now + self.config.outbox.retry_delay_ms(attempts, jitter) as i64
+                    });
+                tracing::warn!(
+                    message = %m.id, channel = %m.channel, kind = %m.kind, attempts,
+                    dead = retry_at.is_none(), error = %failure.message, "outbox: delivery failed"
+                );
+                outbox::failed(&mut tx, &m.id, &failure.message, retry_at).await?;
+                tx.commit().await?;
+                self.count(
+                    m,
+                    if retry_at.is_some() {
+                        "retried"
+                    } else {
+                        "dead"
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, m: &Claimed) -> Result<(), Failure> {
+        if now_ms() > m.created_at + max_age_ms(&m.kind) {
+            return Err(Failure::permanent("expired before it could be delivered"));
+        }
+        let sealed = m
+            .payload
+            .as_deref()
+            .ok_or_else(|| Failure::permanent("the payload is gone"))?;
         let plain = self
             .master_key
             .open(sealed, &payload_context(&m.project_id, &m.id))
-            .map_err(|_| "the payload cannot be opened with this master key".to_string())?;
+            .map_err(|_| Failure::permanent("the payload cannot be opened with this master key"))?;
         match m.channel.as_str() {
             EMAIL => {
                 let p: EmailPayload = serde_json::from_slice(&plain)
-                    .map_err(|e| format!("damaged email payload: {e}"))?;
+                    .map_err(|e| Failure::permanent(format!("damaged email payload: {e}")))?;
                 self.send_email(m, p).await
             }
             SMS => {
                 let p: SmsPayload = serde_json::from_slice(&plain)
-                    .map_err(|e| format!("damaged SMS payload: {e}"))?;
+                    .map_err(|e| Failure::permanent(format!("damaged SMS payload: {e}")))?;
                 self.send_sms(m, &p).await
             }
-            other => Err(format!("unknown channel {other}")),
+            other => Err(Failure::permanent(format!("unknown channel {other}"))),
         }
     }
 
-    async fn send_email(&self, m: &Claimed, p: EmailPayload) -> Result<(), String> {
+    async fn send_email(&self, m: &Claimed, p: EmailPayload) -> Result<(), Failure> {
         let Some(smtp) = &self.smtp else {
             if self.config.dev_mode {
                 tracing::info!(
@@ -214,16 +243,20 @@ impl Outbox {
                 );
                 return Ok(());
             }
-            return Err("email is not configured (IDENTITY_SMTP_URL)".into());
+            return Err(Failure::transient(
+                "email is not configured (IDENTITY_SMTP_URL)",
+            ));
         };
         let from = Mailbox::new(
             p.from_name,
             self.config
                 .email_from
                 .parse()
-                .map_err(|e| format!("IDENTITY_EMAIL_FROM: {e}"))?,
+                .map_err(|e| Failure::permanent(format!("IDENTITY_EMAIL_FROM: {e}")))?,
         );
-        let to: Mailbox = p.to.parse().map_err(|e| format!("recipient: {e}"))?;
+        let to: Mailbox =
+            p.to.parse()
+                .map_err(|e| Failure::permanent(format!("recipient: {e}")))?;
         let builder = lettre::Message::builder()
             .from(from)
             .to(to)
@@ -240,14 +273,14 @@ impl Outbox {
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(p.text, html)),
             None => builder.header(ContentType::TEXT_PLAIN).body(p.text),
         }
-        .map_err(|e| format!("building the message: {e}"))?;
-        smtp.send(message)
-            .await
-            .map(drop)
-            .map_err(|e| format!("SMTP: {e}"))
+        .map_err(|e| Failure::permanent(format!("building the message: {e}")))?;
+        smtp.send(message).await.map(drop).map_err(|e| Failure {
+            permanent: e.is_permanent(),
+            message: format!("SMTP: {e}"),
+        })
     }
 
-    async fn send_sms(&self, m: &Claimed, p: &SmsPayload) -> Result<(), String> {
+    async fn send_sms(&self, m: &Claimed, p: &SmsPayload) -> Result<(), Failure> {
         let Some(sms) = &self.config.sms else {
             if self.config.dev_mode {
                 tracing::info!(
@@ -256,9 +289,11 @@ impl Outbox {
                 );
                 return Ok(());
             }
-            return Err("SMS is not configured (IDENTITY_SMS_WEBHOOK_URL)".into());
+            return Err(Failure::transient(
+                "SMS is not configured (IDENTITY_SMS_WEBHOOK_URL)",
+            ));
         };
-        let body = serde_json::to_vec(p).map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(p).map_err(|e| Failure::permanent(e.to_string()))?;
         let timestamp = now_ms() / 1000;
         let response = self
             .http
@@ -273,12 +308,54 @@ impl Outbox {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("SMS webhook: {}", without_url(&e)))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("SMS webhook answered {}", response.status()))
+            .map_err(|e| Failure::transient(format!("SMS webhook: {}", without_url(&e))))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
         }
+        // A refusal the receiver will repeat is final; a timeout, a rate
+        // limit or a server error is worth another attempt.
+        Err(Failure {
+            permanent: status.is_client_error()
+                && status != reqwest::StatusCode::REQUEST_TIMEOUT
+                && status != reqwest::StatusCode::TOO_MANY_REQUESTS,
+            message: format!("SMS webhook answered {status}"),
+        })
+    }
+}
+
+/// Why a delivery failed, and whether trying again could help.
+struct Failure {
+    message: String,
+    permanent: bool,
+}
+
+impl Failure {
+    fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// How long a message of `kind` is worth delivering: no later than the
+/// secret it carries lives.
+fn max_age_ms(kind: &str) -> i64 {
+    const MINUTE: i64 = 60_000;
+    match kind {
+        "email_code" | "phone_code" => 10 * MINUTE,
+        "magic_link" => 15 * MINUTE,
+        "password_reset" => 60 * MINUTE,
+        "verification" | "email_change" => 24 * 60 * MINUTE,
+        _ => 7 * 24 * 60 * MINUTE,
     }
 }
 
