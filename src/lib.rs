@@ -253,11 +253,27 @@ impl Server {
         };
         let admin_addr = match &control {
             Some(state) => {
-                let (addr, task) = bind(
-                    config.admin_addr,
-                    identity_control_plane::router(state.clone()),
-                )
-                .await?;
+                let mut router = identity_control_plane::router(state.clone());
+                // The data plane's metrics, on the private listener.
+                if let Some(data) = &data {
+                    let data = data.clone();
+                    router = router.route(
+                        "/metrics",
+                        axum::routing::get(move || {
+                            let data = data.clone();
+                            async move {
+                                (
+                                    [(
+                                        axum::http::header::CONTENT_TYPE,
+                                        "text/plain; version=0.0.4",
+                                    )],
+                                    identity_data_plane::metrics::render(&data).await,
+                                )
+                            }
+                        }),
+                    );
+                }
+                let (addr, task) = bind(config.admin_addr, router).await?;
                 tasks.push(task);
                 Some(addr)
             }

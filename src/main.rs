@@ -306,6 +306,23 @@ mod commands {
         })
     }
 
+    /// Dead messages, and when the oldest undelivered one was written.
+    async fn outbox_health(
+        db: &identity_shared::db::Db,
+    ) -> Result<(i64, Option<i64>), identity_shared::db::DbError> {
+        use identity_data_plane::store::outbox;
+        let mut tx = db.control_read().await?;
+        let dead = outbox::totals(&mut tx)
+            .await?
+            .into_iter()
+            .filter(|(_, _, status, _)| status == outbox::DEAD)
+            .map(|(_, _, _, n)| n)
+            .sum();
+        let oldest = outbox::oldest_queued(&mut tx).await?;
+        tx.commit().await?;
+        Ok((dead, oldest))
+    }
+
     /// Each check prints `ok`, `warn` or `FAIL`; any FAIL makes the exit code 1.
     pub async fn doctor(config: Config) -> CmdResult {
         let mut failed = false;
@@ -367,8 +384,49 @@ mod commands {
             Some(config.admin_addr.ip().is_loopback()),
             "the admin listener is bound to loopback (or put it behind a private network)",
         );
+        match &config.smtp {
+            Some(smtp) => {
+                let reachable = identity_data_plane::workers::outbox::smtp_reachable(smtp).await;
+                if let Err(e) = &reachable {
+                    println!("       {e}");
+                }
+                report(
+                    Some(reachable.is_ok()),
+                    "the SMTP server of IDENTITY_SMTP_URL accepts a connection",
+                );
+            }
+            None => report(
+                None,
+                "IDENTITY_SMTP_URL is not set: email flows answer 503 email_not_configured \
+                 (dev mode logs emails instead)",
+            ),
+        }
+        if config.sms.is_none() {
+            report(
+                None,
+                "IDENTITY_SMS_WEBHOOK_URL is not set: phone flows answer 503 sms_not_configured",
+            );
+        }
         match identity_shared::db::Db::connect(&config.database_url, 1).await {
             Ok(db) => {
+                match outbox_health(&db).await {
+                    Ok((dead, oldest)) => {
+                        report(
+                            (dead == 0).then_some(true),
+                            &format!(
+                                "outbox: {dead} dead message(s) (GET /v1/messages?status=dead lists a project's)"
+                            ),
+                        );
+                        let stuck = oldest.is_some_and(|at| {
+                            identity_shared::time::now_ms() - at > 15 * 60 * 1000
+                        });
+                        report(
+                            (!stuck).then_some(true),
+                            "outbox: no message has waited more than 15 minutes for delivery",
+                        );
+                    }
+                    Err(e) => println!("       outbox: {e}"),
+                }
                 report(Some(db.ping().await.is_ok()), "database reachable");
                 report(
                     Some(db.migrations_current().await.unwrap_or(false)),

@@ -28,6 +28,7 @@ on_both!(
     the_per_ip_limit_holds_under_concurrency,
     the_mailbox_owner_reclaims_an_account_set_up_by_someone_else,
     code_guesses_are_budgeted_across_codes,
+    template_overrides_previews_and_metrics,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -1123,5 +1124,127 @@ async fn code_guesses_are_budgeted_across_codes(store: Store) {
     )
     .await;
     assert_eq!(s, 200, "{b}");
+    app.stop().await;
+}
+
+/// A project's template override reaches its users and the operators'
+/// preview; a bad override is refused when saved; the admin listener's
+/// metrics count the outbox.
+async fn template_overrides_previews_and_metrics(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[]).await else {
+        return;
+    };
+    let settings = |v: Value| {
+        let app = &app;
+        let path = format!("/v1/projects/{}", p.id);
+        async move {
+            app.admin(Method::PATCH, &path, Some(json!({"settings": v})))
+                .await
+        }
+    };
+    for bad in [
+        json!({"email_templates": {"magic_link": {"subject": "Hi {{nope}}"}}}),
+        json!({"email_templates": {"magic_link": {"subject": "two\nlines"}}}),
+        json!({"email_templates": {"phone_code": {"html": "<b>{{code}}</b>"}}}),
+        json!({"email_templates": {"unknown_kind": {"text": "x"}}}),
+        json!({"links_base_url": "not a url"}),
+        json!({"email_from": "Evil <x@y>"}),
+        json!({"messaging": {"sms_per_number_per_day": -1}}),
+    ] {
+        let (s, b) = settings(bad.clone()).await;
+        assert_eq!(s, 422, "{bad} -> {b}");
+        assert_eq!(b["error"]["code"], "invalid_settings");
+    }
+    let (s, b) = settings(json!({
+        "email_templates": {"magic_link": {
+            "subject": "Your {{project_name}} sign-in link",
+            "html": "<p>Hello {{email}}: <a href=\"{{link}}\">sign in</a></p>"
+        }},
+        "links_base_url": "https://login.example.com",
+        "email_from": "Acme Login"
+    }))
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, preview) = app
+        .admin(
+            Method::GET,
+            &format!("/v1/projects/{}/email-templates/magic_link/preview", p.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{preview}");
+    assert_eq!(preview["overridden"], true);
+    assert_eq!(preview["subject"], "Your mail sign-in link");
+    assert!(
+        preview["text"].as_str().unwrap().contains("http"),
+        "default text kept: {preview}"
+    );
+    let (s, _) = app
+        .admin(
+            Method::GET,
+            &format!(
+                "/v1/projects/{}/email-templates/password_reset/preview",
+                p.id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, b) = app
+        .admin(
+            Method::GET,
+            &format!("/v1/projects/{}/email-templates/nope/preview", p.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{b}");
+    assert_eq!(b["error"]["code"], "unknown_template");
+
+    // Values are escaped in the HTML part, not in the text.
+    let (s, _) = post(
+        &app,
+        &p,
+        "/v1/auth/magic-link/request",
+        json!({"email": "tom&jerry@example.com", "create_user": true}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let m = smtp.wait_for(1, WAIT).await[0].clone();
+    assert_eq!(m.subject().as_deref(), Some("Your mail sign-in link"));
+    assert!(
+        m.header("from").unwrap_or_default().contains("Acme Login"),
+        "{:?}",
+        m.header("from")
+    );
+    assert!(
+        m.find("https://login.example.com/magic-link?token=")
+            .is_some(),
+        "{}",
+        m.text_body()
+    );
+    assert!(
+        m.html_body().contains("Hello tom&amp;jerry@example.com"),
+        "{}",
+        m.html_body()
+    );
+    assert!(!m.html_body().contains("tom&jerry"), "{}", m.html_body());
+
+    // Metrics: one magic link sent.
+    eventually(WAIT, || async {
+        let text = app
+            .client
+            .get(format!("{}/metrics", app.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.contains("identity_outbox_messages{channel=\"email\",kind=\"magic_link\",status=\"sent\"} 1")
+            && text.contains("identity_outbox_deliveries_total{channel=\"email\",kind=\"magic_link\",outcome=\"sent\"} 1")
+            && text.contains("identity_metrics_databases_reachable 1")
+    })
+    .await;
     app.stop().await;
 }

@@ -14,6 +14,7 @@ use identity_shared::db::Db;
 pub mod auth;
 pub mod dns;
 pub mod domains;
+pub mod email_templates;
 pub mod openapi;
 pub mod project_keys;
 pub mod project_store;
@@ -38,6 +39,7 @@ pub fn router(state: ControlState) -> Router {
         .merge(signing_keys::router())
         .merge(domains::router())
         .merge(tenants::router())
+        .merge(email_templates::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_operator,

@@ -238,6 +238,17 @@ pub const ROUTES: &[Route] = &[
         ]
     ),
     route!(
+        "get",
+        "/v1/projects/{id}/email-templates/{kind}/preview",
+        "A message kind rendered with the project's template overrides and example values",
+        None,
+        [
+            (200, "{kind, overridden, subject, text, html}"),
+            AUTH,
+            (404, "not_found (project) or unknown_template")
+        ]
+    ),
+    route!(
         "delete",
         "/v1/projects/{id}/tenants/{tenant_id}",
         "Delete a tenant and its domains",
@@ -293,6 +304,16 @@ pub const ROUTES: &[Route] = &[
         ]
     ),
     route!("get", "/healthz", "Liveness", None, [(200, "ok")]),
+    route!(
+        "get",
+        "/metrics",
+        "Prometheus metrics of the outbox (served when this process also runs the data plane; no credentials)",
+        None,
+        [
+            (200, "Prometheus text format 0.0.4"),
+            (404, "not_found (a control-plane-only process)")
+        ]
+    ),
     route!(
         "get",
         "/readyz",

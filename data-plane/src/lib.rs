@@ -17,6 +17,7 @@ pub mod admin;
 pub mod audit;
 pub mod email;
 pub mod input;
+pub mod metrics;
 pub mod mfa;
 pub mod openapi;
 pub mod passkeys;

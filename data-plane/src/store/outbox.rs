@@ -229,6 +229,21 @@ pub async fn count_since<M>(
     Ok(n)
 }
 
+/// When the oldest message still waiting for delivery was written, across
+/// every project (a control transaction).
+pub async fn oldest_queued<M>(tx: &mut Tx<M>) -> Result<Option<i64>, DbError> {
+    let (at,): (Option<i64>,) = tx
+        .fetch_optional(
+            Query::select()
+                .expr(Expr::col(OutboxMessages::CreatedAt).min())
+                .from(OutboxMessages::Table)
+                .and_where(Expr::col(OutboxMessages::Status).eq(QUEUED)),
+        )
+        .await?
+        .unwrap_or((None,));
+    Ok(at)
+}
+
 /// Messages by channel, kind and status across every project (a control
 /// transaction): `identity doctor` and the metrics.
 pub async fn totals<M>(tx: &mut Tx<M>) -> Result<Vec<(String, String, String, i64)>, DbError> {

@@ -371,6 +371,17 @@ fn without_url(e: &reqwest::Error) -> String {
     kind.to_string()
 }
 
+/// Whether the configured SMTP server accepts a connection (and the
+/// credentials): `identity doctor`'s check.
+pub async fn smtp_reachable(s: &SmtpSettings) -> Result<(), String> {
+    let transport = smtp_transport(s)?;
+    match transport.test_connection().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("the server did not answer NOOP".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn smtp_transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let builder = match s.tls {
         SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host),
