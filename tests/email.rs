@@ -29,6 +29,7 @@ on_both!(
     the_mailbox_owner_reclaims_an_account_set_up_by_someone_else,
     code_guesses_are_budgeted_across_codes,
     template_overrides_previews_and_metrics,
+    a_verified_address_joins_the_tenants_of_its_domain,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -1246,5 +1247,172 @@ async fn template_overrides_previews_and_metrics(store: Store) {
             && text.contains("identity_metrics_databases_reachable 1")
     })
     .await;
+    app.stop().await;
+}
+
+/// When an address becomes verified, the user joins every tenant of the
+/// project whose verified domain is the address's (role `member`); an
+/// unverified tenant domain, another domain or another project's tenant
+/// does not count.
+async fn a_verified_address_joins_the_tenants_of_its_domain(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let dns = crate::support::dns::TestDns::start().await;
+    let ns = dns.addr.to_string();
+    let Some((app, p)) = setup(store, &smtp, &[("IDENTITY_DNS_NAMESERVERS", &ns)]).await else {
+        return;
+    };
+    let other = app.create_project("other").await;
+    // Globex has globex.test, verified; Initech has initech.test,
+    // unverified; another project's tenant has globex.test, verified.
+    let mut tenants = Vec::new();
+    for (project, name, domain, verify) in [
+        (&p, "Globex", "globex.test", true),
+        (&p, "Initech", "initech.test", false),
+        (&other, "Globex elsewhere", "globex.test", true),
+    ] {
+        let base = format!("/v1/projects/{}/tenants", project.id);
+        let (s, t) = app
+            .admin(Method::POST, &base, Some(json!({"name": name})))
+            .await;
+        assert_eq!(s, 201, "{t}");
+        let tid = t["tenant"]["id"].as_str().unwrap().to_string();
+        let (s, d) = app
+            .admin(
+                Method::POST,
+                &format!("{base}/{tid}/domains"),
+                Some(json!({"domain": domain})),
+            )
+            .await;
+        assert_eq!(s, 201, "{d}");
+        if verify {
+            dns.set_txt(
+                d["verification"]["name"].as_str().unwrap(),
+                &[d["verification"]["value"].as_str().unwrap()],
+            )
+            .await;
+            let (s, v) = app
+                .admin(
+                    Method::POST,
+                    &format!(
+                        "{base}/{tid}/domains/{}/verify",
+                        d["domain"]["id"].as_str().unwrap()
+                    ),
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+        }
+        tenants.push(tid);
+    }
+    let memberships = |user_id: String| {
+        let app = &app;
+        async move {
+            let mut tx = app.db().control().await.unwrap();
+            let rows: Vec<(String, String, String)> = tx
+                .fetch_all(
+                    sea_query::Query::select()
+                        .columns([
+                            identity_shared::schema::TenantMembers::TenantId,
+                            identity_shared::schema::TenantMembers::Role,
+                            identity_shared::schema::TenantMembers::Source,
+                        ])
+                        .from(identity_shared::schema::TenantMembers::Table)
+                        .and_where(sea_query::ExprTrait::eq(
+                            sea_query::Expr::col(identity_shared::schema::TenantMembers::UserId),
+                            user_id,
+                        )),
+                )
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            rows
+        }
+    };
+    let signed = app.register(&p.pk, "Ada@Globex.test", PW).await;
+    let user_id = signed["user"]["id"].as_str().unwrap().to_string();
+    assert!(
+        memberships(user_id.clone()).await.is_empty(),
+        "not before verification"
+    );
+    let at = access_token(&signed);
+    app.authed(
+        Method::POST,
+        "/v1/auth/email/verify/request",
+        &p.pk,
+        &at,
+        None,
+    )
+    .await;
+    let code = smtp.wait_for(1, WAIT).await[0].code().unwrap();
+    let (s, b) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/email/verify/confirm",
+            &p.pk,
+            &at,
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        memberships(user_id.clone()).await,
+        vec![(
+            tenants[0].clone(),
+            "member".to_string(),
+            "domain".to_string()
+        )]
+    );
+    let (_, events) = app
+        .get_with_key(
+            &format!("/v1/audit-events?type=membership.created&user_id={user_id}"),
+            &p.sk,
+        )
+        .await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+    // Sign-up by emailed code at an unverified tenant domain: no membership.
+    post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/request",
+        json!({"email": "bob@initech.test", "create_user": true}),
+    )
+    .await;
+    let code = smtp.wait_for(2, WAIT).await[1].code().unwrap();
+    let (s, b) = post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/verify",
+        json!({"email": "bob@initech.test", "code": code}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        memberships(b["user"]["id"].as_str().unwrap().to_string())
+            .await
+            .is_empty()
+    );
+    // ... and at the verified one: a membership, for a brand-new account too.
+    post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/request",
+        json!({"email": "cy@globex.test", "create_user": true}),
+    )
+    .await;
+    let code = smtp.wait_for(3, WAIT).await[2].code().unwrap();
+    let (s, b) = post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/verify",
+        json!({"email": "cy@globex.test", "code": code}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        memberships(b["user"]["id"].as_str().unwrap().to_string())
+            .await
+            .len(),
+        1
+    );
     app.stop().await;
 }
