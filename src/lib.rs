@@ -295,6 +295,9 @@ impl Server {
 
     /// Stops accepting, lets requests in flight finish, closes the pools.
     pub async fn shutdown(self) {
+        if let Some(data) = &self.data {
+            data.outbox.drain().await;
+        }
         let _ = self.stop.send(true);
         for task in self.tasks {
             match task.await {

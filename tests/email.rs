@@ -30,6 +30,10 @@ on_both!(
     code_guesses_are_budgeted_across_codes,
     template_overrides_previews_and_metrics,
     a_verified_address_joins_the_tenants_of_its_domain,
+    a_node_that_dies_after_claiming_loses_nothing,
+    expired_links_and_codes_are_refused,
+    cross_site_posts_to_email_sign_in_set_nothing,
+    dev_mode_logs_instead_of_sending,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -622,6 +626,11 @@ async fn the_outbox_survives_an_smtp_outage_and_a_restart(store: Store) {
     smtp.restart().await;
     let m = smtp.wait_for(1, Duration::from_secs(30)).await[0].clone();
     assert_eq!(m.to, vec!["outage@example.com".to_string()]);
+    // Recorded once the server's answer is in.
+    eventually(WAIT, || async {
+        messages(&app, &p, "sent").await.len() == 1
+    })
+    .await;
     let sent = messages(&app, &p, "sent").await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["payload_stored"], false, "erased after delivery");
@@ -1414,5 +1423,247 @@ async fn a_verified_address_joins_the_tenants_of_its_domain(store: Store) {
             .len(),
         1
     );
+    app.stop().await;
+}
+
+/// A node claims a message and dies before delivering it (the test plays
+/// that node: it claims with a short lease and never reports): once the
+/// lease ends, a live node delivers it.
+async fn a_node_that_dies_after_claiming_loses_nothing(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[("IDENTITY_OUTBOX_BACKOFF_MS", "600000")]).await
+    else {
+        return;
+    };
+    app.register(&p.pk, "crash@example.com", PW).await;
+    smtp.stop().await;
+    post(
+        &app,
+        &p,
+        "/v1/auth/password/forgot",
+        json!({"email": "crash@example.com"}),
+    )
+    .await;
+    // The first attempt fails; the next is ten minutes away.
+    eventually(WAIT, || async {
+        messages(&app, &p, "queued")
+            .await
+            .first()
+            .is_some_and(|m| m["attempts"] == 1)
+    })
+    .await;
+    // The mail server is back, but the message is not due for ten minutes.
+    smtp.restart().await;
+    // The doomed node: makes it due and claims it in one transaction.
+    let mut tx = app.db().control().await.unwrap();
+    tx.execute(
+        sea_query::Query::update()
+            .table(identity_shared::schema::OutboxMessages::Table)
+            .value(identity_shared::schema::OutboxMessages::NextAttemptAt, 0i64),
+    )
+    .await
+    .unwrap();
+    let now = identity_shared::time::now_ms();
+    let claimed = identity_data_plane::store::outbox::claim(&mut tx, now, 500, 16)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let m = smtp.wait_for(1, WAIT).await[0].clone();
+    assert_eq!(m.to, vec!["crash@example.com".to_string()]);
+    eventually(WAIT, || async {
+        messages(&app, &p, "sent").await.len() == 1
+    })
+    .await;
+    let sent = messages(&app, &p, "sent").await;
+    assert_eq!(
+        sent[0]["attempts"], 3,
+        "failed, claimed by the dead node, delivered: {sent:?}"
+    );
+    app.stop().await;
+}
+
+/// A link or code past its lifetime is refused like a wrong one.
+async fn expired_links_and_codes_are_refused(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[]).await else {
+        return;
+    };
+    app.register(&p.pk, "late@example.com", PW).await;
+    post(
+        &app,
+        &p,
+        "/v1/auth/password/forgot",
+        json!({"email": "late@example.com"}),
+    )
+    .await;
+    post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/request",
+        json!({"email": "late@example.com"}),
+    )
+    .await;
+    post(
+        &app,
+        &p,
+        "/v1/auth/magic-link/request",
+        json!({"email": "late@example.com"}),
+    )
+    .await;
+    let sent = smtp.wait_for(3, WAIT).await;
+    let with_link = |path: &str| {
+        sent.iter()
+            .find(|m| m.find("http").is_some_and(|l| l.contains(path)))
+            .unwrap_or_else(|| panic!("no {path} link in {sent:?}"))
+            .clone()
+    };
+    let reset = token_of(&with_link("/reset-password"));
+    let link = token_of(&with_link("/magic-link"));
+    let code = sent
+        .iter()
+        .find(|m| m.find("http").is_none())
+        .and_then(|m| m.code())
+        .expect("the code message");
+    // Time passes (each secret's expiry moved into the past).
+    let mut tx = app.db().control().await.unwrap();
+    tx.execute(
+        sea_query::Query::update()
+            .table(identity_shared::schema::OneTimeCodes::Table)
+            .value(identity_shared::schema::OneTimeCodes::ExpiresAt, 1i64),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/password/reset",
+            json!({"token": reset, "new_password": "a brand new passphrase"}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/email-otp/verify",
+            json!({"email": "late@example.com", "code": code}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    );
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/magic-link/verify",
+            json!({"token": link}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    assert_eq!(
+        app.login(&p.pk, "late@example.com", PW).await.0,
+        200,
+        "the password stands"
+    );
+    app.stop().await;
+}
+
+/// The email sign-in routes set session cookies on cookie transport: a
+/// cross-site form post (or a foreign or null Origin) sets none and
+/// spends nothing.
+async fn cross_site_posts_to_email_sign_in_set_nothing(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[]).await else {
+        return;
+    };
+    app.register(&p.pk, "form@example.com", PW).await;
+    post(
+        &app,
+        &p,
+        "/v1/auth/email-otp/request",
+        json!({"email": "form@example.com"}),
+    )
+    .await;
+    post(
+        &app,
+        &p,
+        "/v1/auth/magic-link/request",
+        json!({"email": "form@example.com"}),
+    )
+    .await;
+    let sent = smtp.wait_for(2, WAIT).await;
+    let code = sent.iter().find_map(|m| m.code()).unwrap();
+    let link = token_of(
+        sent.iter()
+            .find(|m| m.find("http").is_some_and(|l| l.contains("/magic-link")))
+            .unwrap(),
+    );
+    for (path, body) in [
+        (
+            "/v1/auth/email-otp/verify",
+            json!({"email": "form@example.com", "code": code}),
+        ),
+        ("/v1/auth/magic-link/verify", json!({"token": link})),
+    ] {
+        for (content_type, origin) in [
+            ("text/plain", "https://evil.test"),
+            ("application/json", "https://evil.test"),
+            ("text/plain", "null"),
+        ] {
+            let resp = app
+                .public_req(Method::POST, path)
+                .header("x-project-key", &p.pk)
+                .header("x-token-transport", "cookie")
+                .header("origin", origin)
+                .header("content-type", content_type)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            assert!(
+                (400..500).contains(&status),
+                "{path} {content_type} {origin}: {status}"
+            );
+            assert!(
+                resp.headers().get("set-cookie").is_none(),
+                "{path}: cookies set"
+            );
+        }
+        // Nothing was spent: the real app signs in with it.
+        let (s, b) = post(&app, &p, path, body).await;
+        assert_eq!(s, 200, "{path}: {b}");
+    }
+    app.stop().await;
+}
+
+/// In dev mode without SMTP, emails are written to the log and counted as
+/// delivered.
+async fn dev_mode_logs_instead_of_sending(store: Store) {
+    let Some(app) = TestApp::spawn_with(store, &[("IDENTITY_OUTBOX_POLL_MS", "50")]).await else {
+        return;
+    };
+    let p = app.create_project("devmail").await;
+    app.register(&p.pk, "dev@example.com", PW).await;
+    let (s, _) = app
+        .post_with_key(
+            "/v1/auth/password/forgot",
+            &p.pk,
+            json!({"email": "dev@example.com"}),
+        )
+        .await;
+    assert_eq!(s, 204);
+    eventually(WAIT, || async {
+        messages(&app, &p, "sent").await.len() == 1
+    })
+    .await;
     app.stop().await;
 }

@@ -66,6 +66,10 @@ pub struct Outbox {
     master_key: Arc<MasterKey>,
     /// Outcomes per (channel, kind, outcome), since this process started.
     counters: Mutex<BTreeMap<(String, String, &'static str), u64>>,
+    /// Set by [`Outbox::drain`]: claim nothing more.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Held while a claim's deliveries run; [`Outbox::drain`] waits for it.
+    busy: tokio::sync::Mutex<()>,
 }
 
 impl Outbox {
@@ -83,6 +87,8 @@ impl Outbox {
             config,
             master_key,
             counters: Mutex::new(BTreeMap::new()),
+            stopping: Default::default(),
+            busy: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -114,6 +120,15 @@ impl Outbox {
             .or_default() += 1;
     }
 
+    /// Stops claiming and waits for the deliveries in flight to be
+    /// recorded (a stopping node leaves no message leased to nobody).
+    pub async fn drain(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+        let _idle = self.busy.lock().await;
+    }
+
     /// Delivers due messages of every shard until the process ends.
     pub fn spawn(self: &Arc<Self>, shards: Vec<Db>) {
         let this = self.clone();
@@ -124,10 +139,16 @@ impl Outbox {
                     _ = this.wake.notified() => {}
                     _ = tokio::time::sleep(poll) => {}
                 }
-                if shards.iter().all(Db::is_closed) {
+                if shards.iter().all(Db::is_closed)
+                    || this.stopping.load(std::sync::atomic::Ordering::SeqCst)
+                {
                     return;
                 }
+                let _busy = this.busy.lock().await;
                 for db in &shards {
+                    if this.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
                     loop {
                         match this.run_once(db).await {
                             Ok(n) if n as u64 == BATCH => continue,
