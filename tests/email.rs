@@ -34,6 +34,7 @@ on_both!(
     expired_links_and_codes_are_refused,
     cross_site_posts_to_email_sign_in_set_nothing,
     dev_mode_logs_instead_of_sending,
+    caps_hold_when_forty_requests_arrive_at_once,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -1665,5 +1666,81 @@ async fn dev_mode_logs_instead_of_sending(store: Store) {
         messages(&app, &p, "sent").await.len() == 1
     })
     .await;
+    app.stop().await;
+}
+
+/// Forty requests at once for one address or number: the caps hold
+/// exactly (five reset emails; three SMS to one number, then the project's
+/// daily SMS cap).
+async fn caps_hold_when_forty_requests_arrive_at_once(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let sms = TestSmsWebhook::start(secret).await;
+    let url = sms.url();
+    let Some((app, p)) = setup(
+        store,
+        &smtp,
+        &[
+            ("IDENTITY_SMS_WEBHOOK_URL", &url),
+            ("IDENTITY_SMS_WEBHOOK_SECRET", secret),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"messaging": {"sms_per_number_per_day": 3, "sms_per_project_per_day": 5}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let at = access_token(&app.register(&p.pk, "many@example.com", PW).await);
+    let results = futures_util::future::join_all((0..40).map(|_| {
+        post(
+            &app,
+            &p,
+            "/v1/auth/password/forgot",
+            json!({"email": "many@example.com"}),
+        )
+    }))
+    .await;
+    assert!(results.iter().all(|(s, _)| *s == 204));
+    smtp.wait_for(5, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        smtp.messages().len(),
+        5,
+        "the per-address cap under concurrency"
+    );
+
+    let phone = |number: &'static str| {
+        let (app, at, pk) = (&app, at.clone(), p.pk.clone());
+        async move {
+            app.authed(
+                Method::POST,
+                "/v1/auth/phone",
+                &pk,
+                &at,
+                Some(json!({"phone": number})),
+            )
+            .await
+        }
+    };
+    let results = futures_util::future::join_all((0..40).map(|_| phone("+447700900123"))).await;
+    let ok = results.iter().filter(|(s, _)| *s == 204).count();
+    assert_eq!(ok, 3, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|(s, b)| *s == 204 || b["error"]["code"] == "too_many_messages")
+    );
+    // Two more numbers reach the project's cap of five; the next is refused.
+    assert_eq!(phone("+447700900124").await.0, 204);
+    assert_eq!(phone("+447700900125").await.0, 204);
+    assert_error(&phone("+447700900126").await, 429, "too_many_messages");
+    assert_eq!(sms.wait_for(5, WAIT).await.len(), 5);
     app.stop().await;
 }
