@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
-use identity_shared::ids::new_id;
 use identity_shared::secret::Secret;
 use identity_shared::templates::{TemplateKind, Vars};
 use identity_shared::time::now_ms;
@@ -24,7 +23,6 @@ use crate::input::Email;
 use crate::mfa::stepup::require_step_up;
 use crate::request::caller::Caller;
 use crate::request::client::Client;
-use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
 use crate::store::one_time_codes::{self as codes, EMAIL_CHANGE, VERIFY_EMAIL};
 use crate::store::{sessions, users};
@@ -45,13 +43,7 @@ pub async fn request(
     http::Json(body): http::Json<ChangeBody>,
 ) -> ApiResult<StatusCode> {
     let resolved = &caller.resolved;
-    rate_limit(
-        &state,
-        resolved,
-        &client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, resolved, &client)?;
     send::require_email(&state)?;
     let new = Email::parse(&body.new_email)?;
     let (user, _) = require_step_up(&state, &caller).await?;
@@ -85,36 +77,29 @@ pub async fn request(
     }
     // Whether the new address is taken is told only at confirmation, to the
     // holder of the link: a signed-in user cannot probe addresses here.
-    let now = now_ms();
-    codes::void(
+    let data = json!({"typed": new.typed, "normalized": new.normalized}).to_string();
+    let issued = send::issue(
+        &state,
         &mut tx,
         &project.id,
-        EMAIL_CHANGE,
-        Some(&user.id),
-        None,
-        now,
-    )
-    .await?;
-    let (token, token_hash) = send::new_link_token();
-    let data = json!({"typed": new.typed, "normalized": new.normalized}).to_string();
-    codes::insert(
-        &mut tx,
-        &codes::NewCode {
-            id: &new_id("otc"),
-            project_id: &project.id,
+        &send::Issue {
             purpose: EMAIL_CHANGE,
             user_id: Some(&user.id),
             email: Some(&user.email_normalized),
             target: Some(&new.normalized),
-            token_hash: Some(&token_hash),
-            code_hash: None,
             data: Some(&data),
-            now,
-            expires_at: now + TTL_MS,
+            ttl_ms: TTL_MS,
+            link: true,
+            code: false,
         },
     )
     .await?;
-    let link = send::link(&state, project, "/confirm-email-change", &token);
+    let link = send::link(
+        &state,
+        project,
+        "/confirm-email-change",
+        &issued.token.unwrap_or_default(),
+    );
     send::queue_email(
         &state,
         &mut tx,
@@ -177,13 +162,7 @@ pub async fn confirm(
     client: Client,
     http::Json(body): http::Json<ConfirmBody>,
 ) -> ApiResult<Json<Value>> {
-    rate_limit(
-        &state,
-        &resolved,
-        &client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, &resolved, &client)?;
     let project_id = &resolved.project.id;
     let now = now_ms();
     let mut tx = state.shard(&resolved)?.scope(project_id).await?;

@@ -10,22 +10,19 @@ use axum::http::StatusCode;
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
-use identity_shared::ids::new_id;
 use identity_shared::settings::parse_origin;
 use identity_shared::templates::{TemplateKind, Vars};
-use identity_shared::time::now_ms;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::DataState;
 use crate::audit::event;
+use crate::email::send;
 use crate::email::send::after_answer;
-use crate::email::send::{self, code_hash};
 use crate::input::Email;
 use crate::request::client::Client;
-use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
-use crate::store::one_time_codes::{self as codes, EMAIL_OTP, MAGIC_LINK};
+use crate::store::one_time_codes::{EMAIL_OTP, MAGIC_LINK};
 use crate::store::users;
 
 const OTP_TTL_MS: i64 = 10 * 60 * 1000;
@@ -95,13 +92,7 @@ pub async fn link_request(
 
 /// Rate limit, delivery configured, a valid address.
 fn admit(state: &DataState, resolved: &Resolved, client: &Client, email: &str) -> ApiResult<Email> {
-    rate_limit(
-        state,
-        resolved,
-        client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(state, resolved, client)?;
     send::require_email(state)?;
     Email::parse(email)
 }
@@ -172,65 +163,38 @@ async fn send_sign_in(
     {
         return Ok(false);
     }
-    let now = now_ms();
-    codes::void(
-        &mut tx,
-        &project.id,
-        ask.purpose,
-        None,
-        Some(&ask.email.normalized),
-        now,
-    )
-    .await?;
-    let id = new_id("otc");
     let to = user
         .as_ref()
         .map_or(ask.email.typed.as_str(), |u| u.email.as_str());
     let data = json!({"create_user": ask.create_user, "typed": ask.email.typed}).to_string();
-    let (kind, secret, vars_secret, expires_in, ttl) = if ask.purpose == EMAIL_OTP {
-        let code = send::new_code();
-        let hash = code_hash(state, &id, &code);
-        (
-            TemplateKind::EmailCode,
-            (None, Some(hash)),
-            code,
-            "10 minutes",
-            OTP_TTL_MS,
-        )
-    } else {
-        let (token, hash) = send::new_link_token();
-        // `redirect_to` stays out of the link (an app must not trust one
-        // read from its own URL): the verification answers with it.
-        let link = send::link(state, project, "/magic-link", &token);
-        (
-            TemplateKind::MagicLink,
-            (Some(hash), None),
-            link,
-            "15 minutes",
-            LINK_TTL_MS,
-        )
-    };
-    codes::insert(
+    let by_code = ask.purpose == EMAIL_OTP;
+    let issued = send::issue(
+        state,
         &mut tx,
-        &codes::NewCode {
-            id: &id,
-            project_id: &project.id,
+        &project.id,
+        &send::Issue {
             purpose: ask.purpose,
+            // None for an account not created yet: found by address.
             user_id: user.as_ref().map(|u| u.id.as_str()),
             email: Some(&ask.email.normalized),
             target: ask.redirect_to.as_deref(),
-            token_hash: secret.0.as_deref(),
-            code_hash: secret.1.as_deref(),
             data: Some(&data),
-            now,
-            expires_at: now + ttl,
+            ttl_ms: if by_code { OTP_TTL_MS } else { LINK_TTL_MS },
+            link: !by_code,
+            code: by_code,
         },
     )
     .await?;
-    let var = if kind == TemplateKind::EmailCode {
-        "code"
-    } else {
-        "link"
+    // `redirect_to` stays out of the link (an app must not trust one read
+    // from its own URL): the verification answers with it.
+    let (kind, var, value, expires_in) = match (issued.code, issued.token) {
+        (Some(code), _) => (TemplateKind::EmailCode, "code", code, "10 minutes"),
+        (None, token) => (
+            TemplateKind::MagicLink,
+            "link",
+            send::link(state, project, "/magic-link", &token.unwrap_or_default()),
+            "15 minutes",
+        ),
     };
     send::queue_email(
         state,
@@ -241,7 +205,7 @@ async fn send_sign_in(
         &ask.email.normalized,
         Vars::new()
             .with("email", to)
-            .with(var, &vars_secret)
+            .with(var, &value)
             .with("expires_in", expires_in),
     )
     .await?;

@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
-use identity_shared::ids::new_id;
 use identity_shared::secret::Secret;
 use identity_shared::templates::{TemplateKind, Vars};
 use identity_shared::time::now_ms;
@@ -20,11 +19,10 @@ use serde_json::{Value, json};
 use crate::DataState;
 use crate::audit::event;
 use crate::email::judge::{Subject, judge};
-use crate::email::send::{self, code_hash};
+use crate::email::send;
 use crate::email::verify::{invalid_code, too_many_messages};
 use crate::request::caller::Caller;
 use crate::request::client::Client;
-use crate::request::limits::rate_limit;
 use crate::sessions::manage::load_user;
 use crate::store::one_time_codes::{self as codes, PHONE};
 use crate::store::{outbox, sessions, users};
@@ -66,13 +64,7 @@ pub async fn request(
 ) -> ApiResult<StatusCode> {
     let resolved = &caller.resolved;
     let project = &resolved.project;
-    rate_limit(
-        &state,
-        resolved,
-        &client,
-        "email",
-        project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, resolved, &client)?;
     let phone = parse_e164(&body.phone).ok_or_else(|| {
         ApiError::unprocessable(
             "invalid_phone",
@@ -107,26 +99,23 @@ pub async fn request(
     {
         return Err(too_many_messages());
     }
-    codes::void(&mut tx, &project.id, PHONE, Some(&user.id), None, now).await?;
-    let id = new_id("otc");
-    let code = send::new_code();
-    codes::insert(
+    let issued = send::issue(
+        &state,
         &mut tx,
-        &codes::NewCode {
-            id: &id,
-            project_id: &project.id,
+        &project.id,
+        &send::Issue {
             purpose: PHONE,
             user_id: Some(&user.id),
             email: None,
             target: Some(&phone),
-            token_hash: None,
-            code_hash: Some(&code_hash(&state, &id, &code)),
             data: None,
-            now,
-            expires_at: now + TTL_MS,
+            ttl_ms: TTL_MS,
+            link: false,
+            code: true,
         },
     )
     .await?;
+    let code = issued.code.unwrap_or_default();
     send::queue_sms(
         &state,
         &mut tx,
@@ -175,13 +164,7 @@ pub async fn verify(
 ) -> ApiResult<Json<Value>> {
     let resolved = &caller.resolved;
     let project_id = &resolved.project.id;
-    rate_limit(
-        &state,
-        resolved,
-        &client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, resolved, &client)?;
     let (user, _) = load_user(&state, &caller).await?;
     let now = now_ms();
     let mut tx = state.shard(resolved)?.scope(project_id).await?;

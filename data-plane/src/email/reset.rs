@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::error::ApiResult;
 use identity_shared::http;
-use identity_shared::ids::new_id;
 use identity_shared::secret::Secret;
 use identity_shared::templates::{TemplateKind, Vars};
 use identity_shared::time::now_ms;
@@ -23,7 +22,6 @@ use crate::email::verify::{invalid_token, mark_verified, reclaim};
 use crate::input::Email;
 use crate::password::policy;
 use crate::request::client::Client;
-use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
 use crate::store::one_time_codes::{self as codes, PASSWORD_RESET};
 use crate::store::{mfa, sessions, trusted_browsers, users};
@@ -42,13 +40,7 @@ pub async fn forgot(
     client: Client,
     http::Json(body): http::Json<ForgotBody>,
 ) -> ApiResult<StatusCode> {
-    rate_limit(
-        &state,
-        &resolved,
-        &client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, &resolved, &client)?;
     send::require_email(&state)?;
     let email = Email::parse(&body.email)?;
     let task_state = state.clone();
@@ -85,35 +77,28 @@ async fn send_reset(
     {
         return Ok(false);
     }
-    let now = now_ms();
-    codes::void(
+    let issued = send::issue(
+        state,
         &mut tx,
         &project.id,
-        PASSWORD_RESET,
-        Some(&user.id),
-        None,
-        now,
-    )
-    .await?;
-    let (token, token_hash) = send::new_link_token();
-    codes::insert(
-        &mut tx,
-        &codes::NewCode {
-            id: &new_id("otc"),
-            project_id: &project.id,
+        &send::Issue {
             purpose: PASSWORD_RESET,
             user_id: Some(&user.id),
             email: Some(&user.email_normalized),
             target: None,
-            token_hash: Some(&token_hash),
-            code_hash: None,
             data: None,
-            now,
-            expires_at: now + TTL_MS,
+            ttl_ms: TTL_MS,
+            link: true,
+            code: false,
         },
     )
     .await?;
-    let link = send::link(state, project, "/reset-password", &token);
+    let link = send::link(
+        state,
+        project,
+        "/reset-password",
+        &issued.token.unwrap_or_default(),
+    );
     send::queue_email(
         state,
         &mut tx,
@@ -159,13 +144,7 @@ pub async fn reset(
     client: Client,
     http::Json(body): http::Json<ResetBody>,
 ) -> ApiResult<StatusCode> {
-    rate_limit(
-        &state,
-        &resolved,
-        &client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, &resolved, &client)?;
     policy::validate_new(body.new_password.expose())?;
     let project_id = resolved.project.id.clone();
     let token_hash = send::link_token_hash(body.token.expose());

@@ -13,7 +13,11 @@ use identity_shared::templates::{self, TemplateKind, Vars};
 use identity_shared::time::now_ms;
 
 use crate::DataState;
+use crate::request::client::Client;
+use crate::request::limits::rate_limit;
 use crate::request::resolve::ProjectInfo;
+use crate::request::resolve::Resolved;
+use crate::store::one_time_codes as codes;
 use crate::store::outbox;
 use crate::workers::outbox::{EMAIL, EmailPayload, SMS, SmsPayload, payload_context};
 
@@ -168,6 +172,78 @@ pub async fn under_cap(
     )
     .await?;
     Ok(n < i64::from(per_recipient))
+}
+
+/// Counts a request to an email or phone route against the project's
+/// `rate_limits.email_per_minute` for the client's address.
+pub fn limit(state: &DataState, resolved: &Resolved, client: &Client) -> ApiResult<()> {
+    rate_limit(
+        state,
+        resolved,
+        client,
+        "email",
+        resolved.project.settings.rate_limits.email_per_minute,
+    )
+}
+
+/// A new single-use secret to write.
+pub struct Issue<'a> {
+    pub purpose: &'a str,
+    pub user_id: Option<&'a str>,
+    /// The canonical address it is sent to or about.
+    pub email: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub data: Option<&'a str>,
+    pub ttl_ms: i64,
+    /// A link token, a six-digit code, or both.
+    pub link: bool,
+    pub code: bool,
+}
+
+/// What was issued, in the clear, for the message (never stored).
+pub struct Issued {
+    pub token: Option<String>,
+    pub code: Option<String>,
+}
+
+/// Writes a new secret of `i.purpose`, ending the live ones of the same
+/// user (or, without a user, the same address): the newest is the only one
+/// that works.
+pub async fn issue(
+    state: &DataState,
+    tx: &mut Tx,
+    project_id: &str,
+    i: &Issue<'_>,
+) -> ApiResult<Issued> {
+    let now = now_ms();
+    codes::void(tx, project_id, i.purpose, i.user_id, i.email, now).await?;
+    let id = new_id("otc");
+    let (token, token_hash) = if i.link {
+        let (token, hash) = new_link_token();
+        (Some(token), Some(hash))
+    } else {
+        (None, None)
+    };
+    let code = i.code.then(new_code);
+    let code_hash = code.as_deref().map(|c| code_hash(state, &id, c));
+    codes::insert(
+        tx,
+        &codes::NewCode {
+            id: &id,
+            project_id,
+            purpose: i.purpose,
+            user_id: i.user_id,
+            email: i.email,
+            target: i.target,
+            token_hash: token_hash.as_deref(),
+            code_hash: code_hash.as_deref(),
+            data: i.data,
+            now,
+            expires_at: now + i.ttl_ms,
+        },
+    )
+    .await?;
+    Ok(Issued { token, code })
 }
 
 /// A link token: 32 random bytes, and the SHA-256 hash that is stored.

@@ -24,7 +24,6 @@ use crate::input::Email;
 use crate::mfa::challenge::require_second_factor;
 use crate::password::check::signing_in_from;
 use crate::request::client::Client;
-use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
 use crate::sessions::issue::{Extras, signed_in_trusting, start_session};
 use crate::store::one_time_codes::{self as codes, CodeRow, EMAIL_OTP, MAGIC_LINK};
@@ -44,13 +43,7 @@ pub async fn otp_verify(
     headers: HeaderMap,
     http::Json(body): http::Json<OtpVerifyBody>,
 ) -> ApiResult<Response> {
-    rate_limit(
-        &state,
-        &resolved,
-        &client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, &resolved, &client)?;
     let transport = signing_in_from(&state, &resolved, &headers)?;
     let email = Email::parse(&body.email)?;
     let invalid_code =
@@ -117,13 +110,7 @@ pub async fn link_verify(
     headers: HeaderMap,
     http::Json(body): http::Json<LinkVerifyBody>,
 ) -> ApiResult<Response> {
-    rate_limit(
-        &state,
-        &resolved,
-        &client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, &resolved, &client)?;
     let transport = signing_in_from(&state, &resolved, &headers)?;
     let project_id = resolved.project.id.clone();
     let now = now_ms();

@@ -9,7 +9,6 @@ use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
-use identity_shared::ids::new_id;
 use identity_shared::secret::Secret;
 use identity_shared::templates::{TemplateKind, Vars};
 use identity_shared::time::now_ms;
@@ -19,10 +18,9 @@ use serde_json::{Value, json};
 use crate::DataState;
 use crate::audit::event;
 use crate::email::judge::{Subject, judge};
-use crate::email::send::{self, code_hash};
+use crate::email::send;
 use crate::request::caller::Caller;
 use crate::request::client::Client;
-use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
 use crate::sessions::manage::load_user;
 use crate::store::one_time_codes::{self as codes, VERIFY_EMAIL};
@@ -39,13 +37,7 @@ pub async fn request(
     client: Client,
 ) -> ApiResult<StatusCode> {
     let resolved = &caller.resolved;
-    rate_limit(
-        &state,
-        resolved,
-        &client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, resolved, &client)?;
     send::require_email(&state)?;
     let (user, _) = load_user(&state, &caller).await?;
     if user.email_verified {
@@ -67,36 +59,25 @@ pub async fn request(
     {
         return Err(too_many_messages());
     }
-    let now = now_ms();
-    codes::void(
+    let issued = send::issue(
+        &state,
         &mut tx,
         &project.id,
-        VERIFY_EMAIL,
-        Some(&user.id),
-        None,
-        now,
-    )
-    .await?;
-    let id = new_id("otc");
-    let (token, token_hash) = send::new_link_token();
-    let code = send::new_code();
-    codes::insert(
-        &mut tx,
-        &codes::NewCode {
-            id: &id,
-            project_id: &project.id,
+        &send::Issue {
             purpose: VERIFY_EMAIL,
             user_id: Some(&user.id),
             email: Some(&user.email_normalized),
             target: None,
-            token_hash: Some(&token_hash),
-            code_hash: Some(&code_hash(&state, &id, &code)),
             data: None,
-            now,
-            expires_at: now + TTL_MS,
+            ttl_ms: TTL_MS,
+            link: true,
+            code: true,
         },
     )
     .await?;
+    let (Some(token), Some(code)) = (issued.token, issued.code) else {
+        return Err(ApiError::internal("a verification without its secrets"));
+    };
     let link = send::link(&state, project, "/verify-email", &token);
     send::queue_email(
         &state,
@@ -155,13 +136,7 @@ pub async fn confirm(
     http::Json(body): http::Json<ConfirmBody>,
 ) -> ApiResult<Json<Value>> {
     let resolved = &caller.resolved;
-    rate_limit(
-        &state,
-        resolved,
-        &client,
-        "email",
-        resolved.project.settings.rate_limits.email_per_minute,
-    )?;
+    send::limit(&state, resolved, &client)?;
     let project_id = &resolved.project.id;
     let (user, _) = load_user(&state, &caller).await?;
     let now = now_ms();
