@@ -35,6 +35,7 @@ on_both!(
     cross_site_posts_to_email_sign_in_set_nothing,
     dev_mode_logs_instead_of_sending,
     caps_hold_when_forty_requests_arrive_at_once,
+    an_email_change_dies_with_the_session_that_asked,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -916,6 +917,20 @@ async fn phone_numbers_verified_by_sms(store: Store) {
         all.iter()
             .any(|m| m.to == "+14155550100" && m.signature_valid)
     );
+    // The per-user cap: four codes asked for today, a cap of four.
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"messaging": {"sms_per_user_per_day": 4}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_error(
+        &call("/v1/auth/phone", json!({"phone": "+14155550199"})).await,
+        429,
+        "too_many_messages",
+    );
     app.stop().await;
 }
 
@@ -1105,6 +1120,19 @@ async fn code_guesses_are_budgeted_across_codes(store: Store) {
                 "invalid_code",
             );
         }
+        // The spent code expires and the sweeper runs: its count stays.
+        let mut tx = app.db().control().await.unwrap();
+        tx.execute(
+            sea_query::Query::update()
+                .table(identity_shared::schema::OneTimeCodes::Table)
+                .value(identity_shared::schema::OneTimeCodes::ExpiresAt, 1i64),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        identity_data_plane::workers::sweeper::sweep(app.db())
+            .await
+            .unwrap();
     }
     // Ten wrong codes today: even the right one is refused.
     assert_error(
@@ -1585,7 +1613,16 @@ async fn cross_site_posts_to_email_sign_in_set_nothing(store: Store) {
     let Some((app, p)) = setup(store, &smtp, &[]).await else {
         return;
     };
-    app.register(&p.pk, "form@example.com", PW).await;
+    // A verified account (an unverified one would be reclaimed by the
+    // first sign-in, voiding the other pending link).
+    let (s, b) = app
+        .post_with_key(
+            "/v1/users",
+            &p.sk,
+            json!({"email": "form@example.com", "password": PW, "email_verified": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
     post(
         &app,
         &p,
@@ -1742,5 +1779,106 @@ async fn caps_hold_when_forty_requests_arrive_at_once(store: Store) {
     assert_eq!(phone("+447700900125").await.0, 204);
     assert_error(&phone("+447700900126").await, 429, "too_many_messages");
     assert_eq!(sms.wait_for(5, WAIT).await.len(), 5);
+    app.stop().await;
+}
+
+/// A pending email change is bound to the session that asked: signing out,
+/// or a password reset (which ends every session), kills its link.
+async fn an_email_change_dies_with_the_session_that_asked(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let Some((app, p)) = setup(store, &smtp, &[]).await else {
+        return;
+    };
+    let signed = app.register(&p.pk, "bound@example.com", PW).await;
+    let at = access_token(&signed);
+    let (s, _) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/email/change",
+            &p.pk,
+            &at,
+            Some(json!({"new_email": "thief@example.com"})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let sent = smtp.wait_for(2, WAIT).await;
+    let link = token_of(
+        sent.iter()
+            .find(|m| m.to == vec!["thief@example.com".to_string()])
+            .unwrap(),
+    );
+    let (s, _) = app
+        .authed(Method::POST, "/v1/auth/logout", &p.pk, &at, None)
+        .await;
+    assert!(s.is_success(), "{s}");
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/email/change/confirm",
+            json!({"token": link}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    // From a new session, then a password reset: the link is dead too.
+    let (_, again) = app.login(&p.pk, "bound@example.com", PW).await;
+    let at = access_token(&again);
+    app.authed(
+        Method::POST,
+        "/v1/auth/email/change",
+        &p.pk,
+        &at,
+        Some(json!({"new_email": "thief2@example.com"})),
+    )
+    .await;
+    let sent = smtp.wait_for(4, WAIT).await;
+    let link = token_of(
+        sent.iter()
+            .find(|m| m.to == vec!["thief2@example.com".to_string()])
+            .unwrap(),
+    );
+    post(
+        &app,
+        &p,
+        "/v1/auth/password/forgot",
+        json!({"email": "bound@example.com"}),
+    )
+    .await;
+    let sent = smtp.wait_for(5, WAIT).await;
+    let reset = sent
+        .iter()
+        .find_map(|m| {
+            m.find("http")
+                .filter(|l| l.contains("/reset-password"))
+                .map(|_| token_of(m))
+        })
+        .unwrap();
+    let (s, _) = post(
+        &app,
+        &p,
+        "/v1/auth/password/reset",
+        json!({"token": reset, "new_password": "a brand new passphrase"}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_error(
+        &post(
+            &app,
+            &p,
+            "/v1/auth/email/change/confirm",
+            json!({"token": link}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    assert_eq!(
+        app.login(&p.pk, "bound@example.com", "a brand new passphrase")
+            .await
+            .0,
+        200
+    );
     app.stop().await;
 }

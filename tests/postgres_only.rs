@@ -570,7 +570,7 @@ async fn database_outage_fails_fast_and_closed() {
     a.stop().await;
 }
 
-/// The one-statement refresh (migration 0008's `identity_rotate_refresh`)
+/// The one-statement refresh (migration 0008's `identity_rotate_refresh_v2`)
 /// answers with the renewed session and its user, so a node that never saw
 /// the session reads nothing after the rotation commits (a read there that
 /// failed would lose the successor). Called inside a transaction scoped to
@@ -615,7 +615,7 @@ async fn refresh_rotation_answers_the_session_and_keeps_its_scope() {
     let mut tx = db.scope(&other.id).await.unwrap();
     let conn = tx.pg_conn().unwrap();
     let refused = sqlx::query(
-        "SELECT * FROM identity_rotate_refresh(0, 'rtk_x', $1, $2, 'h', '127.0.0.1', NULL, 'evt_x', 60000)",
+        "SELECT * FROM identity_rotate_refresh_v2(0, 'rtk_x', $1, $2, 'h', '127.0.0.1', NULL, 'evt_x', 60000)",
     )
     .bind(&p.id)
     .bind(&hash)

@@ -16,20 +16,22 @@ pub async fn render(state: &DataState) -> String {
     let mut totals = std::collections::BTreeMap::<(String, String, String), i64>::new();
     let mut reachable = 1;
     for db in state.shards.values() {
-        let counted = async {
+        // A slow database costs a scrape two seconds, not the scraper's
+        // patience.
+        let counted = tokio::time::timeout(std::time::Duration::from_secs(2), async {
             let mut tx = db.control_read().await?;
             let rows = outbox::totals(&mut tx).await?;
             tx.commit().await?;
             Ok::<_, identity_shared::db::DbError>(rows)
-        }
+        })
         .await;
         match counted {
-            Ok(rows) => {
+            Ok(Ok(rows)) => {
                 for (channel, kind, status, n) in rows {
                     *totals.entry((channel, kind, status)).or_default() += n;
                 }
             }
-            Err(_) => reachable = 0,
+            _ => reachable = 0,
         }
     }
     for ((channel, kind, status), n) in totals {

@@ -1,16 +1,21 @@
--- identity_rotate_refresh, second form: it answers with the renewed session
--- and its user as they stood before the rotation touched them (the caller
--- patches the last-seen facts it wrote), so nothing has to be read after a
--- rotation that committed on its own. A read there could fail (a pool
--- timeout) after the token was consumed, and the client's retry, once past
--- the reuse grace, would have ended its own session.
+-- identity_rotate_refresh_v2: the refresh of migration 0007 in one round
+-- trip, answering with the renewed session (`s_*` columns) and its user (the
+-- whole row as JSON, `u_row`) as they stood before the rotation touched them
+-- (the caller patches the last-seen facts it wrote). So nothing has to be
+-- read after a rotation that committed on its own: a read there could fail
+-- (a pool timeout) after the token was consumed, and the client's retry,
+-- once past the reuse grace, would have ended its own session. A column
+-- added to users later needs no new function.
 --
 -- Also hardened: its search_path is pinned to the schema the migrations
 -- run in (a caller's search_path cannot redirect it to other tables), and
 -- it refuses to run in a transaction already scoped to another project
 -- instead of rescoping it.
-DROP FUNCTION identity_rotate_refresh(BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT);
-CREATE FUNCTION identity_rotate_refresh(
+--
+-- A new name, not a new body for 0007's function: binaries of the previous
+-- release keep calling identity_rotate_refresh, with its shape, while a
+-- rolling upgrade runs. A later migration drops the old one.
+CREATE FUNCTION identity_rotate_refresh_v2(
     p_now BIGINT, p_successor_id TEXT, p_project_id TEXT, p_token_hash TEXT,
     p_successor_hash TEXT, p_ip TEXT, p_user_agent TEXT, p_audit_id TEXT,
     p_touch_every_ms BIGINT
@@ -19,8 +24,7 @@ CREATE FUNCTION identity_rotate_refresh(
     s_id TEXT, s_user_id TEXT, s_ip TEXT, s_user_agent TEXT, s_amr TEXT,
     s_created_at BIGINT, s_last_seen_at BIGINT, s_expires_at BIGINT,
     s_revoked_at BIGINT, s_verified_at BIGINT,
-    u_email TEXT, u_email_normalized TEXT, u_email_verified BOOLEAN, u_name TEXT,
-    u_password_hash TEXT, u_mfa_enabled BOOLEAN, u_created_at BIGINT, u_updated_at BIGINT
+    u_row TEXT
 )
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -28,7 +32,7 @@ DECLARE
     scoped TEXT := current_setting('app.project_id', true);
 BEGIN
     IF scoped IS NOT NULL AND scoped <> '' AND scoped <> p_project_id THEN
-        RAISE EXCEPTION 'identity_rotate_refresh: transaction is scoped to another project'
+        RAISE EXCEPTION 'identity_rotate_refresh_v2: transaction is scoped to another project'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     PERFORM pg_catalog.set_config('role', 'identity_app', true),
@@ -63,17 +67,16 @@ BEGIN
     SELECT s.stale,
            s.id, s.user_id, s.ip, s.user_agent, s.amr,
            s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, s.verified_at,
-           u.email, u.email_normalized, u.email_verified, u.name,
-           u.password_hash, u.mfa_enabled, u.created_at, u.updated_at
+           pg_catalog.to_jsonb(u)::text
       FROM s JOIN users u ON u.project_id = p_project_id AND u.id = s.user_id;
 END
 $$;
-REVOKE ALL ON FUNCTION identity_rotate_refresh(BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION identity_rotate_refresh(BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT) TO identity_app;
+REVOKE ALL ON FUNCTION identity_rotate_refresh_v2(BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION identity_rotate_refresh_v2(BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT) TO identity_app;
 DO $pin$
 BEGIN
     EXECUTE pg_catalog.format(
-        'ALTER FUNCTION identity_rotate_refresh(BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT) SET search_path = %I, pg_catalog, pg_temp',
+        'ALTER FUNCTION identity_rotate_refresh_v2(BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT) SET search_path = %I, pg_catalog, pg_temp',
         current_schema());
 END
 $pin$;

@@ -1,3 +1,3 @@
--- Nothing on SQLite: Postgres's migration 0008 changes the stored refresh
--- function of 0007. Kept so both backends share one migration numbering.
+-- Nothing on SQLite: Postgres's migration 0008 adds a second stored
+-- refresh function beside 0007's. Kept so both backends share one migration numbering.
 SELECT 1;

@@ -74,6 +74,8 @@ pub struct MessagingLimits {
     pub emails_per_address_per_hour: u32,
     /// SMS to one number per day.
     pub sms_per_number_per_day: u32,
+    /// SMS one user may ask for per day, whatever the numbers.
+    pub sms_per_user_per_day: u32,
     /// SMS of the whole project per day (SMS pumping).
     pub sms_per_project_per_day: u32,
 }
@@ -83,6 +85,7 @@ impl Default for MessagingLimits {
         Self {
             emails_per_address_per_hour: 5,
             sms_per_number_per_day: 5,
+            sms_per_user_per_day: 10,
             sms_per_project_per_day: 1000,
         }
     }
@@ -301,6 +304,7 @@ impl ProjectSettings {
                                 self.messaging.emails_per_address_per_hour = n
                             }
                             "sms_per_number_per_day" => self.messaging.sms_per_number_per_day = n,
+                            "sms_per_user_per_day" => self.messaging.sms_per_user_per_day = n,
                             "sms_per_project_per_day" => self.messaging.sms_per_project_per_day = n,
                             other => {
                                 return Err(format!(

@@ -25,7 +25,7 @@ use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::store::one_time_codes::{self as codes, EMAIL_CHANGE, VERIFY_EMAIL};
-use crate::store::{sessions, users};
+use crate::store::{sessions, tenant_members, users};
 use crate::views::UserView;
 
 const TTL_MS: i64 = 24 * 3600 * 1000;
@@ -56,6 +56,9 @@ pub async fn request(
     let project = &resolved.project;
     let mut tx = state.shard(resolved)?.scope(&project.id).await?;
     users::lock_credentials(&mut tx, &project.id, &user.id).await?;
+    // The new address's cap holds across accounts asking for it at once.
+    tx.lock_key(&format!("email:{}:{}", project.id, new.normalized))
+        .await?;
     let limit = project.settings.messaging.emails_per_address_per_hour;
     for (kind, address) in [
         (TemplateKind::EmailChange, &new.normalized),
@@ -77,7 +80,11 @@ pub async fn request(
     }
     // Whether the new address is taken is told only at confirmation, to the
     // holder of the link: a signed-in user cannot probe addresses here.
-    let data = json!({"typed": new.typed, "normalized": new.normalized}).to_string();
+    // Bound to the session that asked: once it ends (sign-out, revoke-all,
+    // a password reset), the link is dead.
+    let data =
+        json!({"typed": new.typed, "normalized": new.normalized, "session_id": caller.claims.sid})
+            .to_string();
     let issued = send::issue(
         &state,
         &mut tx,
@@ -185,10 +192,17 @@ pub async fn confirm(
         .as_deref()
         .and_then(|d| serde_json::from_str(d).ok())
         .unwrap_or_default();
-    let (Some(typed), Some(normalized)) = (data["typed"].as_str(), data["normalized"].as_str())
-    else {
+    let (Some(typed), Some(normalized), Some(session_id)) = (
+        data["typed"].as_str(),
+        data["normalized"].as_str(),
+        data["session_id"].as_str(),
+    ) else {
         return Err(invalid_token());
     };
+    let asked_from = sessions::find(&mut tx, project_id, session_id).await?;
+    if !asked_from.is_some_and(|s| s.user_id == user.id && s.is_live(now)) {
+        return Err(invalid_token());
+    }
     // Requested from an address the account has since left.
     if row.email.as_deref() != Some(user.email_normalized.as_str())
         || !codes::consume(&mut tx, project_id, &row.id, now).await?
@@ -196,6 +210,9 @@ pub async fn confirm(
         return Err(invalid_token());
     }
     users::set_email(&mut tx, project_id, &user.id, typed, normalized).await?;
+    // Memberships the old address's domain brought end with it (the new
+    // one's are added when it is marked verified below).
+    let left = tenant_members::leave_domain_joined(&mut tx, project_id, &user.id).await?;
     // Links and codes sent to the old address prove nothing now.
     codes::void(&mut tx, project_id, VERIFY_EMAIL, Some(&user.id), None, now).await?;
     codes::void(&mut tx, project_id, EMAIL_CHANGE, Some(&user.id), None, now).await?;
@@ -205,7 +222,7 @@ pub async fn confirm(
         Event {
             actor: Some(&user.id),
             subject: Some(&user.id),
-            data: json!({"old_email": user.email, "new_email": typed}),
+            data: json!({"old_email": user.email, "new_email": typed, "tenants_left": left}),
             ..event(&resolved, &client, &ip, "email.changed", Outcome::Success)
         },
     )

@@ -86,6 +86,13 @@ pub async fn request(
     {
         return Err(too_many_messages());
     }
+    let per_user = i64::from(limits.sms_per_user_per_day);
+    if per_user > 0
+        && codes::issued_since(&mut tx, &project.id, PHONE, &user.id, now - DAY_MS).await?
+            >= per_user
+    {
+        return Err(too_many_messages());
+    }
     if !send::under_cap(
         &state,
         &mut tx,

@@ -181,15 +181,9 @@ pub async fn reset(
     } else {
         reclaim(&mut tx, &resolved, &client, user).await?
     };
-    codes::void(
-        &mut tx,
-        &project_id,
-        PASSWORD_RESET,
-        Some(&user.id),
-        None,
-        now,
-    )
-    .await?;
+    // Every other pending link or code too: an email change requested from
+    // a session this reset ends must not outlive it.
+    codes::void_all(&mut tx, &project_id, &user.id, now).await?;
     users::set_password_hash(&mut tx, &project_id, &user.id, &hash).await?;
     mfa::delete_challenges(&mut tx, &project_id, &user.id).await?;
     trusted_browsers::forget_all(&mut tx, &project_id, &user.id).await?;

@@ -164,7 +164,15 @@ async fn finish(
     let found = match users::find_by_email(&mut tx, project_id, normalized).await? {
         Some(found) => {
             users::lock_credentials(&mut tx, project_id, &found.id).await?;
-            users::find(&mut tx, project_id, &found.id).await?
+            let fresh = users::find(&mut tx, project_id, &found.id).await?;
+            // Moved to another address meanwhile: the code proves nothing.
+            if fresh
+                .as_ref()
+                .is_some_and(|u| u.email_normalized != normalized)
+            {
+                return Err(refused());
+            }
+            fresh
         }
         None => None,
     };

@@ -304,6 +304,8 @@ pub async fn reclaim(
     mfa::delete_all(tx, project_id, &user.id).await?;
     passkeys::delete(tx, project_id, &user.id, None).await?;
     trusted_browsers::forget_all(tx, project_id, &user.id).await?;
+    codes::void_all(tx, project_id, &user.id, now_ms()).await?;
+    users::clear_phone(tx, project_id, &user.id).await?;
     let ip = client.ip_text();
     audit::record(
         tx,
@@ -317,6 +319,8 @@ pub async fn reclaim(
     Ok(UserRow {
         password_hash: None,
         mfa_enabled: false,
+        phone: None,
+        phone_verified: false,
         ..user
     })
 }

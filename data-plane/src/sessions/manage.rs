@@ -8,6 +8,7 @@ use crate::request::client::Client;
 use crate::request::csrf;
 use crate::request::transport::{self, Transport};
 use crate::store::mfa;
+use crate::store::one_time_codes;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::trusted_browsers;
 use crate::store::users::{self, UserRow};
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self};
+use identity_shared::time::now_ms;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -80,6 +82,8 @@ async fn revoke_and_audit(
         // trust a browser after this).
         trusted_browsers::forget_all(&mut tx, project_id, &caller.claims.sub).await?;
         mfa::delete_challenges(&mut tx, project_id, &caller.claims.sub).await?;
+        // And every pending link or code (an email change above all).
+        one_time_codes::void_all(&mut tx, project_id, &caller.claims.sub, now_ms()).await?;
     }
     if !revoked.is_empty() {
         let ip = client.ip_text();

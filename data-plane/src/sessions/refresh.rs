@@ -189,7 +189,7 @@ pub struct Rotated {
 }
 
 impl<'r> sqlx::FromRow<'r, PgRow> for Rotated {
-    /// The columns of migration 0008's `identity_rotate_refresh` (the
+    /// The columns of migration 0008's `identity_rotate_refresh_v2` (the
     /// project ids are filled in by [`rotated`]).
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         let session = SessionRow {
@@ -206,10 +206,16 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Rotated {
             verified_at: row.try_get("s_verified_at")?,
         };
         let user_json: String = row.try_get("u_row")?;
+        // The error names no value (the row holds a password hash).
         let user: UserRow =
             serde_json::from_str(&user_json).map_err(|e| sqlx::Error::ColumnDecode {
                 index: "u_row".into(),
-                source: Box::new(e),
+                source: format!(
+                    "not a user row ({:?} at column {})",
+                    e.classify(),
+                    e.column()
+                )
+                .into(),
             })?;
         Ok(Rotated {
             session,

@@ -121,6 +121,26 @@ pub async fn void(
     tx.execute(&q).await
 }
 
+/// Ends every live secret of the user, of every purpose (its sessions were
+/// ended, or its account reclaimed: a pending email change must not
+/// outlive them).
+pub async fn void_all(
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<u64, DbError> {
+    tx.execute(
+        Query::update()
+            .table(OneTimeCodes::Table)
+            .value(OneTimeCodes::ConsumedAt, now)
+            .and_where(Expr::col(OneTimeCodes::ProjectId).eq(project_id))
+            .and_where(Expr::col(OneTimeCodes::UserId).eq(user_id))
+            .and_where(Expr::col(OneTimeCodes::ConsumedAt).is_null()),
+    )
+    .await
+}
+
 /// The live row of `purpose` whose link token has this hash.
 pub async fn find_by_token<M>(
     tx: &mut Tx<M>,
@@ -194,6 +214,30 @@ pub async fn failures_since<M>(
     };
     let (n,): (Option<i64>,) = tx.fetch_optional(&q).await?.unwrap_or((None,));
     Ok(n.unwrap_or(0))
+}
+
+/// Secrets of `purpose` issued to this user since `since` (the per-user
+/// SMS cap).
+pub async fn issued_since<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    purpose: &str,
+    user_id: &str,
+    since: i64,
+) -> Result<i64, DbError> {
+    let (n,): (i64,) = tx
+        .fetch_optional(
+            Query::select()
+                .expr(Expr::col(OneTimeCodes::Id).count())
+                .from(OneTimeCodes::Table)
+                .and_where(Expr::col(OneTimeCodes::ProjectId).eq(project_id))
+                .and_where(Expr::col(OneTimeCodes::Purpose).eq(purpose))
+                .and_where(Expr::col(OneTimeCodes::UserId).eq(user_id))
+                .and_where(Expr::col(OneTimeCodes::CreatedAt).gte(since)),
+        )
+        .await?
+        .unwrap_or((0,));
+    Ok(n)
 }
 
 /// Consumes a live row (compare-and-set): false when it was consumed or

@@ -146,9 +146,10 @@ pub struct Rotation<'a> {
 pub trait Rotated: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
 impl<T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin> Rotated for T {}
 
-/// Postgres migration 0008's `identity_rotate_refresh`: the statement, with
-/// its own role switch and project scope, in one round trip.
-const ROTATE_PG: &str = "SELECT * FROM identity_rotate_refresh($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// Postgres migration 0008's `identity_rotate_refresh_v2`: the statement,
+/// with its own role switch and project scope, in one round trip.
+const ROTATE_PG: &str =
+    "SELECT * FROM identity_rotate_refresh_v2($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// The rotation inside `tx` (so the caller can still refuse and roll it
 /// back). On Postgres, `Some` with the renewed session when the token was

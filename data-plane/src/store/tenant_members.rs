@@ -87,6 +87,26 @@ pub async fn join(
     Ok(n == 1)
 }
 
+/// Ends the memberships the user's email domain brought (source
+/// `domain`); returns the tenants left.
+pub async fn leave_domain_joined(
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: &str,
+) -> Result<Vec<String>, DbError> {
+    let rows: Vec<(String,)> = tx
+        .returning(
+            Query::delete()
+                .from_table(TenantMembers::Table)
+                .and_where(Expr::col(TenantMembers::ProjectId).eq(project_id))
+                .and_where(Expr::col(TenantMembers::UserId).eq(user_id))
+                .and_where(Expr::col(TenantMembers::Source).eq("domain"))
+                .returning(Query::returning().column(TenantMembers::TenantId)),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
+}
+
 /// The tenants the user belongs to, with roles.
 pub async fn of_user<M>(
     tx: &mut Tx<M>,

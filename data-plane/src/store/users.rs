@@ -227,6 +227,22 @@ pub async fn clear_password(tx: &mut Tx, project_id: &str, id: &str) -> Result<(
     Ok(())
 }
 
+/// Removes the user's phone number.
+pub async fn clear_phone(tx: &mut Tx, project_id: &str, id: &str) -> Result<(), DbError> {
+    tx.execute(
+        Query::update()
+            .table(Users::Table)
+            .values([
+                (Users::Phone, Option::<String>::None.into()),
+                (Users::PhoneVerified, false.into()),
+            ])
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Sets the user's verified phone number.
 pub async fn set_phone(
     tx: &mut Tx,

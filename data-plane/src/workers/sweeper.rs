@@ -77,12 +77,15 @@ pub async fn sweep(db: &Db) -> Result<u64, DbError> {
                 now,
             )
             .await?
+            // Email and phone codes a day after they were written (none
+            // lives longer): their wrong-guess counts make the daily budget
+            // (`email::judge`), so they must outlive their expiry.
             + delete_batch(
                 &mut tx,
                 OneTimeCodes::Table,
                 OneTimeCodes::Id,
-                OneTimeCodes::ExpiresAt,
-                now,
+                OneTimeCodes::CreatedAt,
+                now - 86_400_000,
             )
             .await?
             // Delivered messages (payloads long erased) after 30 days; dead
