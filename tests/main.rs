@@ -16,6 +16,7 @@ mod hardening;
 mod layout;
 mod mail_peers;
 mod mfa;
+mod oauth;
 mod passkeys;
 mod postgres_only;
 mod resolution;

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod dns;
 pub mod domains;
 pub mod email_templates;
+pub mod oauth_providers;
 pub mod openapi;
 pub mod project_keys;
 pub mod project_store;
@@ -40,6 +41,7 @@ pub fn router(state: ControlState) -> Router {
         .merge(domains::router())
         .merge(tenants::router())
         .merge(email_templates::router())
+        .merge(oauth_providers::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_operator,

@@ -239,6 +239,44 @@ pub const ROUTES: &[Route] = &[
     ),
     route!(
         "get",
+        "/v1/projects/{id}/oauth-providers",
+        "The project's OAuth and OpenID providers (secrets never shown)",
+        None,
+        [(200, "{items: [provider]}"), AUTH, NOT_FOUND]
+    ),
+    route!(
+        "put",
+        "/v1/projects/{id}/oauth-providers/{provider}",
+        "Configure a provider: google, microsoft, apple, github or oidc:<name>; the client secret and Apple's key are sealed and never returned",
+        Some((
+            &["client_id"],
+            &[
+                "client_secret",
+                "scopes",
+                "enabled",
+                "issuer",
+                "endpoints",
+                "apple"
+            ]
+        )),
+        [
+            (200, "{provider} (updated)"),
+            (201, "{provider} (created)"),
+            BAD,
+            AUTH,
+            (404, "not_found (project) or unknown_provider"),
+            (422, "invalid_provider")
+        ]
+    ),
+    route!(
+        "delete",
+        "/v1/projects/{id}/oauth-providers/{provider}",
+        "Remove a provider",
+        None,
+        [(204, "removed"), AUTH, NOT_FOUND]
+    ),
+    route!(
+        "get",
         "/v1/projects/{id}/email-templates/{kind}/preview",
         "A message kind rendered with the project's template overrides and example values",
         None,

@@ -312,3 +312,33 @@ pub enum TenantMembers {
     CreatedAt,
     UpdatedAt,
 }
+
+#[derive(Iden, Clone, Copy)]
+pub enum OauthProviders {
+    Table,
+    Id,
+    ProjectId,
+    Provider,
+    ClientId,
+    ClientSecretSealed,
+    Scopes,
+    Enabled,
+    Issuer,
+    Endpoints,
+    AppleSealed,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Identities {
+    Table,
+    Id,
+    ProjectId,
+    UserId,
+    Provider,
+    ProviderUserId,
+    Email,
+    CreatedAt,
+    LastSignInAt,
+}

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS identities;
+DROP TABLE IF EXISTS oauth_providers;
