@@ -367,6 +367,37 @@ async fn email_verification_by_link_and_code(store: Store) {
     // Without a session: 401.
     let (s, _) = post(&app, &p, "/v1/auth/email/verify/request", json!({})).await;
     assert_eq!(s, 401);
+    // A project that requires a second factor still lets a user without one
+    // verify their address first.
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"mfa": "required"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let third = access_token(&app.register(&p.pk, "third@example.com", PW).await);
+    let (s, b) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/email/verify/request",
+            &p.pk,
+            &third,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    let (s, _) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/phone",
+            &p.pk,
+            &third,
+            Some(json!({"phone": "+447700900123"})),
+        )
+        .await;
+    assert_eq!(s, 403, "other routes wait for the second factor");
     app.stop().await;
 }
 

@@ -96,6 +96,10 @@ fn enrollment_route(path: &str) -> bool {
         || path == "/v1/auth/logout"
         || path == "/v1/auth/sessions"
         || path.starts_with("/v1/auth/sessions/")
+        // Proving the address comes first: factors added to an account
+        // whose address was never proven do not survive its owner
+        // reclaiming it (see `email::verify::reclaim`).
+        || path.starts_with("/v1/auth/email/verify/")
 }
 
 /// `Option<Caller>`: the caller when the request carries a valid session,
