@@ -4,7 +4,12 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use identity_data_plane::oauth::provider::{
+    GithubEndpoints, OauthClients, ProviderConfig, ProviderUser,
+};
+
 use crate::on_both;
+use crate::support::oidc::{MockIdp, MockUser, Tamper, query_param};
 use crate::support::{Store, TestApp, assert_error};
 
 on_both!(provider_configuration);
@@ -213,4 +218,166 @@ async fn provider_configuration(store: Store) {
         "not_found",
     );
     app.stop().await;
+}
+
+const CALLBACK: &str = "http://127.0.0.1:1/v1/auth/oauth/test/callback";
+
+/// One authorization round trip as a browser makes it: the authorization
+/// URL, the provider's redirect back (its code and state), the exchange.
+async fn round_trip(
+    clients: &OauthClients,
+    cfg: &ProviderConfig,
+    nonce: &str,
+    verifier_override: Option<&str>,
+) -> Result<ProviderUser, (&'static str, String)> {
+    let started = clients
+        .start(cfg, CALLBACK, "state-123", nonce)
+        .await
+        .map_err(|e| (e.code(), e.to_string()))?;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = browser.get(&started.url).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "{}", started.url);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(CALLBACK), "{location}");
+    assert_eq!(
+        query_param(&location, "state").as_deref(),
+        Some("state-123")
+    );
+    let code = query_param(&location, "code").expect("a code");
+    let verifier = verifier_override.unwrap_or(&started.pkce_verifier);
+    clients
+        .finish(cfg, CALLBACK, &code, verifier, nonce)
+        .await
+        .map_err(|e| (e.code(), e.to_string()))
+}
+
+/// The provider side of sign-in against a real OpenID provider on
+/// loopback: discovery, PKCE (S256), the code exchange and every check of
+/// the ID token; GitHub's plain OAuth 2 with a private primary email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_round_trips_and_id_token_checks() {
+    let idp = MockIdp::start().await;
+    idp.set_client("rp-client", "rp-secret");
+    let clients = OauthClients::new(true).unwrap();
+    let cfg = ProviderConfig {
+        provider: "oidc:mock".into(),
+        client_id: "rp-client".into(),
+        client_secret: Some("rp-secret".into()),
+        scopes: vec!["openid".into(), "email".into(), "profile".into()],
+        issuer: Some(idp.issuer().to_string()),
+        github: None,
+    };
+    idp.set_next_user(MockUser {
+        sub: "sub-42".into(),
+        email: "Ada@Example.com".into(),
+        email_verified: true,
+        name: "Ada".into(),
+        extra: json!({}),
+    });
+    let user = round_trip(&clients, &cfg, "nonce-1", None).await.unwrap();
+    assert_eq!(
+        user,
+        ProviderUser {
+            subject: "sub-42".into(),
+            email: Some("Ada@Example.com".into()),
+            email_verified: true,
+            name: Some("Ada".into()),
+        }
+    );
+    let asked = idp.requests().authorize.last().cloned().unwrap();
+    assert_eq!(
+        asked.get("code_challenge_method").map(String::as_str),
+        Some("S256")
+    );
+    assert_eq!(asked.get("nonce").map(String::as_str), Some("nonce-1"));
+    assert!(asked.get("scope").unwrap().contains("openid"));
+    // Every defect of the ID token is refused.
+    for tamper in [
+        Tamper::Nonce,
+        Tamper::Audience,
+        Tamper::Issuer,
+        Tamper::Signature,
+        Tamper::Expired,
+    ] {
+        idp.tamper_next(tamper);
+        let got = round_trip(&clients, &cfg, "nonce-2", None).await;
+        assert_eq!(
+            got.as_ref().map_err(|e| e.0),
+            Err("invalid_id_token"),
+            "{tamper:?}: {got:?}"
+        );
+    }
+    // A wrong PKCE verifier: the provider refuses the code.
+    let got = round_trip(&clients, &cfg, "nonce-3", Some("x".repeat(43).as_str())).await;
+    assert_eq!(got.map_err(|e| e.0), Err("code_exchange_failed"));
+    // A wrong client secret likewise; an unreachable issuer is a provider failure.
+    let wrong = ProviderConfig {
+        client_secret: Some("nope".into()),
+        ..cfg.clone()
+    };
+    assert_eq!(
+        round_trip(&clients, &wrong, "n", None)
+            .await
+            .map_err(|e| e.0),
+        Err("code_exchange_failed")
+    );
+    let gone = ProviderConfig {
+        issuer: Some("http://127.0.0.1:9".into()),
+        ..cfg.clone()
+    };
+    assert_eq!(
+        clients
+            .start(&gone, CALLBACK, "s", "n")
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some("provider_unavailable")
+    );
+    // Outside dev mode, loopback providers are unreachable (SSRF).
+    let strict = OauthClients::new(false).unwrap();
+    let local = ProviderConfig {
+        issuer: Some(format!(
+            "http://localhost:{}",
+            idp.issuer().rsplit(':').next().unwrap()
+        )),
+        ..cfg.clone()
+    };
+    assert_eq!(
+        strict
+            .start(&local, CALLBACK, "s", "n")
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some("provider_unavailable")
+    );
+
+    // GitHub: plain OAuth 2, the primary verified address from /user/emails.
+    idp.github_private_email(true);
+    idp.set_next_user(MockUser {
+        sub: "583231".into(),
+        email: "octo@example.com".into(),
+        email_verified: true,
+        name: "Octo Cat".into(),
+        extra: json!({"login": "octocat"}),
+    });
+    let gh = ProviderConfig {
+        provider: "github".into(),
+        client_id: "rp-client".into(),
+        client_secret: Some("rp-secret".into()),
+        scopes: vec!["read:user".into(), "user:email".into()],
+        issuer: None,
+        github: Some(GithubEndpoints {
+            authorize: format!("{}/login/oauth/authorize", idp.issuer()),
+            token: format!("{}/login/oauth/access_token", idp.issuer()),
+            api: idp.github_api(),
+        }),
+    };
+    let user = round_trip(&clients, &gh, "unused", None).await.unwrap();
+    assert_eq!(user.subject, "583231");
+    assert_eq!(user.email.as_deref(), Some("octo@example.com"));
+    assert!(user.email_verified);
+    assert_eq!(user.name.as_deref(), Some("Octo Cat"));
 }

@@ -19,6 +19,7 @@ pub mod email;
 pub mod input;
 pub mod metrics;
 pub mod mfa;
+pub mod oauth;
 pub mod openapi;
 pub mod passkeys;
 pub mod password;

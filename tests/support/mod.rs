@@ -3,6 +3,7 @@
 
 pub mod dns;
 pub mod mail;
+pub mod oidc;
 pub mod postgres;
 pub mod proxy;
 
