@@ -12,7 +12,7 @@ use crate::on_both;
 use crate::support::oidc::{MockIdp, MockUser, Tamper, query_param};
 use crate::support::{Store, TestApp, assert_error};
 
-on_both!(provider_configuration);
+on_both!(provider_configuration, sign_in_with_an_openid_provider);
 
 const APPLE_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGTAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBHkwdwIBAQQg\n-----END PRIVATE KEY-----";
 
@@ -380,4 +380,298 @@ async fn provider_round_trips_and_id_token_checks() {
     assert_eq!(user.email.as_deref(), Some("octo@example.com"));
     assert!(user.email_verified);
     assert_eq!(user.name.as_deref(), Some("Octo Cat"));
+}
+
+const APP: &str = "https://app.example.com/after-sign-in";
+
+/// A browser going through the flow: start (with the project's publishable
+/// key), the provider (which consents at once), the callback with the
+/// browser's binding cookie (or `cookie` instead); returns where the
+/// callback sent the browser.
+async fn browse(
+    app: &TestApp,
+    pk: &str,
+    provider: &str,
+    redirect_to: &str,
+    cookie: Option<&str>,
+) -> (String, String) {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = browser
+        .get(format!("{}/v1/auth/oauth/{provider}/start", app.public))
+        .query(&[("project_key", pk), ("redirect_to", redirect_to)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302, "start: {:?}", resp.text().await);
+    let binding = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(binding.starts_with("identity_oauth="), "{binding}");
+    let at_provider = resp.headers()["location"].to_str().unwrap().to_string();
+    let resp = browser.get(&at_provider).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let back = resp.headers()["location"].to_str().unwrap().to_string();
+    // The provider sends the browser to the public base URL; this test's
+    // server listens elsewhere.
+    let path = &back[back.find("/v1/auth/oauth/").unwrap()..];
+    let resp = browser
+        .get(format!("{}{path}", app.public))
+        .header("cookie", cookie.unwrap_or(&binding))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302, "callback: {:?}", resp.text().await);
+    (
+        resp.headers()["location"].to_str().unwrap().to_string(),
+        format!("{}{path}", app.public),
+    )
+}
+
+async fn exchange(app: &TestApp, pk: &str, location: &str) -> (reqwest::StatusCode, Value) {
+    let code = query_param(location, "code").unwrap_or_else(|| panic!("no code in {location}"));
+    app.post_with_key("/v1/auth/oauth/exchange", pk, json!({"code": code}))
+        .await
+}
+
+/// The whole sign-in against a real OpenID provider on loopback, on both
+/// backends: new account, the same account the next time, every way the
+/// state can be wrong, a bad ID token, the linking rules, the one-time code.
+async fn sign_in_with_an_openid_provider(store: Store) {
+    let idp = MockIdp::start().await;
+    idp.set_client("rp-client", "rp-secret");
+    let Some(app) = TestApp::spawn(store).await else {
+        return;
+    };
+    let p = app.create_project("oauth-flow").await;
+    let other = app.create_project("other").await;
+    for project in [&p, &other] {
+        let (s, b) = app
+            .admin(
+                Method::PATCH,
+                &format!("/v1/projects/{}", project.id),
+                Some(json!({"settings": {"allowed_origins": ["https://app.example.com"], "rate_limits": {"email_per_minute": 0}}})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    let (s, b) = app
+        .admin(
+            Method::PUT,
+            &format!("/v1/projects/{}/oauth-providers/oidc:mock", p.id),
+            Some(json!({"client_id": "rp-client", "client_secret": "rp-secret", "issuer": idp.issuer()})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    idp.set_next_user(MockUser {
+        sub: "s-1".into(),
+        email: "Ada@Example.com".into(),
+        email_verified: true,
+        name: "Ada".into(),
+        extra: json!({}),
+    });
+
+    // A new account, verified by the provider's word.
+    let (location, callback) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    assert!(location.starts_with(APP), "{location}");
+    assert!(!location.contains("token"), "no token in a URL: {location}");
+    let (s, first) = exchange(&app, &p.pk, &location).await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["user"]["email"], "Ada@Example.com");
+    assert_eq!(first["user"]["email_verified"], true);
+    assert_eq!(first["session"]["amr"], json!(["oauth"]));
+    // The code works once, and only in its project.
+    assert_error(&exchange(&app, &p.pk, &location).await, 400, "invalid_code");
+    // The same callback again (a replayed state): refused.
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = replay.get(&callback).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_state"
+    );
+    // The same subject next time: the same account.
+    idp.set_next_user(MockUser {
+        sub: "s-1".into(),
+        email: "ada.new@example.com".into(),
+        email_verified: true,
+        name: "Ada".into(),
+        extra: json!({}),
+    });
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    let (s, again) = exchange(&app, &p.pk, &location).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["user"]["id"], first["user"]["id"]);
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    assert_error(
+        &exchange(&app, &other.pk, &location).await,
+        400,
+        "invalid_code",
+    );
+
+    // Another browser's callback (no binding cookie): sent back with an error.
+    let (location, _) = browse(
+        &app,
+        &p.pk,
+        "oidc:mock",
+        APP,
+        Some("identity_oauth=someone-else"),
+    )
+    .await;
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("state_mismatch"),
+        "{location}"
+    );
+    assert!(query_param(&location, "code").is_none());
+    // A bad ID token.
+    idp.tamper_next(Tamper::Nonce);
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("invalid_id_token")
+    );
+
+    // Linking: an unverified account with the address is not taken over.
+    app.register(&p.pk, "grace@example.com", "correct horse battery staple")
+        .await;
+    idp.set_next_user(MockUser {
+        sub: "s-2".into(),
+        email: "grace@example.com".into(),
+        email_verified: true,
+        name: "Grace".into(),
+        extra: json!({}),
+    });
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("account_exists")
+    );
+    // A verified account and a verified address: linked.
+    let (s, made) = app
+        .post_with_key("/v1/users", &p.sk, json!({"email": "linus@example.com", "password": "correct horse battery staple", "email_verified": true}))
+        .await;
+    assert_eq!(s, 201, "{made}");
+    idp.set_next_user(MockUser {
+        sub: "s-3".into(),
+        email: "linus@example.com".into(),
+        email_verified: true,
+        name: "Linus".into(),
+        extra: json!({}),
+    });
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    let (s, linked) = exchange(&app, &p.pk, &location).await;
+    assert_eq!(s, 200, "{linked}");
+    assert_eq!(linked["user"]["id"], made["user"]["id"]);
+    // With a second factor, the provider is only the first: a challenge.
+    let at = linked["access_token"].as_str().unwrap().to_string();
+    let (s, e) = app
+        .authed(Method::POST, "/v1/auth/mfa/totp/enroll", &p.pk, &at, None)
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let secret =
+        identity_data_plane::mfa::totp::from_base32(e["secret"].as_str().unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (s, c) = app
+        .authed(
+            Method::POST,
+            "/v1/auth/mfa/totp/confirm",
+            &p.pk,
+            &at,
+            Some(json!({"code": identity_data_plane::mfa::totp::code_at(&secret, now)})),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    idp.set_next_user(MockUser {
+        sub: "s-3".into(),
+        email: "linus@example.com".into(),
+        email_verified: true,
+        name: "Linus".into(),
+        extra: json!({}),
+    });
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    let (s, challenged) = exchange(&app, &p.pk, &location).await;
+    assert_eq!(s, 200, "{challenged}");
+    assert_eq!(challenged["mfa_required"], true, "{challenged}");
+    assert!(challenged["access_token"].is_null());
+    // An address the provider does not vouch for makes no account.
+    idp.set_next_user(MockUser {
+        sub: "s-4".into(),
+        email: "unsure@example.com".into(),
+        email_verified: false,
+        name: "U".into(),
+        extra: json!({}),
+    });
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("email_not_verified")
+    );
+
+    // Refused at the start: a foreign redirect, an unknown provider, a secret key.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = |provider: &str, key: &str, redirect_to: &str| {
+        browser
+            .get(format!("{}/v1/auth/oauth/{provider}/start", app.public))
+            .query(&[("project_key", key), ("redirect_to", redirect_to)])
+            .send()
+    };
+    let resp = start("oidc:mock", &p.pk, "https://evil.example.net/")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_redirect"
+    );
+    let resp = start("oidc:nope", &p.pk, APP).await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "unknown_provider"
+    );
+    let resp = start("oidc:mock", &p.sk, APP).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    // Malformed callbacks: a clear 4xx, never a 5xx.
+    for query in [
+        "",
+        "?state=",
+        "?state=prj_nope.x",
+        "?state=..&code=1",
+        &format!("?state={}.x&code=y", p.id),
+    ] {
+        let resp = browser
+            .get(format!(
+                "{}/v1/auth/oauth/oidc:mock/callback{query}",
+                app.public
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{query}");
+    }
+    let resp = browser
+        .post(format!("{}/v1/auth/oauth/oidc:mock/callback", app.public))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("state=%zz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    app.stop().await;
 }

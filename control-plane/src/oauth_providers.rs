@@ -156,10 +156,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_provider", message)
 }
 
-/// The sealing context of a provider's secrets: bound to its project and name.
-pub fn secret_context(project_id: &str, provider: &str, what: &str) -> String {
-    format!("oauth-provider:{project_id}:{provider}:{what}")
-}
+use identity_shared::crypto::oauth_secret_context as secret_context;
 
 /// An `https://` URL without query or fragment; `http://` to a loopback
 /// host only in dev mode (test providers).

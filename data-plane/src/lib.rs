@@ -76,6 +76,8 @@ pub struct DataPlane {
     pub message_key: [u8; 32],
     /// Delivers email and SMS (see `workers::outbox`).
     pub outbox: Arc<workers::outbox::Outbox>,
+    /// Talks to OAuth and OpenID providers (see `oauth::provider`).
+    pub oauth: Arc<oauth::provider::OauthClients>,
 }
 
 impl DataState {
@@ -117,6 +119,7 @@ impl DataState {
             code_key: master_key.derive("email-phone-codes"),
             message_key: master_key.derive("outbox-recipients"),
             outbox: workers::outbox::Outbox::new(config.clone(), master_key.clone())?,
+            oauth: Arc::new(oauth::provider::OauthClients::new(config.dev_mode)?),
             master_key: master_key.clone(),
             control_db,
             shards: Arc::new(shards),
@@ -173,6 +176,7 @@ pub fn router(state: DataState) -> Router {
         .merge(mfa::router())
         .merge(passkeys::router())
         .merge(email::router())
+        .merge(oauth::router())
         .merge(admin::router())
         .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(
@@ -181,6 +185,7 @@ pub fn router(state: DataState) -> Router {
         ));
     Router::new()
         .merge(resolved)
+        .merge(oauth::navigation_router())
         .route(
             "/{project_id}/.well-known/jwks.json",
             get(wellknown::jwks_by_path),

@@ -173,6 +173,12 @@ impl MasterKey {
     }
 }
 
+/// The sealing context of an OAuth provider's secret `what`
+/// (`client_secret`, `apple`): bound to its project and provider name.
+pub fn oauth_secret_context(project_id: &str, provider: &str, what: &str) -> String {
+    format!("oauth-provider:{project_id}:{provider}:{what}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 mod email;
 mod factors;
+mod oauth;
 
 pub(crate) const KEY: (u16, &str) = (401, "project_key_invalid");
 pub(crate) const SUSPENDED: (u16, &str) = (403, "project_suspended");
@@ -296,6 +297,10 @@ pub async fn spec() -> Json<Value> {
         "identity data plane",
         "End-user API. Identify the project with X-Project-Key (pk_/sk_) or a verified auth domain in Host.",
         Some("project_key"),
-        ROUTES.iter().chain(factors::ROUTES).chain(email::ROUTES),
+        ROUTES
+            .iter()
+            .chain(factors::ROUTES)
+            .chain(email::ROUTES)
+            .chain(oauth::ROUTES),
     ))
 }

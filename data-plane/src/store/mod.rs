@@ -1,8 +1,10 @@
 //! Repositories: SQL for one table each, in a project-scoped transaction.
 //! No HTTP here, and no store module imports another.
 
+pub mod identities;
 pub mod login_failures;
 pub mod mfa;
+pub mod oauth_providers;
 pub mod one_time_codes;
 pub mod outbox;
 pub mod passkeys;

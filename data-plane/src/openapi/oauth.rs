@@ -1,0 +1,63 @@
+//! The routes of OAuth and OpenID Connect sign-in, in the data plane's
+//! OpenAPI document.
+
+use identity_shared::openapi::Route;
+use identity_shared::route;
+
+use super::{LIMITED, LOGIN_CSRF, MEDIA};
+
+pub const ROUTES: &[Route] = &[
+    route!(
+        "get",
+        "/v1/auth/oauth/{provider}/start",
+        "A browser navigation: 302 to the provider with state, nonce and PKCE (S256); ?redirect_to= (an allowed origin) and ?project_key=pk_... (or a branded auth domain)",
+        None,
+        [
+            (
+                302,
+                "to the provider; sets the HttpOnly binding cookie identity_oauth"
+            ),
+            (400, "invalid_redirect or invalid_request"),
+            (401, "project_key_invalid"),
+            (403, "publishable_key_required"),
+            (404, "unknown_provider"),
+            LIMITED,
+            (503, "provider_unavailable")
+        ]
+    ),
+    route!(
+        "get",
+        "/v1/auth/oauth/{provider}/callback",
+        "The provider's redirect back: 302 to redirect_to with ?code= (one-time, 60 s) or ?error=<code>",
+        None,
+        [
+            (302, "to redirect_to with ?code= or ?error="),
+            (400, "invalid_state (unknown, used or expired)"),
+            LIMITED
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/oauth/{provider}/callback",
+        "The same, for providers that post their answer (response_mode=form_post)",
+        None,
+        [
+            (302, "to redirect_to with ?code= or ?error="),
+            (400, "invalid_state or invalid_request"),
+            LIMITED
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/oauth/exchange",
+        "The callback's one-time code for tokens, in the project it was issued for",
+        Some((&["code"], &[])),
+        [
+            (200, "TokenResponse, or {mfa_required, mfa_token, methods}"),
+            (400, "invalid_code or invalid_request"),
+            LOGIN_CSRF,
+            MEDIA,
+            LIMITED
+        ]
+    ),
+];
