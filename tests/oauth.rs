@@ -620,6 +620,57 @@ async fn sign_in_with_an_openid_provider(store: Store) {
         Some("email_not_verified")
     );
 
+    // Identities: listed, and unlinked with step-up unless it is the last
+    // way in (no password, no passkey, no other provider, no proven
+    // address for a code or link).
+    let ada = first["access_token"].as_str().unwrap().to_string();
+    let (s, list) = app
+        .authed(Method::GET, "/v1/auth/identities", &p.pk, &ada, None)
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let items = list["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["provider"], "oidc:mock");
+    assert_eq!(items[0]["provider_user_id"], "s-1");
+    let identity = items[0]["id"].as_str().unwrap().to_string();
+    let set_verified = |verified: bool| {
+        let (app, id) = (&app, first["user"]["id"].as_str().unwrap().to_string());
+        async move {
+            let mut tx = app.db().control().await.unwrap();
+            tx.execute(
+                sea_query::Query::update()
+                    .table(identity_shared::schema::Users::Table)
+                    .value(identity_shared::schema::Users::EmailVerified, verified)
+                    .and_where(sea_query::ExprTrait::eq(
+                        sea_query::Expr::col(identity_shared::schema::Users::Id),
+                        id,
+                    )),
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    set_verified(false).await;
+    let path = format!("/v1/auth/identities/{identity}");
+    assert_error(
+        &app.authed(Method::DELETE, &path, &p.pk, &ada, None).await,
+        409,
+        "last_credential",
+    );
+    set_verified(true).await;
+    let (s, _) = app.authed(Method::DELETE, &path, &p.pk, &ada, None).await;
+    assert_eq!(s, 204);
+    let (_, list) = app
+        .authed(Method::GET, "/v1/auth/identities", &p.pk, &ada, None)
+        .await;
+    assert_eq!(list["items"], json!([]));
+    assert_error(
+        &app.authed(Method::DELETE, &path, &p.pk, &ada, None).await,
+        404,
+        "not_found",
+    );
+
     // Refused at the start: a foreign redirect, an unknown provider, a secret key.
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

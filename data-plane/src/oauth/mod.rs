@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod callback;
 pub mod exchange;
 pub mod flow;
+pub mod identities;
 pub mod provider;
 
 /// Routes that find their project themselves (a browser navigation: the
@@ -27,5 +28,11 @@ pub fn navigation_router() -> Router<DataState> {
 
 /// Routes under the usual project resolution.
 pub fn router() -> Router<DataState> {
-    Router::new().route("/v1/auth/oauth/exchange", post(exchange::exchange))
+    Router::new()
+        .route("/v1/auth/oauth/exchange", post(exchange::exchange))
+        .route("/v1/auth/identities", get(identities::list))
+        .route(
+            "/v1/auth/identities/{id}",
+            axum::routing::delete(identities::unlink),
+        )
 }

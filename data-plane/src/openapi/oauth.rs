@@ -4,9 +4,33 @@
 use identity_shared::openapi::Route;
 use identity_shared::route;
 
-use super::{LIMITED, LOGIN_CSRF, MEDIA};
+use super::{AUTH, CSRF, LIMITED, LOGIN_CSRF, MEDIA, STEP_UP};
 
 pub const ROUTES: &[Route] = &[
+    route!(
+        "get",
+        "/v1/auth/identities",
+        "The signed-in user's linked provider identities",
+        None,
+        [
+            (200, "{items: [{id, provider, provider_user_id, email, created_at}]}"),
+            AUTH
+        ]
+    ),
+    route!(
+        "delete",
+        "/v1/auth/identities/{id}",
+        "Unlink an identity (step-up)",
+        None,
+        [
+            (204, "unlinked"),
+            AUTH,
+            STEP_UP,
+            CSRF,
+            (404, "not_found"),
+            (409, "last_credential (nothing else would let the user sign in)")
+        ]
+    ),
     route!(
         "get",
         "/v1/auth/oauth/{provider}/start",

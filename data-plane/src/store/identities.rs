@@ -117,3 +117,22 @@ pub async fn signed_in(tx: &mut Tx, project_id: &str, id: &str, now: i64) -> Res
     )
     .await
 }
+
+/// Removes one of the user's identities; false when it is not theirs.
+pub async fn unlink(
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: &str,
+    id: &str,
+) -> Result<bool, DbError> {
+    let n = tx
+        .execute(
+            Query::delete()
+                .from_table(Identities::Table)
+                .and_where(Expr::col(Identities::ProjectId).eq(project_id))
+                .and_where(Expr::col(Identities::UserId).eq(user_id))
+                .and_where(Expr::col(Identities::Id).eq(id)),
+        )
+        .await?;
+    Ok(n == 1)
+}
