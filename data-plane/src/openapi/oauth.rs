@@ -13,7 +13,10 @@ pub const ROUTES: &[Route] = &[
         "The signed-in user's linked provider identities",
         None,
         [
-            (200, "{items: [{id, provider, provider_user_id, email, created_at}]}"),
+            (
+                200,
+                "{items: [{id, provider, provider_user_id, email, created_at}]}"
+            ),
             AUTH
         ]
     ),
@@ -28,7 +31,10 @@ pub const ROUTES: &[Route] = &[
             STEP_UP,
             CSRF,
             (404, "not_found"),
-            (409, "last_credential (nothing else would let the user sign in)")
+            (
+                409,
+                "last_credential (nothing else would let the user sign in)"
+            )
         ]
     ),
     route!(
