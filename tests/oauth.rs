@@ -143,6 +143,10 @@ async fn provider_configuration(store: Store) {
             json!({"client_id": "x", "client_secret": "y", "issuer": "http://sso.example.com"}),
         ),
         (
+            "oidc:address",
+            json!({"client_id": "x", "client_secret": "y", "issuer": "https://10.0.0.1"}),
+        ),
+        (
             "oidc:query",
             json!({"client_id": "x", "client_secret": "y", "issuer": "https://sso.example.com/?a=b"}),
         ),
@@ -352,6 +356,19 @@ async fn provider_round_trips_and_id_token_checks() {
             .err()
             .map(|e| e.code()),
         Some("provider_unavailable")
+    );
+    let literal = ProviderConfig {
+        issuer: Some("https://127.0.0.1:9".into()),
+        ..cfg.clone()
+    };
+    assert_eq!(
+        strict
+            .start(&literal, CALLBACK, "s", "n")
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some("provider_unavailable"),
+        "an address instead of a name is refused outside dev mode"
     );
 
     // GitHub: plain OAuth 2, the primary verified address from /user/emails.

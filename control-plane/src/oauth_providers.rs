@@ -178,8 +178,16 @@ fn provider_url(field: &str, url: &str, dev_mode: bool) -> ApiResult<String> {
     }
     let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
     let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    // An address instead of a name: only a loopback test provider, in dev
+    // mode (a provider must not point this node into its own network).
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
     match scheme {
-        "https" => Ok(url.to_string()),
+        "https" if !literal => Ok(url.to_string()),
+        "https" if dev_mode && loopback => Ok(url.to_string()),
         "http" if dev_mode && loopback => Ok(url.to_string()),
         _ => Err(bad()),
     }

@@ -166,6 +166,9 @@ async fn callback(
     if !codes::consume(&mut tx, &project_id, &row.id, now).await? {
         return Err(invalid_state());
     }
+    // Spent, and committed before any provider is called: no transaction
+    // (no lock, no pooled connection) waits on a provider's answer.
+    tx.commit().await?;
     let data: Value = row
         .data
         .as_deref()
@@ -220,6 +223,7 @@ async fn callback(
             )
             .await
             .map_err(|e| e.code())?;
+        let mut tx = db.scope(&project_id).await.map_err(|_| "server_error")?;
         let user_id =
             super::accounts::sign_in_user(&state, &mut tx, &resolved, &client, &provider, &who)
                 .await?;
@@ -242,15 +246,16 @@ async fn callback(
         )
         .await
         .map_err(|_| "server_error")?;
+        tx.commit().await.map_err(|_| "server_error")?;
         Ok(exchange)
     }
     .await;
     match outcome {
-        Ok(exchange) => {
-            tx.commit().await?;
-            Ok(redirect(&with_param(&redirect_to, "code", &exchange)))
-        }
+        Ok(exchange) => Ok(redirect(&with_param(&redirect_to, "code", &exchange))),
         Err(reason) => {
+            // A transaction of its own: whatever the failed step wrote was
+            // rolled back with its transaction.
+            let mut tx = db.scope(&project_id).await?;
             audit::record(
                 &mut tx,
                 Event {

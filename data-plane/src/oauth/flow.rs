@@ -190,7 +190,11 @@ pub async fn start(
         .oauth
         .start(&cfg, &callback, &state_value, &nonce)
         .await
-        .map_err(|e| ApiError::unavailable(e.code(), e.to_string()))?;
+        .map_err(|e| {
+            // The cause stays in the log: it may describe another network.
+            tracing::warn!(provider = %provider, error = %e, "OAuth start failed");
+            ApiError::unavailable(e.code(), "the sign-in provider cannot be reached")
+        })?;
     let data = json!({
         "provider": provider,
         "nonce": nonce,

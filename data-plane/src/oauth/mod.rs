@@ -13,6 +13,7 @@ pub mod callback;
 pub mod exchange;
 pub mod flow;
 pub mod identities;
+pub mod outbound;
 pub mod provider;
 
 /// Routes that find their project themselves (a browser navigation: the

@@ -7,13 +7,13 @@
 //! Every request goes through one HTTP client that follows no redirect and,
 //! outside dev mode, connects to public addresses only (SSRF).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 
@@ -97,6 +97,8 @@ pub struct Started {
 
 pub struct OauthClients {
     http: openidconnect::reqwest::Client,
+    /// Dev mode: loopback `http://` providers allowed.
+    allow_private: bool,
     discovered: moka::future::Cache<String, Arc<CoreProviderMetadata>>,
 }
 
@@ -106,12 +108,14 @@ impl OauthClients {
         let mut builder = openidconnect::reqwest::Client::builder()
             .redirect(openidconnect::reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
+            .no_proxy()
             .user_agent("identity");
         if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
+            builder = builder.dns_resolver(Arc::new(super::outbound::PublicOnly));
         }
         Ok(Self {
             http: builder.build().map_err(|e| format!("HTTP client: {e}"))?,
+            allow_private,
             discovered: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(3600))
@@ -129,18 +133,80 @@ impl OauthClients {
         if refresh {
             self.discovered.invalidate(issuer).await;
         }
-        let http = &self.http;
         self.discovered
-            .try_get_with(issuer.to_string(), async move {
-                let url = IssuerUrl::new(issuer.to_string())
-                    .map_err(|e| OauthError::Config(format!("issuer: {e}")))?;
-                let md = CoreProviderMetadata::discover_async(url, http)
-                    .await
-                    .map_err(|e| OauthError::Provider(format!("discovery: {e}")))?;
-                Ok::<_, OauthError>(Arc::new(md))
-            })
+            .try_get_with(issuer.to_string(), self.discover(issuer))
             .await
             .map_err(|e: Arc<OauthError>| OauthError::Provider(e.to_string()))
+    }
+
+    /// Discovery by hand, so that every URL the document names is checked
+    /// before anything is fetched from it (the DNS filter does not see an
+    /// IP-literal host): the document from the issuer, its issuer equal to
+    /// the configured one, then the keys.
+    async fn discover(&self, issuer: &str) -> Result<Arc<CoreProviderMetadata>, OauthError> {
+        self.check_url(issuer)?;
+        let document = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let body = self
+            .http
+            .get(&document)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| OauthError::Provider(format!("discovery: {}", e.without_url())))?
+            .bytes()
+            .await
+            .map_err(|e| OauthError::Provider(format!("discovery: {}", e.without_url())))?;
+        if body.len() > 1_000_000 {
+            return Err(OauthError::Provider(
+                "discovery: the document is too large".into(),
+            ));
+        }
+        let md: CoreProviderMetadata = serde_json::from_slice(&body)
+            .map_err(|e| OauthError::Provider(format!("discovery: {e}")))?;
+        if md.issuer().as_str().trim_end_matches('/') != issuer.trim_end_matches('/') {
+            return Err(OauthError::Provider(
+                "discovery: the document names another issuer".into(),
+            ));
+        }
+        self.check_url(md.authorization_endpoint().as_str())?;
+        if let Some(token) = md.token_endpoint() {
+            self.check_url(token.as_str())?;
+        }
+        if let Some(userinfo) = md.userinfo_endpoint() {
+            self.check_url(userinfo.as_str())?;
+        }
+        self.check_url(md.jwks_uri().as_str())?;
+        let jwks = openidconnect::core::CoreJsonWebKeySet::fetch_async(md.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| OauthError::Provider(format!("keys: {e}")))?;
+        Ok(Arc::new(md.set_jwks(jwks)))
+    }
+
+    /// A provider URL this node may fetch: `https://` to a named host, or
+    /// (dev mode) `http://` to loopback too. IP-literal hosts are refused
+    /// outside dev mode: the DNS filter never sees them.
+    fn check_url(&self, url: &str) -> Result<(), OauthError> {
+        let bad = || OauthError::Provider("a provider URL is not https:// to a public host".into());
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+        };
+        if self.allow_private {
+            return matches!(scheme, "https" | "http")
+                .then_some(())
+                .ok_or_else(bad);
+        }
+        if scheme != "https" || host.is_empty() || host.parse::<IpAddr>().is_ok() {
+            return Err(bad());
+        }
+        Ok(())
     }
 
     /// The URL to send the browser to, with `state`, `nonce` and a fresh
@@ -264,6 +330,9 @@ impl OauthClients {
         code: &str,
         pkce_verifier: &str,
     ) -> Result<ProviderUser, OauthError> {
+        let urls = cfg.github.clone().unwrap_or_default();
+        self.check_url(&urls.token)?;
+        self.check_url(&urls.api)?;
         let client = github_client(cfg, redirect)?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -337,85 +406,4 @@ fn github_client(cfg: &ProviderConfig, redirect: RedirectUrl) -> Result<GithubCl
         client = client.set_client_secret(oauth2::ClientSecret::new(secret.clone()));
     }
     Ok(client)
-}
-
-/// Resolves names to public addresses only: a provider's URLs (and the
-/// `jwks_uri` its discovery names) cannot reach this network's services.
-struct PublicOnly;
-
-impl openidconnect::reqwest::dns::Resolve for PublicOnly {
-    fn resolve(
-        &self,
-        name: openidconnect::reqwest::dns::Name,
-    ) -> openidconnect::reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| is_public(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!("{host} resolves to no public address").into());
-            }
-            let addrs: openidconnect::reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(addrs)
-        })
-    }
-}
-
-/// Not loopback, private, link-local, unspecified, multicast, shared
-/// (100.64/10) or documentation space.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || o[0] == 0)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_public;
-
-    #[test]
-    fn public_addresses() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.0.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-    }
 }
