@@ -62,7 +62,8 @@ pub async fn sign_in_user(
                 NewUser {
                     email: email.typed.clone(),
                     email_normalized: email.normalized.clone(),
-                    name: who.name.clone(),
+                    // The provider's name, if it is a sensible one.
+                    name: crate::input::parse_name(who.name.as_deref()).unwrap_or(None),
                     password_hash: None,
                     email_verified: false,
                 },

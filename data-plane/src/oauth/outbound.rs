@@ -42,6 +42,11 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_documentation()
                 || (o[0] == 100 && (64..128).contains(&o[1]))
+                // Benchmarking (198.18/15), IETF protocol assignments
+                // (192.0.0/24), reserved (240/4) and "this network" (0/8).
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || o[0] >= 240
                 || o[0] == 0)
         }
         IpAddr::V6(v6) => {
@@ -49,11 +54,26 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let s = v6.segments();
+            // IPv4 reached through IPv6: NAT64 (64:ff9b::/96), 6to4
+            // (2002::/16) and the deprecated compatible form (::a.b.c.d).
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+                let o = v6.octets();
+                return is_public(IpAddr::V4([o[12], o[13], o[14], o[15]].into()));
+            }
+            if s[0] == 0x2002 {
+                return is_public(IpAddr::V4(
+                    [(s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8].into(),
+                ));
+            }
+            if s[..6] == [0, 0, 0, 0, 0, 0] {
+                return false;
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80)
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0)
         }
     }
 }
@@ -65,6 +85,13 @@ mod tests {
     #[test]
     fn public_addresses() {
         for private in [
+            "198.18.0.1",
+            "192.0.0.8",
+            "240.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "::10.0.0.1",
+            "fec0::1",
             "127.0.0.1",
             "10.1.2.3",
             "192.168.0.1",
