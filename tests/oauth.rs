@@ -498,6 +498,31 @@ async fn sign_in_with_an_openid_provider(store: Store) {
     let (location, callback) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
     assert!(location.starts_with(APP), "{location}");
     assert!(!location.contains("token"), "no token in a URL: {location}");
+    // The exchange sets session cookies on cookie transport: a cross-site
+    // form post (or a foreign or null Origin) sets none and spends nothing.
+    let code = query_param(&location, "code").unwrap();
+    for (content_type, origin) in [
+        ("text/plain", "https://evil.test"),
+        ("application/json", "https://evil.test"),
+        ("text/plain", "null"),
+    ] {
+        let resp = app
+            .public_req(Method::POST, "/v1/auth/oauth/exchange")
+            .header("x-project-key", &p.pk)
+            .header("x-token-transport", "cookie")
+            .header("origin", origin)
+            .header("content-type", content_type)
+            .body(json!({"code": code}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        assert!(
+            (400..500).contains(&status),
+            "{content_type} {origin}: {status}"
+        );
+        assert!(resp.headers().get("set-cookie").is_none(), "cookies set");
+    }
     let (s, first) = exchange(&app, &p.pk, &location).await;
     assert_eq!(s, 200, "{first}");
     assert_eq!(first["user"]["email"], "Ada@Example.com");
