@@ -1345,32 +1345,8 @@ async fn a_verified_address_joins_the_tenants_of_its_domain(store: Store) {
             .await;
         assert_eq!(s, 201, "{t}");
         let tid = t["tenant"]["id"].as_str().unwrap().to_string();
-        let (s, d) = app
-            .admin(
-                Method::POST,
-                &format!("{base}/{tid}/domains"),
-                Some(json!({"domain": domain})),
-            )
+        app.tenant_domain(&dns, &project.id, &tid, domain, verify)
             .await;
-        assert_eq!(s, 201, "{d}");
-        if verify {
-            dns.set_txt(
-                d["verification"]["name"].as_str().unwrap(),
-                &[d["verification"]["value"].as_str().unwrap()],
-            )
-            .await;
-            let (s, v) = app
-                .admin(
-                    Method::POST,
-                    &format!(
-                        "{base}/{tid}/domains/{}/verify",
-                        d["domain"]["id"].as_str().unwrap()
-                    ),
-                    None,
-                )
-                .await;
-            assert_eq!(s, 200, "{v}");
-        }
         tenants.push(tid);
     }
     let memberships = |user_id: String| {

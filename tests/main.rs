@@ -17,6 +17,7 @@ mod layout;
 mod mail_peers;
 mod mfa;
 mod oauth;
+mod oauth_flows;
 mod oidc_peer;
 mod passkeys;
 mod postgres_only;

@@ -10,11 +10,11 @@ use identity_data_plane::oauth::provider::{
 
 use crate::on_both;
 use crate::support::oidc::{MockIdp, MockUser, Tamper, query_param};
-use crate::support::{Store, TestApp, assert_error};
+use crate::support::{Project, Store, TestApp, assert_error};
 
 on_both!(provider_configuration, sign_in_with_an_openid_provider);
 
-const APPLE_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGTAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBHkwdwIBAQQg\n-----END PRIVATE KEY-----";
+const APPLE_KEY: &str = crate::support::oidc::APPLE_TEST_KEY;
 
 async fn provider_configuration(store: Store) {
     let Some(app) = TestApp::spawn(store).await else {
@@ -171,6 +171,11 @@ async fn provider_configuration(store: Store) {
             "apple",
             json!({"client_id": "x", "apple": {"team_id": "ABCDE12345", "key_id": "KEY1234567", "private_key": "not a key"}}),
         ),
+        (
+            // The shape of a PEM, but no P-256 key inside.
+            "apple",
+            json!({"client_id": "x", "apple": {"team_id": "ABCDE12345", "key_id": "KEY1234567", "private_key": "-----BEGIN PRIVATE KEY-----\nMIGTAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBHkwdwIBAQQg\n-----END PRIVATE KEY-----"}}),
+        ),
         ("microsoft", json!({"client_id": "", "client_secret": "y"})),
         (
             "microsoft",
@@ -270,6 +275,8 @@ async fn provider_round_trips_and_id_token_checks() {
         provider: "oidc:mock".into(),
         client_id: "rp-client".into(),
         client_secret: Some("rp-secret".into()),
+        apple: None,
+        tenant_id: None,
         scopes: vec!["openid".into(), "email".into(), "profile".into()],
         issuer: Some(idp.issuer().to_string()),
         github: None,
@@ -289,6 +296,7 @@ async fn provider_round_trips_and_id_token_checks() {
             email: Some("Ada@Example.com".into()),
             email_verified: true,
             name: Some("Ada".into()),
+            issuer: Some(idp.issuer().to_string()),
         }
     );
     let asked = idp.requests().authorize.last().cloned().unwrap();
@@ -384,6 +392,8 @@ async fn provider_round_trips_and_id_token_checks() {
         provider: "github".into(),
         client_id: "rp-client".into(),
         client_secret: Some("rp-secret".into()),
+        apple: None,
+        tenant_id: None,
         scopes: vec!["read:user".into(), "user:email".into()],
         issuer: None,
         github: Some(GithubEndpoints {
@@ -405,7 +415,7 @@ const APP: &str = "https://app.example.com/after-sign-in";
 /// key), the provider (which consents at once), the callback with the
 /// browser's binding cookie (or `cookie` instead); returns where the
 /// callback sent the browser.
-async fn browse(
+pub(crate) async fn browse(
     app: &TestApp,
     pk: &str,
     provider: &str,
@@ -430,7 +440,7 @@ async fn browse(
         .next()
         .unwrap()
         .to_string();
-    assert!(binding.starts_with("identity_oauth="), "{binding}");
+    assert!(binding.starts_with("identity_oauth_"), "{binding}");
     let at_provider = resp.headers()["location"].to_str().unwrap().to_string();
     let resp = browser.get(&at_provider).send().await.unwrap();
     assert_eq!(resp.status(), 302);
@@ -451,7 +461,35 @@ async fn browse(
     )
 }
 
-async fn exchange(app: &TestApp, pk: &str, location: &str) -> (reqwest::StatusCode, Value) {
+/// Lets `project` send browsers back to `https://app.example.com` (without
+/// the per-IP email limit the flows share), and signs in with `idp` as
+/// `oidc:mock` (client `rp-client`).
+pub(crate) async fn oauth_project(app: &TestApp, project: &Project, idp: Option<&MockIdp>) {
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", project.id),
+            Some(json!({"settings": {"allowed_origins": ["https://app.example.com"], "rate_limits": {"email_per_minute": 0}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    if let Some(idp) = idp {
+        let (s, b) = app
+            .admin(
+                Method::PUT,
+                &format!("/v1/projects/{}/oauth-providers/oidc:mock", project.id),
+                Some(json!({"client_id": "rp-client", "client_secret": "rp-secret", "issuer": idp.issuer()})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+}
+
+pub(crate) async fn exchange(
+    app: &TestApp,
+    pk: &str,
+    location: &str,
+) -> (reqwest::StatusCode, Value) {
     let code = query_param(location, "code").unwrap_or_else(|| panic!("no code in {location}"));
     app.post_with_key("/v1/auth/oauth/exchange", pk, json!({"code": code}))
         .await
@@ -468,24 +506,8 @@ async fn sign_in_with_an_openid_provider(store: Store) {
     };
     let p = app.create_project("oauth-flow").await;
     let other = app.create_project("other").await;
-    for project in [&p, &other] {
-        let (s, b) = app
-            .admin(
-                Method::PATCH,
-                &format!("/v1/projects/{}", project.id),
-                Some(json!({"settings": {"allowed_origins": ["https://app.example.com"], "rate_limits": {"email_per_minute": 0}}})),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-    }
-    let (s, b) = app
-        .admin(
-            Method::PUT,
-            &format!("/v1/projects/{}/oauth-providers/oidc:mock", p.id),
-            Some(json!({"client_id": "rp-client", "client_secret": "rp-secret", "issuer": idp.issuer()})),
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
+    oauth_project(&app, &p, Some(&idp)).await;
+    oauth_project(&app, &other, None).await;
     idp.set_next_user(MockUser {
         sub: "s-1".into(),
         email: "Ada@Example.com".into(),
@@ -566,7 +588,7 @@ async fn sign_in_with_an_openid_provider(store: Store) {
         &p.pk,
         "oidc:mock",
         APP,
-        Some("identity_oauth=someone-else"),
+        Some("identity_oauth_0123456789abcdef=someone-else"),
     )
     .await;
     assert_eq!(

@@ -538,6 +538,9 @@ async fn verify_tenant(
         return Err(ApiError::not_found("domain"));
     }
     let row = load_tenant_domain(&mut tx, &project.id, &tenant_id, &row.id).await?;
+    // A tenant's verified domains decide where SSO is enforced.
+    tx.invalidate(Invalidation::Project(project.id.clone()))
+        .await?;
     tx.commit().await.map_err(taken_on_unique)?;
     Ok(Json(json!({"domain": row.to_json()})))
 }
@@ -556,6 +559,8 @@ async fn remove_tenant(
             .and_where(Expr::col(TenantDomains::Id).eq(&row.id)),
     )
     .await?;
+    tx.invalidate(Invalidation::Project(project.id.clone()))
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

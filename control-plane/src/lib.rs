@@ -21,6 +21,7 @@ pub mod project_keys;
 pub mod project_store;
 pub mod projects;
 pub mod signing_keys;
+pub mod tenant_sso;
 pub mod tenants;
 
 #[derive(Clone)]
@@ -42,6 +43,7 @@ pub fn router(state: ControlState) -> Router {
         .merge(tenants::router())
         .merge(email_templates::router())
         .merge(oauth_providers::router())
+        .merge(tenant_sso::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_operator,

@@ -109,20 +109,24 @@ struct AppleKey {
 }
 
 #[derive(sqlx::FromRow)]
-struct ProviderRow {
-    provider: String,
-    client_id: String,
-    client_secret_sealed: Option<String>,
-    scopes: String,
-    enabled: bool,
-    issuer: Option<String>,
-    endpoints: Option<String>,
-    apple_sealed: Option<String>,
-    created_at: i64,
-    updated_at: i64,
+pub(crate) struct ProviderRow {
+    pub provider: String,
+    pub client_id: String,
+    pub client_secret_sealed: Option<String>,
+    pub scopes: String,
+    pub enabled: bool,
+    pub issuer: Option<String>,
+    pub endpoints: Option<String>,
+    pub apple_sealed: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// An SSO connection's tenant (provider `sso:<tenant_id>`).
+    pub tenant_id: Option<String>,
+    pub enforce: bool,
+    pub protocol: String,
 }
 
-const COLUMNS: [OauthProviders; 10] = [
+const COLUMNS: [OauthProviders; 13] = [
     OauthProviders::Provider,
     OauthProviders::ClientId,
     OauthProviders::ClientSecretSealed,
@@ -133,6 +137,9 @@ const COLUMNS: [OauthProviders; 10] = [
     OauthProviders::AppleSealed,
     OauthProviders::CreatedAt,
     OauthProviders::UpdatedAt,
+    OauthProviders::TenantId,
+    OauthProviders::Enforce,
+    OauthProviders::Protocol,
 ];
 
 impl ProviderRow {
@@ -152,15 +159,15 @@ impl ProviderRow {
     }
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_provider", message)
 }
 
-use identity_shared::crypto::oauth_secret_context as secret_context;
+pub(crate) use identity_shared::crypto::oauth_secret_context as secret_context;
 
 /// An `https://` URL without query or fragment; `http://` to a loopback
 /// host only in dev mode (test providers).
-fn provider_url(field: &str, url: &str, dev_mode: bool) -> ApiResult<String> {
+pub(crate) fn provider_url(field: &str, url: &str, dev_mode: bool) -> ApiResult<String> {
     let url = url.trim().trim_end_matches('/');
     let bad = || {
         invalid(format!(
@@ -193,7 +200,42 @@ fn provider_url(field: &str, url: &str, dev_mode: bool) -> ApiResult<String> {
     }
 }
 
-fn printable(field: &str, value: &str, max: usize) -> ApiResult<String> {
+/// The client id and (optional) secret, as printable text.
+pub(crate) fn client_credentials(
+    id: &str,
+    secret: &Option<String>,
+) -> ApiResult<(String, Option<String>)> {
+    let secret = secret
+        .as_deref()
+        .map(|s| printable("client_secret", s, 4096))
+        .transpose()?;
+    Ok((printable("client_id", id, 512)?, secret))
+}
+
+/// 1 to 30 scope tokens, or the defaults.
+pub(crate) fn checked_scopes(
+    scopes: Option<&[String]>,
+    defaults: &[&str],
+) -> ApiResult<Vec<String>> {
+    let Some(list) = scopes else {
+        return Ok(defaults.iter().map(|s| s.to_string()).collect());
+    };
+    if list.is_empty() || list.len() > 30 {
+        return Err(invalid("scopes must list 1 to 30 scopes"));
+    }
+    list.iter()
+        .map(|s| {
+            let ok = !s.is_empty()
+                && s.len() <= 200
+                && s.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+            ok.then(|| s.clone())
+                .ok_or_else(|| invalid(format!("scope {s:?} is not a scope token")))
+        })
+        .collect()
+}
+
+pub(crate) fn printable(field: &str, value: &str, max: usize) -> ApiResult<String> {
     let v = value.trim();
     if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
         return Err(invalid(format!(
@@ -215,34 +257,8 @@ async fn upsert(
         )
     })?;
     let dev = state.config.dev_mode;
-    let client_id = printable("client_id", &body.client_id, 512)?;
-    let client_secret = body
-        .client_secret
-        .as_deref()
-        .map(|s| printable("client_secret", s, 4096))
-        .transpose()?;
-    let scopes: Vec<String> = match &body.scopes {
-        None => kind
-            .default_scopes()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        Some(list) => {
-            if list.is_empty() || list.len() > 30 {
-                return Err(invalid("scopes must list 1 to 30 scopes"));
-            }
-            list.iter()
-                .map(|s| {
-                    let ok = !s.is_empty()
-                        && s.len() <= 200
-                        && s.bytes()
-                            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
-                    ok.then(|| s.clone())
-                        .ok_or_else(|| invalid(format!("scope {s:?} is not a scope token")))
-                })
-                .collect::<ApiResult<_>>()?
-        }
-    };
+    let (client_id, client_secret) = client_credentials(&body.client_id, &body.client_secret)?;
+    let scopes = checked_scopes(body.scopes.as_deref(), kind.default_scopes())?;
     if matches!(kind, Kind::Oidc | Kind::Google | Kind::Microsoft)
         && !scopes.iter().any(|s| s == "openid")
     {
@@ -298,12 +314,13 @@ async fn upsert(
                 })
             };
             let key = a.private_key.trim();
-            if !(key.starts_with("-----BEGIN PRIVATE KEY-----")
+            let usable = key.starts_with("-----BEGIN PRIVATE KEY-----")
                 && key.ends_with("-----END PRIVATE KEY-----")
-                && key.len() <= 4096)
-            {
+                && key.len() <= 4096
+                && identity_shared::apple::key_is_usable(key);
+            if !usable {
                 return Err(invalid(
-                    "apple.private_key must be the PKCS#8 PEM of the .p8 key Apple issued",
+                    "apple.private_key must be the PKCS#8 PEM of the .p8 key Apple issued (a P-256 key)",
                 ));
             }
             Some(AppleKey {
@@ -318,14 +335,13 @@ async fn upsert(
     let project = project_store::load(&mut tx, &project_id).await?;
     let existing = load(&mut tx, &project.id, &provider).await?;
     let now = now_ms();
-    let sealed_secret = match (&client_secret, &existing) {
-        (Some(s), _) => Some(state.master_key.seal(
-            s.as_bytes(),
-            &secret_context(&project.id, &provider, "client_secret"),
-        )),
-        (None, Some(row)) => row.client_secret_sealed.clone(),
-        (None, None) => None,
-    };
+    let sealed_secret = sealed_client_secret(
+        &state,
+        &project.id,
+        &provider,
+        client_secret.as_deref(),
+        existing.as_ref(),
+    );
     let sealed_apple = match (&apple, &existing) {
         (Some(a), _) => Some(state.master_key.seal(
             &serde_json::to_vec(a).map_err(ApiError::internal)?,
@@ -353,45 +369,11 @@ async fn upsert(
         apple_sealed: sealed_apple,
         created_at: existing.as_ref().map_or(now, |r| r.created_at),
         updated_at: now,
+        tenant_id: None,
+        enforce: false,
+        protocol: "oidc".into(),
     };
-    tx.execute(
-        Query::insert()
-            .into_table(OauthProviders::Table)
-            .columns(
-                [OauthProviders::Id, OauthProviders::ProjectId]
-                    .into_iter()
-                    .chain(COLUMNS),
-            )
-            .values_panic([
-                new_id("oap").into(),
-                project.id.clone().into(),
-                row.provider.clone().into(),
-                row.client_id.clone().into(),
-                row.client_secret_sealed.clone().into(),
-                row.scopes.clone().into(),
-                row.enabled.into(),
-                row.issuer.clone().into(),
-                row.endpoints.clone().into(),
-                row.apple_sealed.clone().into(),
-                row.created_at.into(),
-                row.updated_at.into(),
-            ])
-            .on_conflict(
-                OnConflict::columns([OauthProviders::ProjectId, OauthProviders::Provider])
-                    .update_columns([
-                        OauthProviders::ClientId,
-                        OauthProviders::ClientSecretSealed,
-                        OauthProviders::Scopes,
-                        OauthProviders::Enabled,
-                        OauthProviders::Issuer,
-                        OauthProviders::Endpoints,
-                        OauthProviders::AppleSealed,
-                        OauthProviders::UpdatedAt,
-                    ])
-                    .to_owned(),
-            ),
-    )
-    .await?;
+    save(&mut tx, &project.id, &row).await?;
     tx.commit().await?;
     let ids = apple.map(|a| (a.team_id, a.key_id)).or_else(|| {
         existing
@@ -404,6 +386,75 @@ async fn upsert(
         StatusCode::CREATED
     };
     Ok((status, Json(json!({"provider": row.to_json(ids)}))))
+}
+
+/// The client secret to store: the new one sealed, else the stored one.
+pub(crate) fn sealed_client_secret(
+    state: &ControlState,
+    project_id: &str,
+    provider: &str,
+    new: Option<&str>,
+    existing: Option<&ProviderRow>,
+) -> Option<String> {
+    match (new, existing) {
+        (Some(s), _) => Some(state.master_key.seal(
+            s.as_bytes(),
+            &secret_context(project_id, provider, "client_secret"),
+        )),
+        (None, Some(row)) => row.client_secret_sealed.clone(),
+        (None, None) => None,
+    }
+}
+
+/// Inserts or replaces the project's row for `row.provider`.
+pub(crate) async fn save(
+    tx: &mut identity_shared::db::Tx,
+    project_id: &str,
+    row: &ProviderRow,
+) -> ApiResult<()> {
+    tx.execute(
+        Query::insert()
+            .into_table(OauthProviders::Table)
+            .columns(
+                [OauthProviders::Id, OauthProviders::ProjectId]
+                    .into_iter()
+                    .chain(COLUMNS),
+            )
+            .values_panic([
+                new_id("oap").into(),
+                project_id.into(),
+                row.provider.clone().into(),
+                row.client_id.clone().into(),
+                row.client_secret_sealed.clone().into(),
+                row.scopes.clone().into(),
+                row.enabled.into(),
+                row.issuer.clone().into(),
+                row.endpoints.clone().into(),
+                row.apple_sealed.clone().into(),
+                row.created_at.into(),
+                row.updated_at.into(),
+                row.tenant_id.clone().into(),
+                row.enforce.into(),
+                row.protocol.clone().into(),
+            ])
+            .on_conflict(
+                OnConflict::columns([OauthProviders::ProjectId, OauthProviders::Provider])
+                    .update_columns([
+                        OauthProviders::ClientId,
+                        OauthProviders::ClientSecretSealed,
+                        OauthProviders::Scopes,
+                        OauthProviders::Enabled,
+                        OauthProviders::Issuer,
+                        OauthProviders::Endpoints,
+                        OauthProviders::AppleSealed,
+                        OauthProviders::UpdatedAt,
+                        OauthProviders::Enforce,
+                    ])
+                    .to_owned(),
+            ),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The team and key ids of a stored Apple key (the key itself stays sealed).
@@ -421,7 +472,7 @@ fn apple_ids(
     Some((key.team_id, key.key_id))
 }
 
-async fn load(
+pub(crate) async fn load(
     tx: &mut identity_shared::db::Tx,
     project_id: &str,
     provider: &str,
@@ -449,6 +500,8 @@ async fn list(
                 .columns(COLUMNS)
                 .from(OauthProviders::Table)
                 .and_where(Expr::col(OauthProviders::ProjectId).eq(&project.id))
+                // Tenants' SSO connections are listed with their tenant.
+                .and_where(Expr::col(OauthProviders::TenantId).is_null())
                 .order_by(OauthProviders::Provider, Order::Asc),
         )
         .await?;
@@ -471,7 +524,8 @@ async fn remove(
             Query::delete()
                 .from_table(OauthProviders::Table)
                 .and_where(Expr::col(OauthProviders::ProjectId).eq(&project.id))
-                .and_where(Expr::col(OauthProviders::Provider).eq(&provider)),
+                .and_where(Expr::col(OauthProviders::Provider).eq(&provider))
+                .and_where(Expr::col(OauthProviders::TenantId).is_null()),
         )
         .await?;
     tx.commit().await?;

@@ -276,6 +276,37 @@ pub const ROUTES: &[Route] = &[
         [(204, "removed"), AUTH, NOT_FOUND]
     ),
     route!(
+        "put",
+        "/v1/projects/{id}/tenants/{tenant_id}/sso",
+        "Configure the tenant's enterprise SSO connection (OpenID): it answers for the tenant's verified domains; enforce refuses password and email sign-in there",
+        Some((
+            &["issuer", "client_id"],
+            &["client_secret", "enforce", "enabled", "scopes", "protocol"]
+        )),
+        [
+            (200, "{sso} (updated)"),
+            (201, "{sso} (created)"),
+            BAD,
+            AUTH,
+            NOT_FOUND,
+            (422, "invalid_provider")
+        ]
+    ),
+    route!(
+        "get",
+        "/v1/projects/{id}/tenants/{tenant_id}/sso",
+        "The tenant's SSO connection (its secret never shown)",
+        None,
+        [(200, "{sso}"), AUTH, NOT_FOUND]
+    ),
+    route!(
+        "delete",
+        "/v1/projects/{id}/tenants/{tenant_id}/sso",
+        "Remove the tenant's SSO connection",
+        None,
+        [(204, "removed"), AUTH, NOT_FOUND]
+    ),
+    route!(
         "get",
         "/v1/projects/{id}/email-templates/{kind}/preview",
         "A message kind rendered with the project's template overrides and example values",

@@ -173,6 +173,12 @@ async fn remove(
             .and_where(Expr::col(TenantDomains::TenantId).eq(&row.id)),
     )
     .await?;
+    crate::tenant_sso::delete_for_tenant(&mut tx, &project.id, &row.id).await?;
+    // Its domains may have been enforced for SSO.
+    tx.invalidate(identity_shared::invalidation::Invalidation::Project(
+        project.id.clone(),
+    ))
+    .await?;
     tx.execute(
         Query::delete()
             .from_table(Tenants::Table)

@@ -2,6 +2,7 @@
 //! cache invalidation and HTTP helpers.
 #![forbid(unsafe_code)]
 
+pub mod apple;
 pub mod audit;
 pub mod cache;
 pub mod config;

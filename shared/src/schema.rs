@@ -328,6 +328,9 @@ pub enum OauthProviders {
     AppleSealed,
     CreatedAt,
     UpdatedAt,
+    TenantId,
+    Enforce,
+    Protocol,
 }
 
 #[derive(Iden, Clone, Copy)]
@@ -341,4 +344,5 @@ pub enum Identities {
     Email,
     CreatedAt,
     LastSignInAt,
+    Issuer,
 }

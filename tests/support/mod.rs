@@ -314,6 +314,38 @@ impl TestApp {
         assert_eq!(s, 200, "{b}");
     }
 
+    /// Adds `domain` to the tenant, and (with `verify`) proves it through
+    /// the test DNS server.
+    pub async fn tenant_domain(
+        &self,
+        dns: &dns::TestDns,
+        project_id: &str,
+        tenant_id: &str,
+        domain: &str,
+        verify: bool,
+    ) {
+        let base = format!("/v1/projects/{project_id}/tenants/{tenant_id}/domains");
+        let (s, d) = self
+            .admin(
+                Method::POST,
+                &base,
+                Some(serde_json::json!({"domain": domain})),
+            )
+            .await;
+        assert_eq!(s, 201, "{d}");
+        if !verify {
+            return;
+        }
+        dns.set_txt(
+            d["verification"]["name"].as_str().unwrap(),
+            &[d["verification"]["value"].as_str().unwrap()],
+        )
+        .await;
+        let path = format!("{base}/{}/verify", d["domain"]["id"].as_str().unwrap());
+        let (s, v) = self.admin(Method::POST, &path, None).await;
+        assert_eq!(s, 200, "{v}");
+    }
+
     pub fn db(&self) -> &identity_shared::db::Db {
         &self.server.as_ref().unwrap().db
     }

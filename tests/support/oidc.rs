@@ -7,6 +7,13 @@
 //! The "user" is whoever [`MockIdp::set_next_user`] names: every
 //! authorization request is answered at once with a redirect carrying a
 //! code, as if that user had signed in and consented.
+//!
+//! It can also play Sign in with Apple ([`MockIdp::play_apple`]: the
+//! client secret must be an ES256 JWT from the team's key, sent in the
+//! body; `response_mode=form_post` answers with an auto-posting form) and
+//! Microsoft's multi-tenant issuer (discovery under `/{tenant}/v2.0` names
+//! the issuer `{base}/{tenantid}/v2.0`; a user whose `extra` has a `tid`
+//! gets tokens from `{base}/{tid}/v2.0`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -136,7 +143,28 @@ struct Inner {
     codes: HashMap<String, Grant>,
     tokens: HashMap<String, (Flow, MockUser)>,
     requests: Requests,
+    apple: Option<AppleClient>,
 }
+
+/// Sign in with Apple's client: the team, the key id, and the key's public
+/// point (base64url x and y).
+#[derive(Clone)]
+struct AppleClient {
+    team_id: String,
+    key_id: String,
+    x: String,
+    y: String,
+}
+
+/// A P-256 key for the Apple tests (PKCS#8 PEM, as Apple issues `.p8`
+/// files), and its public point.
+pub const APPLE_TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgwncRe5nCPaSuEt9/
+nfr5skEUGERiNnBWUDRnrdWPui2hRANCAAQQhO3NskctcdXEKnkFUNcire6XAGpk
+WGCfcQrWltg7uuGpNmkyTzLw1cRqmQNBogPYIuzC40tY4Td9vzuRDWnw
+-----END PRIVATE KEY-----";
+const APPLE_TEST_X: &str = "EITtzbJHLXHVxCp5BVDXIq3ulwBqZFhgn3EK1pbYO7o";
+const APPLE_TEST_Y: &str = "4ak2aTJPMvDVxGqZA0GiA9gi7MLjS1jhN32_O5ENafA";
 
 struct Shared {
     issuer: String,
@@ -179,10 +207,15 @@ impl MockIdp {
                 codes: HashMap::new(),
                 tokens: HashMap::new(),
                 requests: Requests::default(),
+                apple: None,
             }),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
+            .route(
+                "/{tenant}/v2.0/.well-known/openid-configuration",
+                get(microsoft_discovery),
+            )
             .route("/jwks", get(jwks))
             .route("/authorize", get(oidc_authorize))
             .route("/token", post(oidc_token))
@@ -241,6 +274,19 @@ impl MockIdp {
         self.shared.lock().github_private_email = private;
     }
 
+    /// Plays Sign in with Apple for `client_id`, whose client secret is a
+    /// JWT signed with [`APPLE_TEST_KEY`] (team `team_id`, key `key_id`).
+    pub fn play_apple(&self, client_id: &str, team_id: &str, key_id: &str) {
+        let mut inner = self.shared.lock();
+        inner.client_id = client_id.to_string();
+        inner.apple = Some(AppleClient {
+            team_id: team_id.to_string(),
+            key_id: key_id.to_string(),
+            x: APPLE_TEST_X.into(),
+            y: APPLE_TEST_Y.into(),
+        });
+    }
+
     pub fn requests(&self) -> Requests {
         self.shared.lock().requests.clone()
     }
@@ -294,8 +340,23 @@ fn signing_key() -> &'static SigningKey {
 
 async fn discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let iss = &shared.issuer;
-    Json(json!({
-        "issuer": iss,
+    let apple = shared.lock().apple.is_some();
+    let mut document = discovery_document(iss, iss);
+    if apple {
+        document["token_endpoint_auth_methods_supported"] = json!(["client_secret_post"]);
+    }
+    Json(document)
+}
+
+/// Microsoft's multi-tenant document: the issuer is a template.
+async fn microsoft_discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let iss = &shared.issuer;
+    Json(discovery_document(&format!("{iss}/{{tenantid}}/v2.0"), iss))
+}
+
+fn discovery_document(issuer: &str, iss: &str) -> Value {
+    json!({
+        "issuer": issuer,
         "authorization_endpoint": format!("{iss}/authorize"),
         "token_endpoint": format!("{iss}/token"),
         "userinfo_endpoint": format!("{iss}/userinfo"),
@@ -310,7 +371,7 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "nonce", "email", "email_verified", "name"
         ],
-    }))
+    })
 }
 
 async fn jwks() -> Json<Value> {
@@ -412,6 +473,33 @@ fn authorize(flow: Flow, shared: &Shared, query: HashMap<String, String>) -> Res
     }
     if let Some(state) = param("state") {
         location.query_pairs_mut().append_pair("state", state);
+    }
+    if param("response_mode") == Some("form_post") {
+        // The answer's fields, posted to the redirect URI by the browser
+        // (Apple adds the user's name, on the first sign-in only).
+        let mut fields: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+        let user = &inner.next_user;
+        let (first, last) = user.name.split_once(' ').unwrap_or((&user.name, ""));
+        fields.push((
+            "user".into(),
+            json!({"name": {"firstName": first, "lastName": last}, "email": user.email})
+                .to_string(),
+        ));
+        location.set_query(None);
+        let inputs: String = fields
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    r#"<input type="hidden" name="{k}" value="{}">"#,
+                    v.replace('&', "&amp;").replace('"', "&quot;")
+                )
+            })
+            .collect();
+        return (
+            [(header::CONTENT_TYPE, "text/html")],
+            format!(r#"<form method="post" action="{location}">{inputs}</form>"#),
+        )
+            .into_response();
     }
     (
         StatusCode::FOUND,
@@ -554,7 +642,16 @@ fn exchange(
             secret.unwrap_or("").to_string(),
         ),
     };
-    if client_id != inner.client_id || client_secret != inner.client_secret {
+    let authenticated = match &inner.apple {
+        // Apple: client_secret_post only, the secret a JWT from the team's key.
+        Some(apple) => {
+            basic_credentials(headers).is_none()
+                && client_id == inner.client_id
+                && apple_secret_ok(apple, &client_id, &shared.issuer, &client_secret)
+        }
+        None => client_id == inner.client_id && client_secret == inner.client_secret,
+    };
+    if !authenticated {
         let error = if github {
             "incorrect_client_credentials"
         } else {
@@ -650,6 +747,10 @@ fn id_token(issuer: &str, grant: &Grant, tamper: Tamper) -> String {
     });
     if let Some(nonce) = &grant.nonce {
         claims["nonce"] = json!(nonce);
+    }
+    // Microsoft: the issuer is the user's tenant's.
+    if let Some(tid) = user.extra.get("tid").and_then(Value::as_str) {
+        claims["iss"] = json!(format!("{issuer}/{tid}/v2.0"));
     }
     if let Value::Object(extra) = &user.extra {
         for (k, v) in extra {
@@ -786,6 +887,24 @@ fn bearer_user(shared: &Shared, headers: &HeaderMap, flow: Flow) -> Option<MockU
 }
 
 // -------------------------------------------------------------- helpers --
+
+/// Whether `secret` is a client secret Apple would accept: ES256 under the
+/// team's key, `kid` the key id, `iss` the team, `sub` the client, `aud`
+/// the provider, not expired.
+fn apple_secret_ok(apple: &AppleClient, client_id: &str, audience: &str, secret: &str) -> bool {
+    let Ok(key) = jsonwebtoken::DecodingKey::from_ec_components(&apple.x, &apple.y) else {
+        return false;
+    };
+    let Ok(header) = jsonwebtoken::decode_header(secret) else {
+        return false;
+    };
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[&apple.team_id]);
+    validation.sub = Some(client_id.to_string());
+    header.kid.as_deref() == Some(apple.key_id.as_str())
+        && jsonwebtoken::decode::<Value>(secret, &key, &validation).is_ok()
+}
 
 /// base64url(SHA-256(verifier)), RFC 7636's S256.
 fn pkce_challenge(verifier: &str) -> String {

@@ -94,7 +94,9 @@ pub async fn link_request(
 fn admit(state: &DataState, resolved: &Resolved, client: &Client, email: &str) -> ApiResult<Email> {
     send::limit(state, resolved, client)?;
     send::require_email(state)?;
-    Email::parse(email)
+    let email = Email::parse(email)?;
+    resolved.project.require_no_sso(&email.normalized)?;
+    Ok(email)
 }
 
 /// `redirect_to` must be a URL on one of the project's allowed origins.

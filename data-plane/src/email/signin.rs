@@ -152,6 +152,8 @@ async fn finish(
 ) -> ApiResult<Response> {
     let project_id = &resolved.project.id;
     let normalized = row.email.as_deref().ok_or_else(&refused)?;
+    // Enforced after the message went out: the code no longer signs in.
+    resolved.project.require_no_sso(normalized)?;
     let data: serde_json::Value = row
         .data
         .as_deref()

@@ -26,7 +26,7 @@ use crate::sessions::manage::load_user;
 use crate::store::one_time_codes::{self as codes, VERIFY_EMAIL};
 use crate::store::tenant_members;
 use crate::store::users::{self, UserRow};
-use crate::store::{mfa, passkeys, sessions, trusted_browsers};
+use crate::store::{identities, mfa, passkeys, sessions, trusted_browsers};
 use crate::views::UserView;
 
 const TTL_MS: i64 = 24 * 3600 * 1000;
@@ -289,7 +289,7 @@ pub async fn mark_verified(
 /// The mailbox's owner takes over an account whose address was never
 /// proven (signing in by email, or resetting the password): whoever set it
 /// up may not be them, so its sessions end and its password, second
-/// factors, passkeys and trusted browsers are removed. Returns the account
+/// factors, passkeys, linked identities and trusted browsers are removed. Returns the account
 /// as it now stands.
 pub async fn reclaim(
     tx: &mut Tx,
@@ -303,6 +303,7 @@ pub async fn reclaim(
     users::clear_password(tx, project_id, &user.id).await?;
     mfa::delete_all(tx, project_id, &user.id).await?;
     passkeys::delete(tx, project_id, &user.id, None).await?;
+    identities::unlink_all(tx, project_id, &user.id).await?;
     trusted_browsers::forget_all(tx, project_id, &user.id).await?;
     codes::void_all(tx, project_id, &user.id, now_ms()).await?;
     users::clear_phone(tx, project_id, &user.id).await?;

@@ -1,9 +1,12 @@
-//! Which account a provider's answer signs in to. The same subject always
-//! maps to the same user. A new subject with an address that has an
-//! account links to it only when the provider asserts the address verified
-//! and the account's address is verified too; otherwise `account_exists`
-//! (the user signs in another way and links). A new account needs an
-//! address the provider asserts verified. Never a silent takeover.
+//! Which account a provider's answer signs in to. The same subject (from
+//! the same issuer) always maps to the same user. A new subject with an
+//! address that has an account links to it only when the provider asserts
+//! the address verified, the account's address is verified too, and the
+//! account has no second factor (whose owner links after signing in with
+//! it); otherwise `account_exists`. A new account needs an address the
+//! provider asserts verified. A link flow (`link_token`) links to the user
+//! who asked. An SSO connection vouches only for its tenant's verified
+//! domains, and its users join the tenant. Never a silent takeover.
 
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::db::Tx;
@@ -17,101 +20,190 @@ use crate::input::Email;
 use crate::oauth::provider::ProviderUser;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
-use crate::store::identities;
+use crate::store::identities::{self, NewIdentity};
+use crate::store::tenant_members;
 use crate::store::users::{self, NewUser};
 
-/// The user `who` signs in as, created or linked when the rules allow; the
-/// error is the stable code the callback redirects with.
+/// An SSO connection's tenant: the domains it answers for and the role
+/// its users get.
+pub struct SsoTenant {
+    pub tenant_id: String,
+    pub domains: Vec<String>,
+    pub role: String,
+}
+
+/// What the callback asks for.
+pub struct Ask<'a> {
+    pub provider: &'a str,
+    pub who: &'a ProviderUser,
+    /// Linking to this (signed-in) user.
+    pub link_user: Option<&'a str>,
+    pub sso: Option<&'a SsoTenant>,
+}
+
+/// The user the answer signs in as (or was linked to), created or linked
+/// when the rules allow; the error is the stable code the callback
+/// redirects with.
 pub async fn sign_in_user(
     state: &DataState,
     tx: &mut Tx,
     resolved: &Resolved,
     client: &Client,
-    provider: &str,
-    who: &ProviderUser,
+    ask: &Ask<'_>,
 ) -> Result<String, &'static str> {
     let project_id = &resolved.project.id;
+    let (provider, who) = (ask.provider, ask.who);
     let now = now_ms();
     let db = |_| "server_error";
+    // An SSO connection speaks only for its tenant's domains.
+    let email = who.email.as_deref().and_then(|e| Email::parse(e).ok());
+    if let Some(sso) = ask.sso {
+        let domain = email
+            .as_ref()
+            .and_then(|e| e.normalized.rsplit_once('@').map(|(_, d)| d.to_string()));
+        if !domain.is_some_and(|d| sso.domains.contains(&d)) {
+            return Err("sso_domain_mismatch");
+        }
+    }
     if let Some(known) = identities::find(tx, project_id, provider, &who.subject)
         .await
         .map_err(db)?
     {
+        // A subject is unique only within its issuer: another issuer's
+        // subject of the same value is someone else.
+        if known.issuer.is_some() && known.issuer != who.issuer {
+            return Err("identity_conflict");
+        }
+        if ask.link_user.is_some_and(|u| u != known.user_id) {
+            return Err("identity_conflict");
+        }
         identities::signed_in(tx, project_id, &known.id, now)
             .await
             .map_err(db)?;
+        join_sso_tenant(tx, resolved, client, ask, &known.user_id).await?;
         return Ok(known.user_id);
     }
-    let email = who
-        .email
-        .as_deref()
-        .and_then(|e| Email::parse(e).ok())
-        .ok_or("provider_identity_missing")?;
     let ip = client.ip_text();
-    let existing = users::find_by_email(tx, project_id, &email.normalized)
-        .await
-        .map_err(db)?;
-    let user = match existing {
-        Some(user) if who.email_verified && user.email_verified => user,
-        Some(_) => return Err("account_exists"),
-        None if !who.email_verified => return Err("email_not_verified"),
+    let user_id = match ask.link_user {
+        Some(user_id) => user_id.to_string(),
         None => {
-            let user = users::insert(
-                tx,
-                project_id,
-                NewUser {
-                    email: email.typed.clone(),
-                    email_normalized: email.normalized.clone(),
-                    // The provider's name, if it is a sensible one.
-                    name: crate::input::parse_name(who.name.as_deref()).unwrap_or(None),
-                    password_hash: None,
-                    email_verified: false,
-                },
-            )
-            .await
-            .map_err(|_| "account_exists")?;
-            audit::record(
-                tx,
-                Event {
-                    actor: Some(&user.id),
-                    subject: Some(&user.id),
-                    data: json!({"method": "oauth", "provider": provider}),
-                    ..event(resolved, client, &ip, "user.created", Outcome::Success)
-                },
-            )
-            .await
-            .map_err(db)?;
-            // The provider vouched for the address: verified, and the
-            // tenants of its domain joined.
-            mark_verified(state, tx, resolved, client, user, provider)
+            let email = email.ok_or("provider_identity_missing")?;
+            // The tenant proved it owns the domain: its IdP's word on an
+            // address there is as good as a verification.
+            let vouched = who.email_verified || ask.sso.is_some();
+            let existing = users::find_by_email(tx, project_id, &email.normalized)
                 .await
-                .map_err(|_| "server_error")?
+                .map_err(db)?;
+            match existing {
+                Some(user) if vouched && user.email_verified && !user.mfa_enabled => user.id,
+                Some(_) => return Err("account_exists"),
+                None if !vouched => return Err("email_not_verified"),
+                None => {
+                    let user = users::insert(
+                        tx,
+                        project_id,
+                        NewUser {
+                            email: email.typed.clone(),
+                            email_normalized: email.normalized.clone(),
+                            // The provider's name, if it is a sensible one.
+                            name: crate::input::parse_name(who.name.as_deref()).unwrap_or(None),
+                            password_hash: None,
+                            email_verified: false,
+                        },
+                    )
+                    .await
+                    .map_err(|_| "account_exists")?;
+                    audit::record(
+                        tx,
+                        Event {
+                            actor: Some(&user.id),
+                            subject: Some(&user.id),
+                            data: json!({"method": "oauth", "provider": provider}),
+                            ..event(resolved, client, &ip, "user.created", Outcome::Success)
+                        },
+                    )
+                    .await
+                    .map_err(db)?;
+                    // The provider vouched for the address: verified, and the
+                    // tenants of its domain joined.
+                    mark_verified(state, tx, resolved, client, user, provider)
+                        .await
+                        .map_err(|_| "server_error")?
+                        .id
+                }
+            }
         }
     };
-    if !identities::link(
-        tx,
-        project_id,
-        &user.id,
+    let new = NewIdentity {
+        user_id: &user_id,
         provider,
-        &who.subject,
-        who.email.as_deref(),
-        now,
-    )
-    .await
-    .map_err(db)?
+        subject: &who.subject,
+        issuer: who.issuer.as_deref(),
+        email: who.email.as_deref(),
+    };
+    if !identities::link(tx, project_id, &new, now)
+        .await
+        .map_err(db)?
     {
         return Err("identity_conflict");
     }
     audit::record(
         tx,
         Event {
-            actor: Some(&user.id),
-            subject: Some(&user.id),
-            data: json!({"provider": provider, "provider_user_id": who.subject}),
+            actor: Some(&user_id),
+            subject: Some(&user_id),
+            data: json!({"provider": provider, "provider_user_id": who.subject, "requested": ask.link_user.is_some()}),
             ..event(resolved, client, &ip, "identity.linked", Outcome::Success)
         },
     )
     .await
     .map_err(db)?;
-    Ok(user.id)
+    join_sso_tenant(tx, resolved, client, ask, &user_id).await?;
+    Ok(user_id)
+}
+
+/// An SSO sign-in makes the user a member of the connection's tenant.
+async fn join_sso_tenant(
+    tx: &mut Tx,
+    resolved: &Resolved,
+    client: &Client,
+    ask: &Ask<'_>,
+    user_id: &str,
+) -> Result<(), &'static str> {
+    let Some(sso) = ask.sso else {
+        return Ok(());
+    };
+    let project_id = &resolved.project.id;
+    let db = |_| "server_error";
+    let joined = tenant_members::join(
+        tx,
+        project_id,
+        &sso.tenant_id,
+        user_id,
+        &sso.role,
+        "sso",
+        now_ms(),
+    )
+    .await
+    .map_err(db)?;
+    if joined {
+        let ip = client.ip_text();
+        audit::record(
+            tx,
+            Event {
+                subject: Some(user_id),
+                data: json!({"tenant_id": sso.tenant_id, "role": sso.role, "via": "sso"}),
+                ..event(
+                    resolved,
+                    client,
+                    &ip,
+                    "membership.created",
+                    Outcome::Success,
+                )
+            },
+        )
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }

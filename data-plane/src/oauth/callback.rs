@@ -19,11 +19,16 @@ use serde_json::{Value, json};
 
 use crate::DataState;
 use crate::audit::event;
-use crate::oauth::flow::{BINDING_COOKIE, EXCHANGE, STATE, provider_config};
+use crate::oauth::accounts::{Ask, SsoTenant, sign_in_user};
+use crate::oauth::exchange::start_oauth_session;
+use crate::oauth::flow::{EXCHANGE, STATE, binding_cookie, provider_config};
 use crate::request::client::Client;
 use crate::request::resolve::{Resolved, Via};
 use crate::request::transport;
+use crate::store::oauth_providers;
 use crate::store::one_time_codes as codes;
+use crate::store::sessions::SessionRow;
+use crate::store::users::{self, UserRow};
 
 const CODE_TTL_MS: i64 = 60 * 1000;
 
@@ -32,6 +37,18 @@ pub struct CallbackParams {
     state: Option<String>,
     code: Option<String>,
     error: Option<String>,
+    /// Apple's form post: the name, on the first sign-in only.
+    user: Option<String>,
+}
+
+/// How a callback ends well.
+enum Done {
+    /// Bearer apps (or a user with a second factor): a one-time code.
+    Code(String),
+    /// Cookie transport: the session, set as cookies on the redirect.
+    Session(Box<(UserRow, SessionRow, String)>),
+    /// A link flow: the identity is linked to the signed-in user.
+    Linked,
 }
 
 fn invalid_state() -> ApiError {
@@ -42,22 +59,43 @@ fn invalid_state() -> ApiError {
     )
 }
 
-/// `redirect_to` with `name=value` appended to its query.
+/// `redirect_to` with `name=value` set in its query (before any fragment;
+/// a parameter of that name already there is replaced, not repeated).
 fn with_param(url: &str, name: &str, value: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{name}={value}")
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let (path, query) = base.split_once('?').unwrap_or((base, ""));
+    let mut pairs: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| p.split('=').next() != Some(name))
+        .collect();
+    let ours = format!("{name}={value}");
+    pairs.push(&ours);
+    let mut out = format!("{path}?{}", pairs.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
 }
 
-fn redirect(url: &str) -> Response {
+/// A redirect that also clears the (spent) binding cookie.
+fn redirect(url: &str, binding: &str, mut headers: HeaderMap) -> Response {
     let mut response = StatusCode::FOUND.into_response();
     if let Ok(v) = HeaderValue::from_str(url) {
         response.headers_mut().insert(LOCATION, v);
     }
-    // The binding is spent either way.
-    response.headers_mut().insert(
-        SET_COOKIE,
-        HeaderValue::from_static("identity_oauth=; Path=/v1/auth/oauth; HttpOnly; Max-Age=0"),
-    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{binding}=; Path=/v1/auth/oauth; HttpOnly; Max-Age=0"
+    )) {
+        headers.append(SET_COOKIE, v);
+    }
+    for cookie in headers.get_all(SET_COOKIE) {
+        response.headers_mut().append(SET_COOKIE, cookie.clone());
+    }
     *response.body_mut() = Body::empty();
     response
 }
@@ -97,6 +135,7 @@ fn serde_urlencoded_form(body: &[u8]) -> ApiResult<CallbackParams> {
             "state" => p.state = Some(v),
             "code" => p.code = Some(v),
             "error" => p.error = Some(v),
+            "user" => p.user = Some(v),
             _ => {}
         }
     }
@@ -177,11 +216,12 @@ async fn callback(
     let redirect_to = row.target.clone().unwrap_or_default();
     let ip = client.ip_text();
     // The rest is judged with the row spent: a failure goes back to the app.
-    let outcome: Result<String, &'static str> = async {
+    let binding_name = binding_cookie(&state_value);
+    let outcome: Result<Done, &'static str> = async {
         if data["provider"].as_str() != Some(provider.as_str()) {
             return Err("invalid_state");
         }
-        let binding = transport::cookie(&headers, BINDING_COOKIE).unwrap_or("");
+        let binding = transport::cookie(&headers, &binding_name).unwrap_or("");
         let expected = data["binding"].as_str().unwrap_or("");
         if binding.is_empty()
             || !ct_eq(
@@ -212,7 +252,11 @@ async fn callback(
         let cfg = provider_config(&state, &project_id, &provider)
             .await
             .map_err(|_| "unknown_provider")?;
-        let who = state
+        let sso = match &cfg.tenant_id {
+            Some(tenant_id) => Some(sso_tenant(&state, &project_id, tenant_id).await?),
+            None => None,
+        };
+        let mut who = state
             .oauth
             .finish(
                 &cfg,
@@ -223,11 +267,43 @@ async fn callback(
             )
             .await
             .map_err(|e| e.code())?;
+        if who.name.is_none() {
+            who.name = params.user.as_deref().and_then(apple_name);
+        }
+        let link_user = data["link_user"].as_str();
         let mut tx = db.scope(&project_id).await.map_err(|_| "server_error")?;
-        let user_id =
-            super::accounts::sign_in_user(&state, &mut tx, &resolved, &client, &provider, &who)
-                .await?;
+        let ask = Ask {
+            provider: &provider,
+            who: &who,
+            link_user,
+            sso: sso.as_ref(),
+        };
+        let user_id = sign_in_user(&state, &mut tx, &resolved, &client, &ask).await?;
+        if link_user.is_some() {
+            tx.commit().await.map_err(|_| "server_error")?;
+            return Ok(Done::Linked);
+        }
+        if data["transport"] == "cookie" {
+            let server = |_| "server_error";
+            users::lock_credentials(&mut tx, &project_id, &user_id)
+                .await
+                .map_err(server)?;
+            let user = users::find(&mut tx, &project_id, &user_id)
+                .await
+                .map_err(server)?
+                .ok_or("server_error")?;
+            // A second factor is asked for by the app, with the code.
+            if !user.mfa_enabled {
+                let (session, refresh) =
+                    start_oauth_session(&mut tx, &resolved, &client, &user, &provider)
+                        .await
+                        .map_err(|_| "server_error")?;
+                tx.commit().await.map_err(server)?;
+                return Ok(Done::Session(Box::new((user, session, refresh))));
+            }
+        }
         let exchange = random_token();
+        let app_challenge = data["app_challenge"].as_str();
         codes::insert(
             &mut tx,
             &codes::NewCode {
@@ -239,7 +315,9 @@ async fn callback(
                 target: None,
                 token_hash: Some(&sha256_hex(exchange.as_bytes())),
                 code_hash: None,
-                data: Some(&json!({"provider": provider}).to_string()),
+                data: Some(
+                    &json!({"provider": provider, "app_challenge": app_challenge}).to_string(),
+                ),
                 now,
                 expires_at: now + CODE_TTL_MS,
             },
@@ -247,11 +325,38 @@ async fn callback(
         .await
         .map_err(|_| "server_error")?;
         tx.commit().await.map_err(|_| "server_error")?;
-        Ok(exchange)
+        Ok(Done::Code(exchange))
     }
     .await;
     match outcome {
-        Ok(exchange) => Ok(redirect(&with_param(&redirect_to, "code", &exchange))),
+        Ok(Done::Code(exchange)) => Ok(redirect(
+            &with_param(&redirect_to, "code", &exchange),
+            &binding_name,
+            HeaderMap::new(),
+        )),
+        Ok(Done::Linked) => Ok(redirect(
+            &with_param(&redirect_to, "linked", &provider),
+            &binding_name,
+            HeaderMap::new(),
+        )),
+        Ok(Done::Session(done)) => {
+            let (user, session, refresh) = *done;
+            let signed_in = crate::sessions::issue::signed_in(
+                &state,
+                &resolved,
+                transport::Transport::Cookie,
+                StatusCode::OK,
+                &user,
+                &session,
+                &refresh,
+            )
+            .await?;
+            Ok(redirect(
+                &redirect_to,
+                &binding_name,
+                signed_in.headers().clone(),
+            ))
+        }
         Err(reason) => {
             // A transaction of its own: whatever the failed step wrote was
             // rolled back with its transaction.
@@ -265,7 +370,45 @@ async fn callback(
             )
             .await?;
             tx.commit().await?;
-            Ok(redirect(&with_param(&redirect_to, "error", reason)))
+            Ok(redirect(
+                &with_param(&redirect_to, "error", reason),
+                &binding_name,
+                HeaderMap::new(),
+            ))
         }
     }
+}
+
+/// The SSO connection's tenant, read from the control database.
+async fn sso_tenant(
+    state: &DataState,
+    project_id: &str,
+    tenant_id: &str,
+) -> Result<SsoTenant, &'static str> {
+    let server = |_| "server_error";
+    let mut control = state
+        .control_db
+        .scope_read(project_id)
+        .await
+        .map_err(server)?;
+    let (domains, role) = oauth_providers::tenant_for_sso(&mut control, project_id, tenant_id)
+        .await
+        .map_err(server)?;
+    control.commit().await.map_err(server)?;
+    Ok(SsoTenant {
+        tenant_id: tenant_id.to_string(),
+        domains,
+        role,
+    })
+}
+
+/// The name in Apple's `user` form field (`{"name": {"firstName",
+/// "lastName"}}`), sent on the first sign-in only and not signed: a
+/// display name, never an identity.
+fn apple_name(user: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(user).ok()?;
+    let part = |k: &str| v["name"][k].as_str().map(str::trim).unwrap_or("");
+    let name = format!("{} {}", part("firstName"), part("lastName"));
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }

@@ -12,27 +12,27 @@ use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use identity_shared::audit::{self, Event, Outcome};
-use identity_shared::crypto::{oauth_secret_context, random_token, sha256_hex};
+use identity_shared::crypto::{random_token, sha256_hex};
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::ids::new_id;
 use identity_shared::settings::parse_origin;
 use identity_shared::time::now_ms;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::DataState;
 use crate::audit::event;
-use crate::oauth::provider::{GithubEndpoints, ProviderConfig};
+pub use crate::oauth::config::provider_config;
 use crate::request::client::Client;
 use crate::request::resolve::{Resolved, Via};
-use crate::store::oauth_providers;
 use crate::store::one_time_codes::{self as codes};
 
 pub const STATE: &str = "oauth_state";
 pub const EXCHANGE: &str = "oauth_exchange";
+pub const LINK: &str = "oauth_link";
 const STATE_TTL_MS: i64 = 10 * 60 * 1000;
-/// The cookie that binds a pending authorization to the browser that
-/// started it.
+/// The prefix of the cookie that binds a pending authorization to the
+/// browser that started it ([`binding_cookie`]).
 pub const BINDING_COOKIE: &str = "identity_oauth";
 
 #[derive(Deserialize)]
@@ -41,6 +41,12 @@ pub struct StartQuery {
     redirect_to: String,
     /// Browser navigations cannot send headers: a publishable key here.
     project_key: Option<String>,
+    /// Linking to the signed-in user: `link=true` with a `link_token`.
+    link: Option<bool>,
+    link_token: Option<String>,
+    /// The app's PKCE challenge for the one-time code (S256).
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
 }
 
 fn invalid_redirect() -> ApiError {
@@ -67,81 +73,19 @@ pub fn allowed_redirect(resolved: &Resolved, url: &str) -> ApiResult<String> {
     }
 }
 
-/// The provider's configuration with its secret opened; `404
-/// unknown_provider` when the project has none (or it is disabled).
-pub async fn provider_config(
-    state: &DataState,
-    project_id: &str,
-    provider: &str,
-) -> ApiResult<ProviderConfig> {
-    let unknown = || {
-        ApiError::not_found_code(
-            "unknown_provider",
-            "this project has no such sign-in provider enabled",
-        )
-    };
-    let mut tx = state.control_db.scope_read(project_id).await?;
-    let row = oauth_providers::find(&mut tx, project_id, provider).await?;
-    tx.commit().await?;
-    let row = row.filter(|r| r.enabled).ok_or_else(unknown)?;
-    let client_secret = match &row.client_secret_sealed {
-        Some(sealed) => Some(
-            state
-                .master_key
-                .open(
-                    sealed,
-                    &oauth_secret_context(project_id, provider, "client_secret"),
-                )
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| ApiError::internal("an OAuth client secret does not open"))?,
-        ),
-        None => None,
-    };
-    let endpoints: Option<Value> = row
-        .endpoints
-        .as_deref()
-        .and_then(|e| serde_json::from_str(e).ok());
-    let issuer = row.issuer.clone().or_else(|| match provider {
-        "google" => Some("https://accounts.google.com".into()),
-        "apple" => Some("https://appleid.apple.com".into()),
-        _ => None,
-    });
-    let github = (provider == "github").then(|| {
-        let d = GithubEndpoints::default();
-        let pick = |k: &str, default: String| {
-            endpoints
-                .as_ref()
-                .and_then(|e| e[k].as_str())
-                .map(str::to_string)
-                .unwrap_or(default)
-        };
-        GithubEndpoints {
-            authorize: pick("authorize", d.authorize),
-            token: pick("token", d.token),
-            api: pick("api", d.api),
-        }
-    });
-    if issuer.is_none() && github.is_none() {
-        return Err(ApiError::unprocessable(
-            "provider_misconfigured",
-            "this provider has no issuer to discover",
-        ));
-    }
-    Ok(ProviderConfig {
-        provider: provider.to_string(),
-        client_id: row.client_id,
-        client_secret,
-        scopes: serde_json::from_str(&row.scopes).unwrap_or_default(),
-        issuer,
-        github,
-    })
-}
-
 /// Where the provider sends the browser back: the origin `start` was
 /// reached at (a branded auth domain), else the public base URL.
 fn callback_url(state: &DataState, resolved: &Resolved, provider: &str) -> String {
-    let base = match &resolved.via {
+    format!(
+        "{}/v1/auth/oauth/{provider}/callback",
+        origin(state, resolved)
+    )
+}
+
+/// The origin this request reached: its branded auth domain, else the
+/// public base URL.
+pub fn origin(state: &DataState, resolved: &Resolved) -> String {
+    match &resolved.via {
         Via::Host(host) => {
             let scheme = if state.config.public_base_url.starts_with("http://") {
                 "http"
@@ -151,8 +95,7 @@ fn callback_url(state: &DataState, resolved: &Resolved, provider: &str) -> Strin
             format!("{scheme}://{host}")
         }
         Via::Key { .. } => state.config.public_base_url.clone(),
-    };
-    format!("{base}/v1/auth/oauth/{provider}/callback")
+    }
 }
 
 pub async fn start(
@@ -178,6 +121,12 @@ pub async fn start(
     crate::email::send::limit(&state, &resolved, &client)?;
     // Checked before anything else: a foreign redirect never leaves here.
     let redirect_to = allowed_redirect(&resolved, &q.redirect_to)?;
+    let app_challenge = app_challenge(&q)?;
+    if q.link == Some(true) && q.link_token.is_none() {
+        return Err(ApiError::invalid_request(
+            "linking passes link_token (from POST /v1/auth/oauth/link-token)",
+        ));
+    }
     let project_id = resolved.project.id.clone();
     let cfg = provider_config(&state, &project_id, &provider).await?;
     let callback = callback_url(&state, &resolved, &provider);
@@ -186,6 +135,13 @@ pub async fn start(
     let state_value = format!("{project_id}.{}", random_token());
     let nonce = random_token();
     let binding = random_token();
+    let db = state.shard(&resolved)?;
+    let now = now_ms();
+    // Linking: the signed-in user the link token names (spent here).
+    let link_user = match &q.link_token {
+        Some(token) => Some(spend_link_token(db, &project_id, token, now).await?),
+        None => None,
+    };
     let started = state
         .oauth
         .start(&cfg, &callback, &state_value, &nonce)
@@ -195,24 +151,29 @@ pub async fn start(
             tracing::warn!(provider = %provider, error = %e, "OAuth start failed");
             ApiError::unavailable(e.code(), "the sign-in provider cannot be reached")
         })?;
+    let transport = match resolved.via {
+        Via::Host(_) => "cookie",
+        Via::Key { .. } => "bearer",
+    };
     let data = json!({
         "provider": provider,
         "nonce": nonce,
         "verifier": state.master_key.seal(started.pkce_verifier.as_bytes(), &format!("oauth-pkce:{project_id}")),
         "binding": sha256_hex(binding.as_bytes()),
         "callback": callback,
+        "transport": transport,
+        "link_user": link_user,
+        "app_challenge": app_challenge,
     })
     .to_string();
-    let db = state.shard(&resolved)?;
     let mut tx = db.scope(&project_id).await?;
-    let now = now_ms();
     codes::insert(
         &mut tx,
         &codes::NewCode {
             id: &new_id("otc"),
             project_id: &project_id,
             purpose: STATE,
-            user_id: None,
+            user_id: link_user.as_deref(),
             email: None,
             target: Some(&redirect_to),
             token_hash: Some(&sha256_hex(state_value.as_bytes())),
@@ -227,19 +188,23 @@ pub async fn start(
     audit::record(
         &mut tx,
         Event {
-            data: json!({"provider": provider}),
+            actor: link_user.as_deref(),
+            data: json!({"provider": provider, "link": link_user.is_some()}),
             ..event(&resolved, &client, &ip, "oauth.started", Outcome::Success)
         },
     )
     .await?;
     tx.commit().await?;
-    let secure = if state.config.dev_mode {
-        ""
+    // SameSite=None (so Apple's cross-site form post carries it) needs
+    // Secure, which a plain-HTTP dev server cannot set.
+    let attributes = if state.config.dev_mode {
+        "SameSite=Lax"
     } else {
-        "; Secure"
+        "SameSite=None; Secure"
     };
     let cookie = format!(
-        "{BINDING_COOKIE}={binding}; Path=/v1/auth/oauth; HttpOnly; SameSite=Lax; Max-Age=600{secure}"
+        "{}={binding}; Path=/v1/auth/oauth; HttpOnly; Max-Age=600; {attributes}",
+        binding_cookie(&state_value)
     );
     let mut response = StatusCode::FOUND.into_response();
     response.headers_mut().insert(
@@ -251,4 +216,72 @@ pub async fn start(
         HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
     );
     Ok(response)
+}
+
+/// The binding cookie of one pending authorization: named after its state,
+/// so sign-ins started in two tabs do not overwrite each other's.
+pub fn binding_cookie(state_value: &str) -> String {
+    format!(
+        "{BINDING_COOKIE}_{}",
+        &sha256_hex(state_value.as_bytes())[..16]
+    )
+}
+
+/// The app's own PKCE challenge for the one-time code (S256, optional):
+/// the code is then exchanged only with its verifier.
+fn app_challenge(q: &StartQuery) -> ApiResult<Option<String>> {
+    let Some(challenge) = &q.code_challenge else {
+        return match q.code_challenge_method {
+            Some(_) => Err(ApiError::invalid_request(
+                "code_challenge_method without code_challenge",
+            )),
+            None => Ok(None),
+        };
+    };
+    if q.code_challenge_method.as_deref().unwrap_or("S256") != "S256" {
+        return Err(ApiError::invalid_request(
+            "code_challenge_method must be S256",
+        ));
+    }
+    let well_formed = challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !well_formed {
+        return Err(ApiError::invalid_request(
+            "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
+        ));
+    }
+    Ok(Some(challenge.clone()))
+}
+
+/// The user a link token names, spending it; `400 invalid_link_token`.
+async fn spend_link_token(
+    db: &identity_shared::db::Db,
+    project_id: &str,
+    token: &str,
+    now: i64,
+) -> ApiResult<String> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_link_token",
+            "the link token is not valid or has expired",
+        )
+    };
+    let mut tx = db.scope(project_id).await?;
+    let row = codes::find_by_token(
+        &mut tx,
+        project_id,
+        LINK,
+        &sha256_hex(token.as_bytes()),
+        now,
+    )
+    .await?
+    .ok_or_else(invalid)?;
+    if !codes::consume(&mut tx, project_id, &row.id, now).await? {
+        return Err(invalid());
+    }
+    tx.commit().await?;
+    row.user_id.ok_or_else(invalid)
 }

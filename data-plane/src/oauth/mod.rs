@@ -10,11 +10,17 @@ use crate::DataState;
 
 pub mod accounts;
 pub mod callback;
+pub mod config;
+mod discovery;
 pub mod exchange;
 pub mod flow;
+mod github;
 pub mod identities;
+pub mod link;
+mod microsoft;
 pub mod outbound;
 pub mod provider;
+pub mod sso;
 
 /// Routes that find their project themselves (a browser navigation: the
 /// key in the query, the host, or the stored state).
@@ -31,6 +37,8 @@ pub fn navigation_router() -> Router<DataState> {
 pub fn router() -> Router<DataState> {
     Router::new()
         .route("/v1/auth/oauth/exchange", post(exchange::exchange))
+        .route("/v1/auth/oauth/link-token", post(link::link_token))
+        .route("/v1/auth/sso/start", post(sso::sso_start))
         .route("/v1/auth/identities", get(identities::list))
         .route(
             "/v1/auth/identities/{id}",

@@ -7,15 +7,22 @@
 //! Every request goes through one HTTP client that follows no redirect and,
 //! outside dev mode, connects to public addresses only (SSRF).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
-use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+use identity_shared::apple::AppleKey;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreProviderMetadata,
 };
+use openidconnect::{
+    AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
+};
+use serde_json::Value;
+
+use super::github::github_client;
+use super::microsoft;
 
 /// A provider's configuration, as the control plane stored it (secrets
 /// opened).
@@ -25,12 +32,43 @@ pub struct ProviderConfig {
     pub provider: String,
     pub client_id: String,
     pub client_secret: Option<String>,
+    /// Sign in with Apple's key: the client secret is a JWT signed with it.
+    pub apple: Option<AppleKey>,
+    /// An enterprise SSO connection's tenant (provider `sso:<tenant_id>`).
+    pub tenant_id: Option<String>,
     pub scopes: Vec<String>,
     /// The OpenID issuer (discovery); `None` for GitHub.
     pub issuer: Option<String>,
     /// GitHub's URLs (GitHub Enterprise, tests).
     pub github: Option<GithubEndpoints>,
 }
+
+impl ProviderConfig {
+    /// The secret the token endpoint is sent: the stored one, or for Apple
+    /// a JWT signed now (its audience the issuer).
+    fn secret(&self) -> Result<Option<ClientSecret>, OauthError> {
+        let Some(key) = &self.apple else {
+            return Ok(self.client_secret.clone().map(ClientSecret::new));
+        };
+        let audience = self
+            .issuer
+            .as_deref()
+            .unwrap_or("https://appleid.apple.com");
+        let now = identity_shared::time::now_ms() as u64 / 1000;
+        identity_shared::apple::client_secret(key, &self.client_id, audience, now)
+            .map(|s| Some(ClientSecret::new(s)))
+            .map_err(OauthError::Config)
+    }
+}
+
+type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
 
 #[derive(Clone, Debug)]
 pub struct GithubEndpoints {
@@ -58,6 +96,8 @@ pub struct ProviderUser {
     /// Only when the provider asserts it.
     pub email_verified: bool,
     pub name: Option<String>,
+    /// Who vouched for the subject: the ID token's `iss` (GitHub: its API).
+    pub issuer: Option<String>,
 }
 
 /// Why a provider step failed; `code()` is the stable error code a
@@ -96,10 +136,10 @@ pub struct Started {
 }
 
 pub struct OauthClients {
-    http: openidconnect::reqwest::Client,
+    pub(super) http: openidconnect::reqwest::Client,
     /// Dev mode: loopback `http://` providers allowed.
-    allow_private: bool,
-    discovered: moka::future::Cache<String, Arc<CoreProviderMetadata>>,
+    pub(super) allow_private: bool,
+    pub(super) discovered: moka::future::Cache<String, Arc<CoreProviderMetadata>>,
 }
 
 impl OauthClients {
@@ -117,96 +157,15 @@ impl OauthClients {
             http: builder.build().map_err(|e| format!("HTTP client: {e}"))?,
             allow_private,
             discovered: moka::future::Cache::builder()
-                .max_capacity(10_000)
+                // Weighed by size: a document is capped at 1 MB, the cache
+                // at 64 MB.
+                .weigher(|_, md: &Arc<CoreProviderMetadata>| {
+                    serde_json::to_vec(md.as_ref()).map_or(u32::MAX, |v| v.len() as u32)
+                })
+                .max_capacity(64 * 1024 * 1024)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
         })
-    }
-
-    /// The provider's metadata and keys, discovered from its issuer
-    /// (cached an hour; `refresh` fetches again, for a key the cache lacks).
-    async fn metadata(
-        &self,
-        issuer: &str,
-        refresh: bool,
-    ) -> Result<Arc<CoreProviderMetadata>, OauthError> {
-        if refresh {
-            self.discovered.invalidate(issuer).await;
-        }
-        self.discovered
-            .try_get_with(issuer.to_string(), self.discover(issuer))
-            .await
-            .map_err(|e: Arc<OauthError>| OauthError::Provider(e.to_string()))
-    }
-
-    /// Discovery by hand, so that every URL the document names is checked
-    /// before anything is fetched from it (the DNS filter does not see an
-    /// IP-literal host): the document from the issuer, its issuer equal to
-    /// the configured one, then the keys.
-    async fn discover(&self, issuer: &str) -> Result<Arc<CoreProviderMetadata>, OauthError> {
-        self.check_url(issuer)?;
-        let document = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let body = self
-            .http
-            .get(&document)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| OauthError::Provider(format!("discovery: {}", e.without_url())))?
-            .bytes()
-            .await
-            .map_err(|e| OauthError::Provider(format!("discovery: {}", e.without_url())))?;
-        if body.len() > 1_000_000 {
-            return Err(OauthError::Provider(
-                "discovery: the document is too large".into(),
-            ));
-        }
-        let md: CoreProviderMetadata = serde_json::from_slice(&body)
-            .map_err(|e| OauthError::Provider(format!("discovery: {e}")))?;
-        if md.issuer().as_str().trim_end_matches('/') != issuer.trim_end_matches('/') {
-            return Err(OauthError::Provider(
-                "discovery: the document names another issuer".into(),
-            ));
-        }
-        self.check_url(md.authorization_endpoint().as_str())?;
-        if let Some(token) = md.token_endpoint() {
-            self.check_url(token.as_str())?;
-        }
-        if let Some(userinfo) = md.userinfo_endpoint() {
-            self.check_url(userinfo.as_str())?;
-        }
-        self.check_url(md.jwks_uri().as_str())?;
-        let jwks = openidconnect::core::CoreJsonWebKeySet::fetch_async(md.jwks_uri(), &self.http)
-            .await
-            .map_err(|e| OauthError::Provider(format!("keys: {e}")))?;
-        Ok(Arc::new(md.set_jwks(jwks)))
-    }
-
-    /// A provider URL this node may fetch: `https://` to a named host, or
-    /// (dev mode) `http://` to loopback too. IP-literal hosts are refused
-    /// outside dev mode: the DNS filter never sees them.
-    fn check_url(&self, url: &str) -> Result<(), OauthError> {
-        let bad = || OauthError::Provider("a provider URL is not https:// to a public host".into());
-        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(""),
-            None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-        };
-        if self.allow_private {
-            return matches!(scheme, "https" | "http")
-                .then_some(())
-                .ok_or_else(bad);
-        }
-        if scheme != "https" || host.is_empty() || host.parse::<IpAddr>().is_ok() {
-            return Err(bad());
-        }
-        Ok(())
     }
 
     /// The URL to send the browser to, with `state`, `nonce` and a fresh
@@ -225,12 +184,9 @@ impl OauthClients {
         let url = match &cfg.issuer {
             Some(issuer) => {
                 let md = self.metadata(issuer, false).await?;
-                let client = CoreClient::from_provider_metadata(
-                    (*md).clone(),
-                    ClientId::new(cfg.client_id.clone()),
-                    cfg.client_secret.clone().map(ClientSecret::new),
-                )
-                .set_redirect_uri(redirect);
+                // No secret is needed to send the browser away (Apple's is
+                // signed at the exchange).
+                let client = oidc_client(cfg, &md, None).set_redirect_uri(redirect);
                 let mut request = client.authorize_url(
                     CoreAuthenticationFlow::AuthorizationCode,
                     move || CsrfToken::new(state),
@@ -238,6 +194,11 @@ impl OauthClients {
                 );
                 for scope in cfg.scopes.iter().filter(|s| *s != "openid") {
                     request = request.add_scope(Scope::new(scope.clone()));
+                }
+                // Apple answers a request for the name or address only by
+                // a form post.
+                if cfg.apple.is_some() {
+                    request = request.add_extra_param("response_mode", "form_post");
                 }
                 request.set_pkce_challenge(challenge).url().0
             }
@@ -277,13 +238,9 @@ impl OauthClients {
             .token_endpoint()
             .cloned()
             .ok_or_else(|| OauthError::Provider("no token endpoint".into()))?;
-        let client = CoreClient::from_provider_metadata(
-            (*md).clone(),
-            ClientId::new(cfg.client_id.clone()),
-            cfg.client_secret.clone().map(ClientSecret::new),
-        )
-        .set_redirect_uri(redirect)
-        .set_token_uri(token_url);
+        let client = oidc_client(cfg, &md, cfg.secret()?)
+            .set_redirect_uri(redirect)
+            .set_token_uri(token_url);
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
@@ -294,116 +251,78 @@ impl OauthClients {
             .id_token()
             .ok_or_else(|| OauthError::IdToken("the provider sent no ID token".into()))?;
         let expected = Nonce::new(nonce.to_string());
-        let claims = match id_token.claims(&client.id_token_verifier(), &expected) {
-            Ok(claims) => claims.clone(),
+        // Microsoft's multi-tenant issuer is a template: the library
+        // cannot match it, so `iss` is judged below against the token's
+        // own tenant.
+        let template = microsoft::is_template(&cfg.provider, md.issuer().as_str());
+        let judge = |md: &CoreProviderMetadata| {
+            let client = oidc_client(cfg, md, None);
+            let verifier = client.id_token_verifier().require_issuer_match(!template);
+            id_token.claims(&verifier, &expected).cloned()
+        };
+        let claims = match judge(&md) {
+            Ok(claims) => claims,
             // A key the cached JWKS lacks (the provider rotated): fetch the
             // keys once more and judge again.
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
                 let fresh = self.metadata(issuer, true).await?;
-                let client = CoreClient::from_provider_metadata(
-                    (*fresh).clone(),
-                    ClientId::new(cfg.client_id.clone()),
-                    cfg.client_secret.clone().map(ClientSecret::new),
-                );
-                id_token
-                    .claims(&client.id_token_verifier(), &expected)
-                    .map_err(|e| OauthError::IdToken(e.to_string()))?
-                    .clone()
+                judge(&fresh).map_err(|e| OauthError::IdToken(e.to_string()))?
             }
             Err(e) => return Err(OauthError::IdToken(e.to_string())),
+        };
+        // The verified token's claims as JSON, for what the library's
+        // standard claims do not carry (`tid`, `xms_edov`).
+        let payload = verified_payload(&id_token.to_string())?;
+        let email_verified = if template || cfg.provider == "microsoft" {
+            microsoft::check_tenant(md.issuer().as_str(), issuer, &payload, template)?;
+            microsoft::email_verified(&payload)
+        } else {
+            claims.email_verified().unwrap_or(false)
         };
         Ok(ProviderUser {
             subject: claims.subject().as_str().to_string(),
             email: claims.email().map(|e| e.as_str().to_string()),
-            email_verified: claims.email_verified().unwrap_or(false),
+            email_verified,
             name: claims
                 .name()
                 .and_then(|n| n.get(None))
                 .map(|n| n.as_str().to_string()),
-        })
-    }
-
-    async fn finish_github(
-        &self,
-        cfg: &ProviderConfig,
-        redirect: RedirectUrl,
-        code: &str,
-        pkce_verifier: &str,
-    ) -> Result<ProviderUser, OauthError> {
-        let urls = cfg.github.clone().unwrap_or_default();
-        self.check_url(&urls.token)?;
-        self.check_url(&urls.api)?;
-        let client = github_client(cfg, redirect)?;
-        let token = client
-            .exchange_code(AuthorizationCode::new(code.to_string()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| OauthError::Exchange(e.to_string()))?;
-        let api = cfg.github.clone().unwrap_or_default().api;
-        let bearer = token.access_token().secret().clone();
-        let get = |path: &str| {
-            self.http
-                .get(format!("{api}{path}"))
-                .bearer_auth(&bearer)
-                .header("accept", "application/vnd.github+json")
-                .send()
-        };
-        let read = |path: &'static str| async move {
-            let body = get(path)
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| OauthError::Identity(format!("GitHub {path}: {}", e.without_url())))?
-                .bytes()
-                .await
-                .map_err(|e| OauthError::Identity(format!("GitHub {path}: {}", e.without_url())))?;
-            serde_json::from_slice::<serde_json::Value>(&body)
-                .map_err(|e| OauthError::Identity(format!("GitHub {path}: {e}")))
-        };
-        let user = read("/user").await?;
-        let subject = match &user["id"] {
-            serde_json::Value::Number(n) => n.to_string(),
-            _ => return Err(OauthError::Identity("GitHub /user has no id".into())),
-        };
-        // The primary address, if GitHub says it is verified (it may be
-        // private: then only /user/emails shows it).
-        let emails = read("/user/emails").await?;
-        let primary = emails
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|e| e["primary"] == true && e["verified"] == true)
-            .and_then(|e| e["email"].as_str());
-        Ok(ProviderUser {
-            subject,
-            email: primary.map(str::to_string),
-            email_verified: primary.is_some(),
-            name: user["name"]
-                .as_str()
-                .or(user["login"].as_str())
-                .map(str::to_string),
+            issuer: Some(claims.issuer().as_str().to_string()),
         })
     }
 }
 
-type GithubClient = oauth2::basic::BasicClient<
-    oauth2::EndpointSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointSet,
->;
-
-fn github_client(cfg: &ProviderConfig, redirect: RedirectUrl) -> Result<GithubClient, OauthError> {
-    let urls = cfg.github.clone().unwrap_or_default();
-    let bad = |e: oauth2::url::ParseError| OauthError::Config(e.to_string());
-    let mut client = oauth2::basic::BasicClient::new(oauth2::ClientId::new(cfg.client_id.clone()))
-        .set_auth_uri(oauth2::AuthUrl::new(urls.authorize).map_err(bad)?)
-        .set_token_uri(oauth2::TokenUrl::new(urls.token).map_err(bad)?)
-        .set_redirect_uri(oauth2::RedirectUrl::new(redirect.to_string()).map_err(bad)?)
-        .set_auth_type(oauth2::AuthType::RequestBody);
-    if let Some(secret) = &cfg.client_secret {
-        client = client.set_client_secret(oauth2::ClientSecret::new(secret.clone()));
+/// An OpenID client for the provider's metadata: the secret sent in the
+/// body when the provider takes only `client_secret_post` (Apple), in the
+/// Authorization header otherwise.
+fn oidc_client(
+    cfg: &ProviderConfig,
+    md: &CoreProviderMetadata,
+    secret: Option<ClientSecret>,
+) -> OidcClient {
+    let post_only = md.token_endpoint_auth_methods_supported().is_some_and(|m| {
+        m.contains(&CoreClientAuthMethod::ClientSecretPost)
+            && !m.contains(&CoreClientAuthMethod::ClientSecretBasic)
+    });
+    let client = CoreClient::from_provider_metadata(
+        md.clone(),
+        ClientId::new(cfg.client_id.clone()),
+        secret,
+    );
+    if post_only {
+        client.set_auth_type(AuthType::RequestBody)
+    } else {
+        client
     }
-    Ok(client)
+}
+
+/// The claims of an ID token whose signature has been verified.
+fn verified_payload(jwt: &str) -> Result<Value, OauthError> {
+    use base64::Engine;
+    let bad = || OauthError::IdToken("the ID token's claims are not JSON".into());
+    let payload = jwt.split('.').nth(1).ok_or_else(bad)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| bad())?;
+    serde_json::from_slice(&bytes).map_err(|_| bad())
 }

@@ -40,14 +40,17 @@ pub const ROUTES: &[Route] = &[
     route!(
         "get",
         "/v1/auth/oauth/{provider}/start",
-        "A browser navigation: 302 to the provider with state, nonce and PKCE (S256); ?redirect_to= (an allowed origin) and ?project_key=pk_... (or a branded auth domain)",
+        "A browser navigation: 302 to the provider with state, nonce and PKCE (S256); ?redirect_to= (an allowed origin), ?project_key=pk_... (or a branded auth domain), optionally ?link=true&link_token= and the app's ?code_challenge= (S256)",
         None,
         [
             (
                 302,
-                "to the provider; sets the HttpOnly binding cookie identity_oauth"
+                "to the provider; sets the HttpOnly binding cookie identity_oauth_<state hash>"
             ),
-            (400, "invalid_redirect or invalid_request"),
+            (
+                400,
+                "invalid_redirect, invalid_link_token or invalid_request"
+            ),
             (401, "project_key_invalid"),
             (403, "publishable_key_required"),
             (404, "unknown_provider"),
@@ -58,10 +61,13 @@ pub const ROUTES: &[Route] = &[
     route!(
         "get",
         "/v1/auth/oauth/{provider}/callback",
-        "The provider's redirect back: 302 to redirect_to with ?code= (one-time, 60 s) or ?error=<code>",
+        "The provider's redirect back: 302 to redirect_to with ?code= (one-time, 60 s), session cookies (cookie transport), ?linked=<provider> (a link) or ?error=<code>",
         None,
         [
-            (302, "to redirect_to with ?code= or ?error="),
+            (
+                302,
+                "to redirect_to with ?code=, cookies, ?linked= or ?error="
+            ),
             (400, "invalid_state (unknown, used or expired)"),
             LIMITED
         ]
@@ -72,7 +78,10 @@ pub const ROUTES: &[Route] = &[
         "The same, for providers that post their answer (response_mode=form_post)",
         None,
         [
-            (302, "to redirect_to with ?code= or ?error="),
+            (
+                302,
+                "to redirect_to with ?code=, cookies, ?linked= or ?error="
+            ),
             (400, "invalid_state or invalid_request"),
             LIMITED
         ]
@@ -81,11 +90,35 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/v1/auth/oauth/exchange",
         "The callback's one-time code for tokens, in the project it was issued for",
-        Some((&["code"], &[])),
+        Some((&["code"], &["code_verifier"])),
         [
             (200, "TokenResponse, or {mfa_required, mfa_token, methods}"),
-            (400, "invalid_code or invalid_request"),
+            (
+                400,
+                "invalid_code, invalid_code_verifier or invalid_request"
+            ),
             LOGIN_CSRF,
+            MEDIA,
+            LIMITED
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/auth/oauth/link-token",
+        "A token (60 s, single-use) for linking another provider to the signed-in user: start with ?link=true&link_token= (step-up)",
+        None,
+        [(200, "{link_token, expires_in}"), AUTH, STEP_UP, CSRF]
+    ),
+    route!(
+        "post",
+        "/v1/auth/sso/start",
+        "Enterprise SSO by the address's domain: the URL of the sign-in through that tenant's connection",
+        Some((&["email"], &["redirect_to"])),
+        [
+            (200, "{redirect_url}"),
+            (400, "invalid_email or invalid_redirect"),
+            (403, "publishable_key_required"),
+            (404, "sso_not_configured"),
             MEDIA,
             LIMITED
         ]

@@ -55,6 +55,7 @@ pub async fn login(
     // A malformed address cannot belong to an account: say so plainly.
     let email = Email::parse(&body.email)
         .map_err(|_| ApiError::invalid_request("email is not a valid address"))?;
+    resolved.project.require_no_sso(&email.normalized)?;
     let project_id = resolved.project.id.clone();
     let db = state.shard(&resolved)?;
     let ip = client.ip_text();

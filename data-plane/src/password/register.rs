@@ -48,6 +48,7 @@ pub async fn register(
     )?;
     let transport = signing_in_from(&state, &resolved, &headers)?;
     let email = Email::parse(&body.email)?;
+    resolved.project.require_no_sso(&email.normalized)?;
     policy::validate_new(body.password.expose())?;
     let name = parse_name(body.name.as_deref())?;
     if let Some(org) = &body.organization_name

@@ -43,6 +43,24 @@ pub struct ProjectInfo {
     pub settings: ProjectSettings,
     /// The primary verified auth domain, which names the issuer.
     pub primary_host: Option<String>,
+    /// Verified tenant domains whose SSO connection is enforced: password
+    /// and email sign-in for addresses there answer `403 sso_required`.
+    pub sso_enforced_domains: Vec<String>,
+}
+
+impl ProjectInfo {
+    /// `403 sso_required` when `email_normalized`'s domain signs in only
+    /// through its tenant's SSO connection.
+    pub fn require_no_sso(&self, email_normalized: &str) -> Result<(), ApiError> {
+        let domain = email_normalized.rsplit_once('@').map_or("", |(_, d)| d);
+        if self.sso_enforced_domains.iter().any(|d| d == domain) {
+            return Err(ApiError::forbidden(
+                "sso_required",
+                "this address's organisation signs in with single sign-on: POST /v1/auth/sso/start",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +319,8 @@ impl ProjectResolver {
                     .and_where(Expr::col(AuthDomains::Verified).eq(true)),
             )
             .await?;
+        let sso_enforced_domains =
+            crate::store::oauth_providers::enforced_domains(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Some(Arc::new(ProjectInfo {
             // Anything but "active" is treated as suspended: fail closed.
@@ -314,6 +334,7 @@ impl ProjectResolver {
             name: row.name,
             shard_id: row.shard_id,
             primary_host: primary.map(|p| p.0),
+            sso_enforced_domains,
         })))
     }
 }

@@ -14,16 +14,29 @@ pub struct IdentityRow {
     pub provider_user_id: String,
     pub email: Option<String>,
     pub created_at: i64,
+    /// The issuer that vouched for the subject (none for rows linked
+    /// before it was kept).
+    pub issuer: Option<String>,
 }
 
-const COLUMNS: [Identities; 6] = [
+const COLUMNS: [Identities; 7] = [
     Identities::Id,
     Identities::UserId,
     Identities::Provider,
     Identities::ProviderUserId,
     Identities::Email,
     Identities::CreatedAt,
+    Identities::Issuer,
 ];
+
+/// A subject to link.
+pub struct NewIdentity<'a> {
+    pub user_id: &'a str,
+    pub provider: &'a str,
+    pub subject: &'a str,
+    pub issuer: Option<&'a str>,
+    pub email: Option<&'a str>,
+}
 
 pub async fn find<M>(
     tx: &mut Tx<M>,
@@ -63,10 +76,7 @@ pub async fn of_user<M>(
 pub async fn link(
     tx: &mut Tx,
     project_id: &str,
-    user_id: &str,
-    provider: &str,
-    subject: &str,
-    email: Option<&str>,
+    new: &NewIdentity<'_>,
     now: i64,
 ) -> Result<bool, DbError> {
     let done = tx
@@ -80,16 +90,18 @@ pub async fn link(
                     Identities::Provider,
                     Identities::ProviderUserId,
                     Identities::Email,
+                    Identities::Issuer,
                     Identities::CreatedAt,
                     Identities::LastSignInAt,
                 ])
                 .values_panic([
                     new_id("idn").into(),
                     project_id.into(),
-                    user_id.into(),
-                    provider.into(),
-                    subject.into(),
-                    email.map(str::to_string).into(),
+                    new.user_id.into(),
+                    new.provider.into(),
+                    new.subject.into(),
+                    new.email.map(str::to_string).into(),
+                    new.issuer.map(str::to_string).into(),
                     now.into(),
                     now.into(),
                 ])
@@ -135,4 +147,16 @@ pub async fn unlink(
         )
         .await?;
     Ok(n == 1)
+}
+
+/// Removes every identity of the user (an account reclaimed by its
+/// address's owner keeps no one else's way in).
+pub async fn unlink_all(tx: &mut Tx, project_id: &str, user_id: &str) -> Result<u64, DbError> {
+    tx.execute(
+        Query::delete()
+            .from_table(Identities::Table)
+            .and_where(Expr::col(Identities::ProjectId).eq(project_id))
+            .and_where(Expr::col(Identities::UserId).eq(user_id)),
+    )
+    .await
 }
