@@ -18,6 +18,7 @@ use crate::support::oidc::{APPLE_TEST_KEY, MockIdp, MockUser, query_param};
 use crate::support::{Store, TestApp, age_step_up, assert_error};
 
 on_both!(
+    github_and_every_bad_id_token_through_the_flow,
     linking_pkce_tabs_and_cookie_transport,
     enterprise_sso_per_tenant
 );
@@ -239,6 +240,93 @@ async fn microsoft_tenants_and_apple_secrets() {
     );
 }
 
+/// GitHub (a GitHub-shaped API on loopback) with a private primary address,
+/// and every defect of an ID token, through the whole flow.
+async fn github_and_every_bad_id_token_through_the_flow(store: Store) {
+    use crate::support::oidc::Tamper;
+    let idp = MockIdp::start().await;
+    idp.set_client("rp-client", "rp-secret");
+    let Some(app) = TestApp::spawn(store).await else {
+        return;
+    };
+    let p = app.create_project("github").await;
+    oauth_project(&app, &p, Some(&idp)).await;
+    let (s, b) = app
+        .admin(
+            Method::PUT,
+            &format!("/v1/projects/{}/oauth-providers/github", p.id),
+            Some(
+                json!({"client_id": "rp-client", "client_secret": "rp-secret", "endpoints": {
+                "authorize": format!("{}/login/oauth/authorize", idp.issuer()),
+                "token": format!("{}/login/oauth/access_token", idp.issuer()),
+                "api": idp.github_api()}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    idp.github_private_email(true);
+    idp.set_next_user(user(
+        "583231",
+        "octo@example.com",
+        true,
+        json!({"login": "octocat"}),
+    ));
+    let (location, _) = browse(&app, &p.pk, "github", APP, None).await;
+    let (s, octo) = exchange(&app, &p.pk, &location).await;
+    assert_eq!(s, 200, "{octo}");
+    assert_eq!(octo["user"]["email"], "octo@example.com");
+    assert_eq!(octo["user"]["email_verified"], true);
+    let at = octo["access_token"].as_str().unwrap();
+    let (_, list) = app
+        .authed(Method::GET, "/v1/auth/identities", &p.pk, at, None)
+        .await;
+    assert_eq!(list["items"][0]["provider"], "github");
+    assert_eq!(list["items"][0]["provider_user_id"], "583231");
+    // No verified primary address at GitHub: no account.
+    idp.set_next_user(user("583232", "ghost@example.com", false, json!({})));
+    let (location, _) = browse(&app, &p.pk, "github", APP, None).await;
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("provider_identity_missing")
+    );
+    for tamper in [
+        Tamper::Nonce,
+        Tamper::Audience,
+        Tamper::Issuer,
+        Tamper::Signature,
+        Tamper::Expired,
+    ] {
+        idp.set_next_user(user("s-9", "tam@example.com", true, json!({})));
+        idp.tamper_next(tamper);
+        let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+        assert_eq!(
+            query_param(&location, "error").as_deref(),
+            Some("invalid_id_token"),
+            "{tamper:?}"
+        );
+        assert!(query_param(&location, "code").is_none());
+    }
+    // The user declined at the provider.
+    idp.deny_next();
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("access_denied")
+    );
+    let (_, events) = app
+        .get_with_key("/v1/audit-events?type=oauth.failed", &p.sk)
+        .await;
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["data"]["reason"].as_str())
+        .collect();
+    assert!(reasons.contains(&"invalid_id_token"), "{events}");
+    assert!(reasons.contains(&"access_denied"), "{events}");
+    app.stop().await;
+}
+
 /// Linking with a link token (and what it refuses), a user with a second
 /// factor never linked by address, the app's PKCE on the one-time code,
 /// two tabs, `redirect_to` with its own query, and cookie transport on a
@@ -384,6 +472,28 @@ async fn linking_pkce_tabs_and_cookie_transport(store: Store) {
         query_param(&location, "error").as_deref(),
         Some("account_exists")
     );
+    // Linked on the address as written: a full-width letter finds the
+    // account (one canonical mailbox) but may be another mailbox at the
+    // provider's mail server.
+    let (s, made) = app
+        .post_with_key(
+            "/v1/users",
+            &p.sk,
+            json!({"email": "zoe@example.com", "password": PW, "email_verified": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    idp.set_next_user(user("z-1", "\u{ff5a}oe@example.com", true, json!({})));
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("account_exists")
+    );
+    idp.set_next_user(user("z-2", "ZOE@Example.com", true, json!({})));
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    let (s, zoe) = exchange(&app, &p.pk, &location).await;
+    assert_eq!(s, 200, "{zoe}");
+    assert_eq!(zoe["user"]["id"], made["user"]["id"]);
 
     // The app's PKCE: the code is exchanged only with the verifier.
     let verifier = "app-verifier-0123456789-0123456789-0123456789";

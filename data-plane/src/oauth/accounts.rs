@@ -95,7 +95,14 @@ pub async fn sign_in_user(
                 .await
                 .map_err(db)?;
             match existing {
-                Some(user) if vouched && user.email_verified && !user.mfa_enabled => user.id,
+                Some(user)
+                    if vouched
+                        && user.email_verified
+                        && !user.mfa_enabled
+                        && same_address(&user.email, &email.typed) =>
+                {
+                    user.id
+                }
                 Some(_) => return Err("account_exists"),
                 None if !vouched => return Err("email_not_verified"),
                 None => {
@@ -160,6 +167,19 @@ pub async fn sign_in_user(
     .map_err(db)?;
     join_sso_tenant(tx, resolved, client, ask, &user_id).await?;
     Ok(user_id)
+}
+
+/// The provider's address is the account's as written, case aside. The
+/// canonical form that finds the account folds compatibility characters
+/// (a full-width `ａ` is `a` there), which a mail server may treat as
+/// another mailbox: an account is linked only on the address itself.
+fn same_address(account: &str, provider: &str) -> bool {
+    let split = |e: &str| {
+        e.trim()
+            .rsplit_once('@')
+            .map(|(l, d)| (l.to_lowercase(), d.trim_end_matches('.').to_lowercase()))
+    };
+    split(account).is_some() && split(account) == split(provider)
 }
 
 /// An SSO sign-in makes the user a member of the connection's tenant.
