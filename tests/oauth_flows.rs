@@ -193,6 +193,29 @@ async fn microsoft_tenants_and_apple_secrets() {
         Some("invalid_id_token")
     );
 
+    // A provider whose answer is too large is read no further than 1 MB.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let big = format!("http://{}", listener.local_addr().unwrap());
+    let padding = "x".repeat(2 * 1024 * 1024);
+    let huge = axum::Router::new().route(
+        "/.well-known/openid-configuration",
+        axum::routing::get(move || {
+            let padding = padding.clone();
+            async move { format!("{{\"issuer\": \"{padding}\"}}") }
+        }),
+    );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, huge).await;
+    });
+    let err = clients
+        .start(&oidc_config("oidc:big", big), CALLBACK, "s", "n")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "provider_unavailable");
+    assert!(err.to_string().contains("larger than"), "{err}");
+    server.abort();
+
     // Apple: the secret is an ES256 JWT from the team's key, posted in the
     // body; the answer comes back as a form post.
     let apple_idp = MockIdp::start().await;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use openidconnect::core::CoreProviderMetadata;
 
+use super::outbound::{Capped, get_json};
 use super::provider::{OauthClients, OauthError};
 
 impl OauthClients {
@@ -36,23 +37,10 @@ impl OauthClients {
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
         );
-        let body = self
-            .http
-            .get(&document)
-            .header("accept", "application/json")
-            .send()
+        let body = get_json(&self.http, &document, "application/json", None)
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| OauthError::Provider(format!("discovery: {}", e.without_url())))?
-            .bytes()
-            .await
-            .map_err(|e| OauthError::Provider(format!("discovery: {}", e.without_url())))?;
-        if body.len() > 1_000_000 {
-            return Err(OauthError::Provider(
-                "discovery: the document is too large".into(),
-            ));
-        }
-        let md: CoreProviderMetadata = serde_json::from_slice(&body)
+            .map_err(|e| OauthError::Provider(format!("discovery: {e}")))?;
+        let md: CoreProviderMetadata = serde_json::from_value(body)
             .map_err(|e| OauthError::Provider(format!("discovery: {e}")))?;
         let named = md.issuer().as_str();
         let same = named.trim_end_matches('/') == issuer.trim_end_matches('/');
@@ -69,9 +57,10 @@ impl OauthClients {
             self.check_url(userinfo.as_str())?;
         }
         self.check_url(md.jwks_uri().as_str())?;
-        let jwks = openidconnect::core::CoreJsonWebKeySet::fetch_async(md.jwks_uri(), &self.http)
-            .await
-            .map_err(|e| OauthError::Provider(format!("keys: {e}")))?;
+        let jwks =
+            openidconnect::core::CoreJsonWebKeySet::fetch_async(md.jwks_uri(), &Capped(&self.http))
+                .await
+                .map_err(|e| OauthError::Provider(format!("keys: {e}")))?;
         Ok(Arc::new(md.set_jwks(jwks)))
     }
 

@@ -3,6 +3,7 @@
 
 use openidconnect::{AuthorizationCode, OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl};
 
+use super::outbound::{Capped, get_json};
 use super::provider::{OauthClients, OauthError, ProviderConfig, ProviderUser};
 
 impl OauthClients {
@@ -20,28 +21,23 @@ impl OauthClients {
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
-            .request_async(&self.http)
+            .request_async(&Capped(&self.http))
             .await
             .map_err(|e| OauthError::Exchange(e.to_string()))?;
         let api = cfg.github.clone().unwrap_or_default().api;
         let bearer = token.access_token().secret().clone();
-        let get = |path: &str| {
-            self.http
-                .get(format!("{api}{path}"))
-                .bearer_auth(&bearer)
-                .header("accept", "application/vnd.github+json")
-                .send()
-        };
-        let read = |path: &'static str| async move {
-            let body = get(path)
+        let read = |path: &'static str| {
+            let (url, bearer) = (format!("{api}{path}"), &bearer);
+            async move {
+                get_json(
+                    &self.http,
+                    &url,
+                    "application/vnd.github+json",
+                    Some(bearer),
+                )
                 .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| OauthError::Identity(format!("GitHub {path}: {}", e.without_url())))?
-                .bytes()
-                .await
-                .map_err(|e| OauthError::Identity(format!("GitHub {path}: {}", e.without_url())))?;
-            serde_json::from_slice::<serde_json::Value>(&body)
                 .map_err(|e| OauthError::Identity(format!("GitHub {path}: {e}")))
+            }
         };
         let user = read("/user").await?;
         let subject = match &user["id"] {

@@ -111,3 +111,99 @@ mod tests {
         }
     }
 }
+
+/// The most any provider answer may hold: discovery documents, key sets,
+/// token responses and API answers are all far smaller.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A provider request failed, or its answer was too large.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("{0}")]
+    Http(String),
+    #[error("the answer is larger than {MAX_BODY} bytes")]
+    TooLarge,
+}
+
+/// One request through `http` (which follows no redirect), its answer read
+/// up to [`MAX_BODY`] and no further: what the OAuth libraries call to
+/// reach a provider.
+pub async fn send_capped(
+    http: &openidconnect::reqwest::Client,
+    request: openidconnect::HttpRequest,
+) -> Result<openidconnect::HttpResponse, OutboundError> {
+    let (parts, body) = request.into_parts();
+    let mut response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| OutboundError::Http(e.without_url().to_string()))?;
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(OutboundError::TooLarge);
+    }
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| OutboundError::Http(e.without_url().to_string()))?
+    {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(OutboundError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let mut answer = openidconnect::HttpResponse::new(bytes);
+    *answer.status_mut() = status;
+    *answer.headers_mut() = headers;
+    Ok(answer)
+}
+
+/// A GET for JSON (with a bearer token, for APIs): the body, capped, of a
+/// successful answer.
+pub async fn get_json(
+    http: &openidconnect::reqwest::Client,
+    url: &str,
+    accept: &str,
+    bearer: Option<&str>,
+) -> Result<serde_json::Value, OutboundError> {
+    let mut request = openidconnect::http::Request::get(url)
+        .header("accept", accept)
+        .header("user-agent", "identity");
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Vec::new())
+        .map_err(|e| OutboundError::Http(e.to_string()))?;
+    let answer = send_capped(http, request).await?;
+    if !answer.status().is_success() {
+        return Err(OutboundError::Http(format!("status {}", answer.status())));
+    }
+    serde_json::from_slice(answer.body()).map_err(|e| OutboundError::Http(e.to_string()))
+}
+
+/// The HTTP client the OAuth libraries are given: [`send_capped`] through
+/// the node's provider client.
+pub struct Capped<'a>(pub &'a openidconnect::reqwest::Client);
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for Capped<'_> {
+    type Error = OutboundError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, OutboundError>>
+                + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(send_capped(self.0, request))
+    }
+}

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use super::github::github_client;
 use super::microsoft;
+use super::outbound::Capped;
 
 /// A provider's configuration, as the control plane stored it (secrets
 /// opened).
@@ -244,7 +245,7 @@ impl OauthClients {
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
-            .request_async(&self.http)
+            .request_async(&Capped(&self.http))
             .await
             .map_err(|e| OauthError::Exchange(e.to_string()))?;
         let id_token = token
