@@ -411,6 +411,17 @@ async fn linking_pkce_tabs_and_cookie_transport(store: Store) {
         .authed(Method::GET, "/v1/auth/identities", &p.pk, &grace, None)
         .await;
     assert_eq!(list["items"][0]["provider_user_id"], "g-1", "{list}");
+    // The account's address is told (a link its owner did not make is how
+    // a takeover would persist).
+    let (_, messages) = app.get_with_key("/v1/messages", &p.sk).await;
+    let notices: Vec<&Value> = messages["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "identity_linked")
+        .collect();
+    assert_eq!(notices.len(), 1, "{messages}");
+    assert_eq!(notices[0]["to"], "g•••@example.com", "{messages}");
     // The token works once; link=true needs one.
     assert_error(
         &send_status(start(vec![("link", "true".into()), ("link_token", link_token)]).await).await,

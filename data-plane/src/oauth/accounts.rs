@@ -10,11 +10,13 @@
 
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::db::Tx;
+use identity_shared::templates::{TemplateKind, Vars};
 use identity_shared::time::now_ms;
 use serde_json::json;
 
 use crate::DataState;
 use crate::audit::event;
+use crate::email::send;
 use crate::email::verify::mark_verified;
 use crate::input::Email;
 use crate::oauth::provider::ProviderUser;
@@ -84,6 +86,8 @@ pub async fn sign_in_user(
         return Ok(known.user_id);
     }
     let ip = client.ip_text();
+    // A new account made here needs no notice of its own first way in.
+    let mut created = false;
     let user_id = match ask.link_user {
         Some(user_id) => user_id.to_string(),
         None => {
@@ -120,6 +124,7 @@ pub async fn sign_in_user(
                     )
                     .await
                     .map_err(|_| "account_exists")?;
+                    created = true;
                     audit::record(
                         tx,
                         Event {
@@ -165,8 +170,48 @@ pub async fn sign_in_user(
     )
     .await
     .map_err(db)?;
+    if !created {
+        notify_linked(state, tx, resolved, &user_id, provider).await?;
+    }
     join_sso_tenant(tx, resolved, client, ask, &user_id).await?;
     Ok(user_id)
+}
+
+/// Tells the account's address that a provider can now sign in to it (a
+/// link the owner did not make is how a takeover would persist).
+async fn notify_linked(
+    state: &DataState,
+    tx: &mut Tx,
+    resolved: &Resolved,
+    user_id: &str,
+    provider: &str,
+) -> Result<(), &'static str> {
+    if send::require_email(state).is_err() {
+        return Ok(());
+    }
+    let server = |_| "server_error";
+    let project = &resolved.project;
+    let Some(user) = users::find(tx, &project.id, user_id)
+        .await
+        .map_err(server)?
+    else {
+        return Ok(());
+    };
+    let time = identity_shared::time::rfc3339(now_ms());
+    send::queue_email(
+        state,
+        tx,
+        project,
+        TemplateKind::IdentityLinked,
+        &user.email,
+        &user.email_normalized,
+        Vars::new()
+            .with("email", &user.email)
+            .with("provider", provider)
+            .with("time", &time),
+    )
+    .await
+    .map_err(|_| "server_error")
 }
 
 /// The provider's address is the account's as written, case aside. The

@@ -227,6 +227,23 @@ pub(super) fn default_template(kind: TemplateKind) -> DefaultTemplate {
                 ),
             )),
         },
+        TemplateKind::IdentityLinked => DefaultTemplate {
+            subject: "A new way to sign in to your {{project_name}} account",
+            text: "Your {{project_name}} account ({{email}}) can now be signed in to \
+                   with {{provider}} (linked {{time}}).\n\n\
+                   If you did this, no action is needed. If you did not, someone else \
+                   may have access to your account: remove the sign-in method, reset \
+                   your password and contact {{project_name}} support.\n",
+            html: Some(page!(
+                h1!("A new way to sign in"),
+                p!(
+                    "Your {{project_name}} account ({{email}}) can now be signed in to with {{provider}} (linked {{time}})."
+                ),
+                p!(
+                    "If you did this, no action is needed. If you did not, someone else may have access to your account: remove the sign-in method, reset your password and contact {{project_name}} support."
+                ),
+            )),
+        },
         TemplateKind::PhoneCode => DefaultTemplate {
             subject: "",
             text: "{{code}} is your {{project_name}} verification code.",

@@ -42,12 +42,14 @@ pub enum TemplateKind {
     Invitation,
     /// Notice of a sign-in from a new device.
     NewSignIn,
+    /// Notice that a provider's sign-in was linked to the account.
+    IdentityLinked,
     /// SMS with a 6-digit code (text only).
     PhoneCode,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 9] = [
+    pub const ALL: [TemplateKind; 10] = [
         TemplateKind::Verification,
         TemplateKind::PasswordReset,
         TemplateKind::EmailCode,
@@ -56,6 +58,7 @@ impl TemplateKind {
         TemplateKind::EmailChangeNotice,
         TemplateKind::Invitation,
         TemplateKind::NewSignIn,
+        TemplateKind::IdentityLinked,
         TemplateKind::PhoneCode,
     ];
 
@@ -69,6 +72,7 @@ impl TemplateKind {
             TemplateKind::EmailChangeNotice => "email_change_notice",
             TemplateKind::Invitation => "invitation",
             TemplateKind::NewSignIn => "new_sign_in",
+            TemplateKind::IdentityLinked => "identity_linked",
             TemplateKind::PhoneCode => "phone_code",
         }
     }
@@ -98,6 +102,7 @@ pub const VARIABLES: &[&str] = &[
     "user_agent",
     "time",
     "phone",
+    "provider",
 ];
 
 /// The variables a kind supplies. `email` is always the recipient's address
@@ -128,6 +133,7 @@ pub fn variables(kind: TemplateKind) -> &'static [&'static str] {
             "expires_in",
         ],
         TemplateKind::NewSignIn => &["project_name", "email", "ip", "user_agent", "time"],
+        TemplateKind::IdentityLinked => &["project_name", "email", "provider", "time"],
         TemplateKind::PhoneCode => &["project_name", "phone", "code", "expires_in"],
     }
 }
@@ -355,6 +361,7 @@ pub fn sample_vars(kind: TemplateKind) -> Vars<'static> {
             "user_agent" => "Firefox 128 on macOS",
             "time" => "3 March 2025, 14:05 UTC",
             "phone" => "+15555550123",
+            "provider" => "google",
             _ => "",
         }
     };
