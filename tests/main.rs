@@ -22,3 +22,4 @@ mod oidc_peer;
 mod passkeys;
 mod postgres_only;
 mod resolution;
+mod tenants;

@@ -26,6 +26,7 @@ pub mod password;
 pub mod request;
 pub mod sessions;
 pub mod store;
+pub mod tenants;
 pub mod tokens;
 pub mod views;
 pub mod workers;
@@ -177,6 +178,7 @@ pub fn router(state: DataState) -> Router {
         .merge(passkeys::router())
         .merge(email::router())
         .merge(oauth::router())
+        .merge(tenants::router())
         .merge(admin::router())
         .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod messaging;
 pub mod observations;
 pub mod openapi;
+pub mod rbac;
 pub mod schema;
 pub mod secret;
 pub mod settings;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::rbac::Rbac;
 use crate::templates::{TemplateOverrides, parse_overrides};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +65,12 @@ pub struct ProjectSettings {
     pub email_templates: TemplateOverrides,
     /// Abuse caps of the messaging flows (all counted from the outbox).
     pub messaging: MessagingLimits,
+    /// Whether signed-in users may create tenants (`POST /v1/tenants`,
+    /// `organization_name` at registration).
+    pub users_can_create_tenants: bool,
+    /// The project's roles and permissions inside tenants, beyond the
+    /// built-in ones.
+    pub rbac: Rbac,
 }
 
 /// How many messages one recipient, and one project, may be sent.
@@ -138,6 +145,8 @@ impl Default for ProjectSettings {
             email_from: None,
             email_templates: TemplateOverrides::new(),
             messaging: MessagingLimits::default(),
+            users_can_create_tenants: true,
+            rbac: Rbac::default(),
         }
     }
 }
@@ -288,6 +297,14 @@ impl ProjectSettings {
                 }
                 "email_templates" => {
                     self.email_templates = parse_overrides(value)?;
+                }
+                "users_can_create_tenants" => {
+                    self.users_can_create_tenants = value
+                        .as_bool()
+                        .ok_or("settings.users_can_create_tenants must be true or false")?;
+                }
+                "rbac" => {
+                    self.rbac = Rbac::parse(value)?;
                 }
                 "messaging" => {
                     let Value::Object(limits) = value else {

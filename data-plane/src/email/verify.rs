@@ -229,7 +229,6 @@ pub async fn mark_verified(
         return Ok(user);
     }
     user.email_verified = true;
-    let now = now_ms();
     let ip = client.ip_text();
     audit::record(
         tx,
@@ -263,23 +262,14 @@ pub async fn mark_verified(
         t
     };
     for (tenant_id, role) in targets {
-        if tenant_members::join(tx, project_id, &tenant_id, &user.id, &role, "domain", now).await? {
-            audit::record(
-                tx,
-                Event {
-                    subject: Some(&user.id),
-                    data: json!({"tenant_id": tenant_id, "role": role, "domain": domain}),
-                    ..event(
-                        resolved,
-                        client,
-                        &ip,
-                        "membership.created",
-                        Outcome::Success,
-                    )
-                },
-            )
-            .await?;
-        }
+        let joining = crate::tenants::Joining {
+            tenant_id: &tenant_id,
+            user_id: &user.id,
+            role: &role,
+            source: "domain",
+            actor: None,
+        };
+        crate::tenants::join(tx, resolved, client, &joining).await?;
     }
     // Cached views of the user's sessions show the old flag.
     sessions::reload_views(tx, project_id, &user.id).await?;

@@ -23,7 +23,6 @@ use crate::oauth::provider::ProviderUser;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::store::identities::{self, NewIdentity};
-use crate::store::tenant_members;
 use crate::store::users::{self, NewUser};
 
 /// An SSO connection's tenant: the domains it answers for and the role
@@ -238,37 +237,15 @@ async fn join_sso_tenant(
     let Some(sso) = ask.sso else {
         return Ok(());
     };
-    let project_id = &resolved.project.id;
-    let db = |_| "server_error";
-    let joined = tenant_members::join(
-        tx,
-        project_id,
-        &sso.tenant_id,
+    let joining = crate::tenants::Joining {
+        tenant_id: &sso.tenant_id,
         user_id,
-        &sso.role,
-        "sso",
-        now_ms(),
-    )
-    .await
-    .map_err(db)?;
-    if joined {
-        let ip = client.ip_text();
-        audit::record(
-            tx,
-            Event {
-                subject: Some(user_id),
-                data: json!({"tenant_id": sso.tenant_id, "role": sso.role, "via": "sso"}),
-                ..event(
-                    resolved,
-                    client,
-                    &ip,
-                    "membership.created",
-                    Outcome::Success,
-                )
-            },
-        )
+        role: &sso.role,
+        source: "sso",
+        actor: None,
+    };
+    crate::tenants::join(tx, resolved, client, &joining)
         .await
-        .map_err(db)?;
-    }
+        .map_err(|_| "server_error")?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 mod email;
 mod factors;
 mod oauth;
+mod tenants;
 
 pub(crate) const KEY: (u16, &str) = (401, "project_key_invalid");
 pub(crate) const SUSPENDED: (u16, &str) = (403, "project_suspended");
@@ -301,6 +302,7 @@ pub async fn spec() -> Json<Value> {
             .iter()
             .chain(factors::ROUTES)
             .chain(email::ROUTES)
-            .chain(oauth::ROUTES),
+            .chain(oauth::ROUTES)
+            .chain(tenants::ROUTES),
     ))
 }

@@ -51,12 +51,17 @@ pub async fn register(
     resolved.project.require_no_sso(&email.normalized)?;
     policy::validate_new(body.password.expose())?;
     let name = parse_name(body.name.as_deref())?;
-    if let Some(org) = &body.organization_name
-        && (org.chars().count() > 200 || org.chars().any(char::is_control))
-    {
-        return Err(ApiError::unprocessable(
-            "invalid_name",
-            "organization_name must be at most 200 characters",
+    // An organisation to own from the start: a tenant with this user as
+    // its owner.
+    let organization = body
+        .organization_name
+        .as_deref()
+        .map(crate::tenants::tenant_name)
+        .transpose()?;
+    if organization.is_some() && !resolved.project.settings.users_can_create_tenants {
+        return Err(ApiError::forbidden(
+            "tenant_creation_disabled",
+            "this project does not let users create tenants",
         ));
     }
     let project_id = resolved.project.id.clone();
@@ -89,6 +94,17 @@ pub async fn register(
         },
     )
     .await?;
+    if let Some(name) = &organization {
+        crate::tenants::create_with_owner(
+            &state,
+            &mut tx,
+            &resolved,
+            &client,
+            Some(&user.id),
+            name,
+        )
+        .await?;
+    }
     let (session, refresh_value) =
         start_session(&mut tx, &resolved, &user, &client, &["pwd"]).await?;
     let ip = client.ip_text();

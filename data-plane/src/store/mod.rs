@@ -11,5 +11,6 @@ pub mod passkeys;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod tenant_members;
+pub mod tenants;
 pub mod trusted_browsers;
 pub mod users;

@@ -122,3 +122,137 @@ pub async fn of_user<M>(
     )
     .await
 }
+
+/// A member of a tenant, with what the members list shows of the user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: String,
+    pub source: String,
+    pub created_at: i64,
+}
+
+fn member_query(project_id: &str, tenant_id: &str) -> sea_query::SelectStatement {
+    use identity_shared::schema::Users;
+    Query::select()
+        .column((TenantMembers::Table, TenantMembers::UserId))
+        .column((Users::Table, Users::Email))
+        .column((Users::Table, Users::Name))
+        .column((TenantMembers::Table, TenantMembers::Role))
+        .column((TenantMembers::Table, TenantMembers::Source))
+        .column((TenantMembers::Table, TenantMembers::CreatedAt))
+        .from(TenantMembers::Table)
+        .inner_join(
+            Users::Table,
+            Expr::col((Users::Table, Users::Id))
+                .equals((TenantMembers::Table, TenantMembers::UserId)),
+        )
+        .and_where(Expr::col((Users::Table, Users::ProjectId)).eq(project_id))
+        .and_where(Expr::col((TenantMembers::Table, TenantMembers::ProjectId)).eq(project_id))
+        .and_where(Expr::col((TenantMembers::Table, TenantMembers::TenantId)).eq(tenant_id))
+        .to_owned()
+}
+
+/// One member of the tenant.
+pub async fn find<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<Option<MemberRow>, DbError> {
+    tx.fetch_optional(
+        member_query(project_id, tenant_id)
+            .and_where(Expr::col((TenantMembers::Table, TenantMembers::UserId)).eq(user_id)),
+    )
+    .await
+}
+
+/// The tenant's members, oldest first.
+pub async fn of_tenant<M>(
+    tx: &mut Tx<M>,
+    project_id: &str,
+    tenant_id: &str,
+) -> Result<Vec<MemberRow>, DbError> {
+    tx.fetch_all(
+        member_query(project_id, tenant_id)
+            .order_by(
+                (TenantMembers::Table, TenantMembers::CreatedAt),
+                sea_query::Order::Asc,
+            )
+            .order_by(
+                (TenantMembers::Table, TenantMembers::UserId),
+                sea_query::Order::Asc,
+            ),
+    )
+    .await
+}
+
+/// How many owners the tenant has.
+pub async fn owners<M>(tx: &mut Tx<M>, project_id: &str, tenant_id: &str) -> Result<i64, DbError> {
+    let row: Option<(i64,)> = tx
+        .fetch_optional(
+            Query::select()
+                .expr(Expr::col(TenantMembers::UserId).count())
+                .from(TenantMembers::Table)
+                .and_where(Expr::col(TenantMembers::ProjectId).eq(project_id))
+                .and_where(Expr::col(TenantMembers::TenantId).eq(tenant_id))
+                .and_where(Expr::col(TenantMembers::Role).eq("owner")),
+        )
+        .await?;
+    Ok(row.map_or(0, |r| r.0))
+}
+
+pub async fn set_role(
+    tx: &mut Tx,
+    project_id: &str,
+    tenant_id: &str,
+    user_id: &str,
+    role: &str,
+    now: i64,
+) -> Result<bool, DbError> {
+    let n = tx
+        .execute(
+            Query::update()
+                .table(TenantMembers::Table)
+                .values([
+                    (TenantMembers::Role, role.into()),
+                    (TenantMembers::UpdatedAt, now.into()),
+                ])
+                .and_where(Expr::col(TenantMembers::ProjectId).eq(project_id))
+                .and_where(Expr::col(TenantMembers::TenantId).eq(tenant_id))
+                .and_where(Expr::col(TenantMembers::UserId).eq(user_id)),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub async fn remove(
+    tx: &mut Tx,
+    project_id: &str,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<bool, DbError> {
+    let n = tx
+        .execute(
+            Query::delete()
+                .from_table(TenantMembers::Table)
+                .and_where(Expr::col(TenantMembers::ProjectId).eq(project_id))
+                .and_where(Expr::col(TenantMembers::TenantId).eq(tenant_id))
+                .and_where(Expr::col(TenantMembers::UserId).eq(user_id)),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Every membership of a deleted tenant.
+pub async fn remove_tenant(tx: &mut Tx, project_id: &str, tenant_id: &str) -> Result<u64, DbError> {
+    tx.execute(
+        Query::delete()
+            .from_table(TenantMembers::Table)
+            .and_where(Expr::col(TenantMembers::ProjectId).eq(project_id))
+            .and_where(Expr::col(TenantMembers::TenantId).eq(tenant_id)),
+    )
+    .await
+}

@@ -1,0 +1,137 @@
+//! The routes of tenants (organisations) and their members, in the data
+//! plane's OpenAPI document.
+
+use identity_shared::openapi::Route;
+use identity_shared::route;
+
+use super::{AUTH, CSRF, MEDIA};
+
+const DENIED: (u16, &str) = (
+    403,
+    "permission_denied (the caller's role lacks the route's permission), or csrf_failed",
+);
+const NOT_MEMBER: (u16, &str) = (
+    404,
+    "not_found (no such tenant, or the caller is not a member)",
+);
+
+pub const ROUTES: &[Route] = &[
+    route!(
+        "post",
+        "/v1/tenants",
+        "Create a tenant: the signed-in caller is its owner (users_can_create_tenants); with the secret key, a tenant without members",
+        Some((&["name"], &[])),
+        [
+            (201, "{tenant: {id, name, role?, created_at, updated_at}}"),
+            AUTH,
+            (403, "tenant_creation_disabled or csrf_failed"),
+            MEDIA,
+            (422, "invalid_name")
+        ]
+    ),
+    route!(
+        "get",
+        "/v1/tenants",
+        "The caller's tenants with their role; with the secret key and ?all=true, every tenant of the project (?limit=, ?cursor=)",
+        None,
+        [
+            (200, "{items: [tenant], next_cursor?}"),
+            (400, "invalid_request"),
+            AUTH
+        ]
+    ),
+    route!(
+        "get",
+        "/v1/tenants/{id}",
+        "A tenant the caller belongs to (tenant:read)",
+        None,
+        [(200, "{tenant}"), AUTH, DENIED, NOT_MEMBER]
+    ),
+    route!(
+        "patch",
+        "/v1/tenants/{id}",
+        "Rename the tenant (tenant:update)",
+        Some((&["name"], &[])),
+        [
+            (200, "{tenant}"),
+            AUTH,
+            CSRF,
+            DENIED,
+            NOT_MEMBER,
+            MEDIA,
+            (422, "invalid_name")
+        ]
+    ),
+    route!(
+        "delete",
+        "/v1/tenants/{id}",
+        "Delete the tenant, its domains, SSO connection and memberships (tenant:delete)",
+        None,
+        [(204, "deleted"), AUTH, DENIED, NOT_MEMBER]
+    ),
+    route!(
+        "get",
+        "/v1/tenants/{id}/members",
+        "The tenant's members (members:read)",
+        None,
+        [
+            (200, "{items: [{user: {id, email, name}, role, joined_at}]}"),
+            AUTH,
+            DENIED,
+            NOT_MEMBER
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/tenants/{id}/members",
+        "Add a user of the project to the tenant (secret key)",
+        Some((&["user_id", "role"], &[])),
+        [
+            (201, "{member}"),
+            (403, "secret_key_required"),
+            (404, "not_found (tenant or user)"),
+            (409, "already_member"),
+            (422, "invalid_role")
+        ]
+    ),
+    route!(
+        "patch",
+        "/v1/tenants/{id}/members/{user_id}",
+        "Change a member's role (members:manage; only an owner grants or takes away owner)",
+        Some((&["role"], &[])),
+        [
+            (200, "{member}"),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant or member)"),
+            (409, "last_owner"),
+            (422, "invalid_role")
+        ]
+    ),
+    route!(
+        "delete",
+        "/v1/tenants/{id}/members/{user_id}",
+        "Remove a member (members:manage), or leave (yourself)",
+        None,
+        [
+            (204, "removed"),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant or member)"),
+            (409, "last_owner")
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/tenants/{id}/transfer-ownership",
+        "An owner makes a member owner and becomes admin",
+        Some((&["user_id"], &[])),
+        [
+            (204, "transferred"),
+            (400, "invalid_request (yourself)"),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant or member)")
+        ]
+    ),
+];

@@ -1,0 +1,158 @@
+//! Who may act in a tenant: one extractor, [`InTenant<P>`], for every
+//! tenant route. It reads the tenant id from the path (`{id}`), finds the
+//! caller's membership (read fresh, so a removed member or a changed role
+//! counts at once), and answers `404 not_found` to non-members (a tenant
+//! one does not belong to does not exist for them) and `403
+//! permission_denied` when the role lacks the route's permission `P`. A
+//! secret key acts for the project on every tenant. No handler checks a
+//! role by hand.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::rbac;
+
+use crate::DataState;
+use crate::request::caller::Caller;
+use crate::request::resolve::Resolved;
+use crate::store::tenant_members;
+use crate::store::tenants::{self, TenantRow};
+
+/// A permission a route needs, as a type.
+pub trait Permission: Send + Sync + 'static {
+    const NAME: &'static str;
+}
+
+macro_rules! permissions {
+    ($($ty:ident => $name:path),* $(,)?) => {$(
+        pub struct $ty;
+        impl Permission for $ty {
+            const NAME: &'static str = $name;
+        }
+    )*};
+}
+
+permissions!(
+    TenantRead => rbac::TENANT_READ,
+    TenantUpdate => rbac::TENANT_UPDATE,
+    TenantDelete => rbac::TENANT_DELETE,
+    MembersRead => rbac::MEMBERS_READ,
+    MembersInvite => rbac::MEMBERS_INVITE,
+    MembersManage => rbac::MEMBERS_MANAGE,
+    GroupsManage => rbac::GROUPS_MANAGE,
+);
+
+/// Who acts.
+pub enum Actor {
+    /// A member, with their role.
+    User { user_id: String, role: String },
+    /// The project's server, with its secret key.
+    Server,
+}
+
+/// The tenant of the path, and a caller allowed `P` in it.
+pub struct InTenant<P> {
+    pub resolved: Resolved,
+    pub tenant: TenantRow,
+    pub actor: Actor,
+    _permission: PhantomData<P>,
+}
+
+impl<P> InTenant<P> {
+    pub fn project_id(&self) -> &str {
+        &self.resolved.project.id
+    }
+
+    /// The acting user, if a user acts.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.actor {
+            Actor::User { user_id, .. } => Some(user_id),
+            Actor::Server => None,
+        }
+    }
+
+    /// Whether the actor also has `permission` (the server has every one).
+    pub fn allows(&self, permission: &str) -> bool {
+        match &self.actor {
+            Actor::User { role, .. } => {
+                self.resolved.project.settings.rbac.allows(role, permission)
+            }
+            Actor::Server => true,
+        }
+    }
+
+    /// `403 permission_denied` unless the actor has `permission` too.
+    pub fn require(&self, permission: &str) -> ApiResult<()> {
+        if self.allows(permission) {
+            Ok(())
+        } else {
+            Err(denied(permission))
+        }
+    }
+
+    /// Whether the actor is an owner (or the server).
+    pub fn is_owner(&self) -> bool {
+        match &self.actor {
+            Actor::User { role, .. } => role == rbac::OWNER,
+            Actor::Server => true,
+        }
+    }
+}
+
+pub fn denied(permission: &str) -> ApiError {
+    ApiError::forbidden(
+        "permission_denied",
+        format!("your role in this tenant lacks {permission}"),
+    )
+}
+
+pub fn tenant_not_found() -> ApiError {
+    ApiError::not_found("tenant")
+}
+
+impl<P: Permission> FromRequestParts<DataState> for InTenant<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &DataState,
+    ) -> Result<Self, Self::Rejection> {
+        let resolved = Resolved::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| tenant_not_found())?;
+        let tenant_id = params.get("id").cloned().ok_or_else(tenant_not_found)?;
+        if !identity_shared::ids::is_id("ten", &tenant_id) {
+            return Err(tenant_not_found());
+        }
+        let project_id = resolved.project.id.clone();
+        let actor = if resolved.is_secret_key() {
+            Actor::Server
+        } else {
+            let caller = Caller::from_request_parts(parts, state).await?;
+            let mut tx = state.shard(&resolved)?.scope_read(&project_id).await?;
+            let member =
+                tenant_members::find(&mut tx, &project_id, &tenant_id, &caller.claims.sub).await?;
+            tx.commit().await?;
+            let member = member.ok_or_else(tenant_not_found)?;
+            Actor::User {
+                user_id: member.user_id,
+                role: member.role,
+            }
+        };
+        let mut tx = state.control_db.scope_read(&project_id).await?;
+        let tenant = tenants::find(&mut tx, &project_id, &tenant_id).await?;
+        tx.commit().await?;
+        let access = InTenant {
+            resolved,
+            tenant: tenant.ok_or_else(tenant_not_found)?,
+            actor,
+            _permission: PhantomData,
+        };
+        access.require(P::NAME)?;
+        Ok(access)
+    }
+}

@@ -1,0 +1,344 @@
+//! A tenant's members: list, change a role, remove (or leave), transfer
+//! ownership, and (secret key) add a user. Only an owner grants or takes
+//! away `owner`; the last owner can be neither demoted nor removed. Every
+//! change to a tenant's memberships holds the tenant's lock, so two
+//! owners demoting each other at once cannot leave it without one.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::db::Tx;
+use identity_shared::error::{ApiError, ApiResult};
+use identity_shared::http;
+use identity_shared::rbac::{ADMIN, OWNER};
+use identity_shared::time::{now_ms, rfc3339};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::access::{InTenant, MembersManage, MembersRead, Permission, TenantRead};
+use crate::DataState;
+use crate::audit::event;
+use crate::request::client::Client;
+use crate::store::tenant_members::{self, MemberRow};
+use crate::store::users;
+
+fn member_json(m: &MemberRow) -> Value {
+    json!({
+        "user": {"id": m.user_id, "email": m.email, "name": m.name},
+        "role": m.role,
+        "joined_at": rfc3339(m.created_at),
+    })
+}
+
+fn member_not_found() -> ApiError {
+    ApiError::not_found("member")
+}
+
+fn last_owner() -> ApiError {
+    ApiError::conflict(
+        "last_owner",
+        "a tenant keeps at least one owner: make someone else owner first",
+    )
+}
+
+pub async fn list(
+    State(state): State<DataState>,
+    access: InTenant<MembersRead>,
+) -> ApiResult<Json<Value>> {
+    let project_id = access.project_id();
+    let mut tx = state
+        .shard(&access.resolved)?
+        .scope_read(project_id)
+        .await?;
+    let rows = tenant_members::of_tenant(&mut tx, project_id, &access.tenant.id).await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({"items": rows.iter().map(member_json).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    role: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddBody {
+    user_id: String,
+    role: String,
+}
+
+/// The role must exist in the project; `owner` is an owner's to give.
+fn check_role<P>(access: &InTenant<P>, role: &str) -> ApiResult<()> {
+    if !access.resolved.project.settings.rbac.has_role(role) {
+        return Err(ApiError::unprocessable(
+            "invalid_role",
+            format!("{role:?} is not a role of this project"),
+        ));
+    }
+    if role == OWNER && !access.is_owner() {
+        return Err(super::access::denied("owner (only an owner makes owners)"));
+    }
+    Ok(())
+}
+
+/// The tenant's membership lock, and the target member under it.
+async fn locked_member<P>(
+    tx: &mut Tx,
+    access: &InTenant<P>,
+    user_id: &str,
+) -> ApiResult<MemberRow> {
+    let project_id = access.project_id();
+    tx.lock_key(&format!("tenant:{project_id}:{}", access.tenant.id))
+        .await?;
+    tenant_members::find(tx, project_id, &access.tenant.id, user_id)
+        .await?
+        .ok_or_else(member_not_found)
+}
+
+/// Refuses to leave the tenant without an owner.
+async fn keep_an_owner<P>(tx: &mut Tx, access: &InTenant<P>, target: &MemberRow) -> ApiResult<()> {
+    if target.role != OWNER {
+        return Ok(());
+    }
+    if !access.is_owner() {
+        return Err(super::access::denied(
+            "owner (only an owner unmakes owners)",
+        ));
+    }
+    if tenant_members::owners(tx, access.project_id(), &access.tenant.id).await? <= 1 {
+        return Err(last_owner());
+    }
+    Ok(())
+}
+
+async fn audit_membership<P>(
+    tx: &mut Tx,
+    access: &InTenant<P>,
+    client: &Client,
+    kind: &'static str,
+    user_id: &str,
+    data: Value,
+) -> ApiResult<()> {
+    let ip = client.ip_text();
+    let mut data = data;
+    data["tenant_id"] = json!(access.tenant.id);
+    audit::record(
+        tx,
+        Event {
+            actor: access.user_id(),
+            subject: Some(user_id),
+            data,
+            ..event(&access.resolved, client, &ip, kind, Outcome::Success)
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn change_role(
+    State(state): State<DataState>,
+    client: Client,
+    access: InTenant<MembersManage>,
+    Path((_, user_id)): Path<(String, String)>,
+    http::Json(body): http::Json<RoleBody>,
+) -> ApiResult<Json<Value>> {
+    check_role(&access, &body.role)?;
+    let project_id = access.project_id().to_string();
+    let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    let target = locked_member(&mut tx, &access, &user_id).await?;
+    if target.role != body.role {
+        if body.role != OWNER {
+            keep_an_owner(&mut tx, &access, &target).await?;
+        }
+        tenant_members::set_role(
+            &mut tx,
+            &project_id,
+            &access.tenant.id,
+            &user_id,
+            &body.role,
+            now_ms(),
+        )
+        .await?;
+        let data = json!({"role": body.role, "previous_role": target.role});
+        audit_membership(
+            &mut tx,
+            &access,
+            &client,
+            "membership.updated",
+            &user_id,
+            data,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    let member = MemberRow {
+        role: body.role,
+        ..target
+    };
+    Ok(Json(json!({"member": member_json(&member)})))
+}
+
+/// `DELETE .../members/{user_id}`: removing someone needs
+/// `members:manage`; removing yourself is leaving.
+pub async fn remove(
+    State(state): State<DataState>,
+    client: Client,
+    access: InTenant<TenantRead>,
+    Path((_, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let leaving = access.user_id() == Some(user_id.as_str());
+    if !leaving {
+        access.require(MembersManage::NAME)?;
+    }
+    let project_id = access.project_id().to_string();
+    let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    let target = locked_member(&mut tx, &access, &user_id).await?;
+    if !leaving {
+        keep_an_owner(&mut tx, &access, &target).await?;
+    } else if target.role == OWNER
+        && tenant_members::owners(&mut tx, &project_id, &access.tenant.id).await? <= 1
+    {
+        return Err(last_owner());
+    }
+    tenant_members::remove(&mut tx, &project_id, &access.tenant.id, &user_id).await?;
+    let data = json!({"role": target.role, "left": leaving});
+    audit_membership(
+        &mut tx,
+        &access,
+        &client,
+        "membership.deleted",
+        &user_id,
+        data,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    user_id: String,
+}
+
+/// `POST .../transfer-ownership`: an owner makes a member owner and
+/// becomes an admin.
+pub async fn transfer_ownership(
+    State(state): State<DataState>,
+    client: Client,
+    access: InTenant<TenantRead>,
+    http::Json(body): http::Json<TransferBody>,
+) -> ApiResult<StatusCode> {
+    if !access.is_owner() {
+        return Err(super::access::denied(
+            "owner (only an owner transfers ownership)",
+        ));
+    }
+    let project_id = access.project_id().to_string();
+    let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    let target = locked_member(&mut tx, &access, &body.user_id).await?;
+    let now = now_ms();
+    let tenant_id = access.tenant.id.clone();
+    if let Some(me) = access.user_id().map(str::to_string) {
+        if me == body.user_id {
+            return Err(ApiError::invalid_request("you already own this tenant"));
+        }
+        // Still an owner under the lock?
+        let still = tenant_members::find(&mut tx, &project_id, &tenant_id, &me).await?;
+        if still.is_none_or(|m| m.role != OWNER) {
+            return Err(super::access::denied("owner"));
+        }
+        tenant_members::set_role(&mut tx, &project_id, &tenant_id, &me, ADMIN, now).await?;
+        let data = json!({"role": ADMIN, "previous_role": OWNER});
+        audit_membership(&mut tx, &access, &client, "membership.updated", &me, data).await?;
+    }
+    if target.role != OWNER {
+        tenant_members::set_role(&mut tx, &project_id, &tenant_id, &body.user_id, OWNER, now)
+            .await?;
+        let data = json!({"role": OWNER, "previous_role": target.role});
+        audit_membership(
+            &mut tx,
+            &access,
+            &client,
+            "membership.updated",
+            &body.user_id,
+            data,
+        )
+        .await?;
+    }
+    audit_membership(
+        &mut tx,
+        &access,
+        &client,
+        "tenant.ownership_transferred",
+        &body.user_id,
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST .../members` (secret key): adds a user of the project.
+pub async fn add(
+    State(state): State<DataState>,
+    client: Client,
+    access: InTenant<MembersManage>,
+    http::Json(body): http::Json<AddBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if access.user_id().is_some() {
+        return Err(ApiError::forbidden(
+            "secret_key_required",
+            "users join a tenant by invitation; adding one directly takes the secret key",
+        ));
+    }
+    check_role(&access, &body.role)?;
+    let project_id = access.project_id().to_string();
+    let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    tx.lock_key(&format!("tenant:{project_id}:{}", access.tenant.id))
+        .await?;
+    if users::find(&mut tx, &project_id, &body.user_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found("user"));
+    }
+    let joined = tenant_members::join(
+        &mut tx,
+        &project_id,
+        &access.tenant.id,
+        &body.user_id,
+        &body.role,
+        "admin",
+        now_ms(),
+    )
+    .await?;
+    if !joined {
+        return Err(ApiError::conflict(
+            "already_member",
+            "this user is already a member of the tenant",
+        ));
+    }
+    let data = json!({"role": body.role});
+    audit_membership(
+        &mut tx,
+        &access,
+        &client,
+        "membership.created",
+        &body.user_id,
+        data,
+    )
+    .await?;
+    let member = tenant_members::find(&mut tx, &project_id, &access.tenant.id, &body.user_id)
+        .await?
+        .ok_or_else(member_not_found)?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"member": member_json(&member)})),
+    ))
+}

@@ -1,0 +1,565 @@
+//! Tenants as organisations on the data plane: creation, the caller's
+//! tenants, the permission matrix (each role × each guarded route), the
+//! last owner, ownership transfer, the secret key's reach, a project's own
+//! roles, and isolation between projects.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::on_both;
+use crate::support::{Project, Store, TestApp, access_token, assert_error};
+
+on_both!(
+    tenants_memberships_and_owners,
+    the_permission_matrix,
+    a_projects_own_roles_and_isolation
+);
+
+const PW: &str = "correct horse battery staple";
+
+/// A registered user's id and access token.
+async fn user(app: &TestApp, p: &Project, email: &str) -> (String, String) {
+    let b = app.register(&p.pk, email, PW).await;
+    (
+        b["user"]["id"].as_str().unwrap().to_string(),
+        access_token(&b),
+    )
+}
+
+async fn as_user(
+    app: &TestApp,
+    p: &Project,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    app.authed(method, path, &p.pk, token, body).await
+}
+
+/// Makes `user_id` a member with `role` (secret key).
+async fn add_member(app: &TestApp, p: &Project, tenant: &str, user_id: &str, role: &str) {
+    let (s, b) = app
+        .send_with_key(
+            Method::POST,
+            &format!("/v1/tenants/{tenant}/members"),
+            &p.sk,
+            Some(json!({"user_id": user_id, "role": role})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+}
+
+async fn new_tenant(app: &TestApp, p: &Project, token: &str, name: &str) -> String {
+    let (s, b) = as_user(
+        app,
+        p,
+        token,
+        Method::POST,
+        "/v1/tenants",
+        Some(json!({"name": name})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    b["tenant"]["id"].as_str().unwrap().to_string()
+}
+
+async fn tenants_memberships_and_owners(store: Store) {
+    let Some(app) = TestApp::spawn(store).await else {
+        return;
+    };
+    let p = app.create_project("orgs").await;
+    let (ada_id, ada) = user(&app, &p, "ada@example.com").await;
+    let (bob_id, bob) = user(&app, &p, "bob@example.com").await;
+    let (_, eve) = user(&app, &p, "eve@example.com").await;
+
+    let (s, b) = as_user(
+        &app,
+        &p,
+        &ada,
+        Method::POST,
+        "/v1/tenants",
+        Some(json!({"name": "  Acme  "})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["tenant"]["name"], "Acme");
+    assert_eq!(b["tenant"]["role"], "owner");
+    let acme = b["tenant"]["id"].as_str().unwrap().to_string();
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x".repeat(201)}),
+        json!({"name": "a\u{7}"}),
+    ] {
+        assert_error(
+            &as_user(&app, &p, &ada, Method::POST, "/v1/tenants", Some(bad)).await,
+            422,
+            "invalid_name",
+        );
+    }
+    let (s, list) = as_user(&app, &p, &ada, Method::GET, "/v1/tenants", None).await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["items"][0]["role"], "owner");
+    // Not a member: the tenant does not exist for Eve.
+    let path = format!("/v1/tenants/{acme}");
+    assert_error(
+        &as_user(&app, &p, &eve, Method::GET, &path, None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &eve,
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "Mine"})),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    let (_, list) = as_user(&app, &p, &eve, Method::GET, "/v1/tenants", None).await;
+    assert_eq!(list["items"], json!([]));
+    // Anonymous: sign in first.
+    assert_error(
+        &app.post_with_key("/v1/tenants", &p.pk, json!({"name": "X"}))
+            .await,
+        401,
+        "unauthenticated",
+    );
+
+    // Bob joins as a member (secret key); members are listed.
+    add_member(&app, &p, &acme, &bob_id, "member").await;
+    let members = format!("/v1/tenants/{acme}/members");
+    let (s, m) = as_user(&app, &p, &bob, Method::GET, &members, None).await;
+    assert_eq!(s, 200, "{m}");
+    let items = m["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{m}");
+    assert_eq!(items[0]["user"]["email"], "ada@example.com");
+    assert_eq!(items[0]["role"], "owner");
+    assert!(items[0]["joined_at"].is_string());
+    assert_error(
+        &app.send_with_key(
+            Method::POST,
+            &members,
+            &p.sk,
+            Some(json!({"user_id": bob_id, "role": "member"})),
+        )
+        .await,
+        409,
+        "already_member",
+    );
+    // Users cannot add members directly.
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &ada,
+            Method::POST,
+            &members,
+            Some(json!({"user_id": bob_id, "role": "admin"})),
+        )
+        .await,
+        403,
+        "secret_key_required",
+    );
+
+    // The last owner can be neither demoted nor removed, nor leave.
+    let ada_member = format!("{members}/{ada_id}");
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &ada,
+            Method::PATCH,
+            &ada_member,
+            Some(json!({"role": "admin"})),
+        )
+        .await,
+        409,
+        "last_owner",
+    );
+    assert_error(
+        &as_user(&app, &p, &ada, Method::DELETE, &ada_member, None).await,
+        409,
+        "last_owner",
+    );
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &ada,
+            Method::PATCH,
+            &ada_member,
+            Some(json!({"role": "wizard"})),
+        )
+        .await,
+        422,
+        "invalid_role",
+    );
+    // An admin cannot make owners.
+    let bob_member = format!("{members}/{bob_id}");
+    let (s, b) = as_user(
+        &app,
+        &p,
+        &ada,
+        Method::PATCH,
+        &bob_member,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["member"]["role"], "admin");
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &bob,
+            Method::PATCH,
+            &bob_member,
+            Some(json!({"role": "owner"})),
+        )
+        .await,
+        403,
+        "permission_denied",
+    );
+    assert_error(
+        &as_user(&app, &p, &bob, Method::DELETE, &ada_member, None).await,
+        403,
+        "permission_denied",
+    );
+    // Ownership moves: Bob owner, Ada admin.
+    let transfer = format!("/v1/tenants/{acme}/transfer-ownership");
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &bob,
+            Method::POST,
+            &transfer,
+            Some(json!({"user_id": bob_id})),
+        )
+        .await,
+        403,
+        "permission_denied",
+    );
+    let (s, b) = as_user(
+        &app,
+        &p,
+        &ada,
+        Method::POST,
+        &transfer,
+        Some(json!({"user_id": bob_id})),
+    )
+    .await;
+    assert_eq!(s, 204, "{b}");
+    let (_, m) = as_user(&app, &p, &ada, Method::GET, &members, None).await;
+    let role = |id: &str| {
+        m["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["user"]["id"] == id)
+            .map(|i| i["role"].as_str().unwrap().to_string())
+    };
+    assert_eq!(role(&bob_id).as_deref(), Some("owner"));
+    assert_eq!(role(&ada_id).as_deref(), Some("admin"));
+
+    // Two owners demoting each other at once: one stays owner.
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &bob,
+        Method::PATCH,
+        &ada_member,
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (a, b) = tokio::join!(
+        as_user(
+            &app,
+            &p,
+            &ada,
+            Method::PATCH,
+            &bob_member,
+            Some(json!({"role": "member"}))
+        ),
+        as_user(
+            &app,
+            &p,
+            &bob,
+            Method::PATCH,
+            &ada_member,
+            Some(json!({"role": "member"}))
+        ),
+    );
+    let mut statuses = [a.0.as_u16(), b.0.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+    let (_, m) = app.send_with_key(Method::GET, &members, &p.sk, None).await;
+    let owners = m["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["role"] == "owner")
+        .count();
+    assert_eq!(owners, 1, "{m}");
+
+    // Leaving: a member removes themselves.
+    let (_, carol) = user(&app, &p, "carol@example.com").await;
+    let (s, me) = as_user(&app, &p, &carol, Method::GET, "/v1/auth/session", None).await;
+    assert_eq!(s, 200, "{me}");
+    let carol_id = me["user"]["id"].as_str().unwrap().to_string();
+    add_member(&app, &p, &acme, &carol_id, "viewer").await;
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &carol,
+        Method::DELETE,
+        &format!("{members}/{carol_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_error(
+        &as_user(&app, &p, &carol, Method::GET, &path, None).await,
+        404,
+        "not_found",
+    );
+
+    // Register with an organisation: its owner from the start.
+    let (s, b) = app
+        .post_with_key(
+            "/v1/auth/register",
+            &p.pk,
+            json!({"email": "dora@example.com", "password": PW, "organization_name": "Dora's"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (_, list) = as_user(
+        &app,
+        &p,
+        &access_token(&b),
+        Method::GET,
+        "/v1/tenants",
+        None,
+    )
+    .await;
+    assert_eq!(list["items"][0]["name"], "Dora's", "{list}");
+    assert_eq!(list["items"][0]["role"], "owner");
+
+    // The secret key sees every tenant; users may be kept from creating.
+    let (s, all) = app
+        .send_with_key(Method::GET, "/v1/tenants?all=true", &p.sk, None)
+        .await;
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"users_can_create_tenants": false}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &eve,
+            Method::POST,
+            "/v1/tenants",
+            Some(json!({"name": "E"})),
+        )
+        .await,
+        403,
+        "tenant_creation_disabled",
+    );
+    assert_error(
+        &app.post_with_key(
+            "/v1/auth/register",
+            &p.pk,
+            json!({"email": "fay@example.com", "password": PW, "organization_name": "F"}),
+        )
+        .await,
+        403,
+        "tenant_creation_disabled",
+    );
+    let (s, b) = app
+        .send_with_key(
+            Method::POST,
+            "/v1/tenants",
+            &p.sk,
+            Some(json!({"name": "Server-made"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert!(b["tenant"]["role"].is_null());
+    // Deleting needs tenant:delete (an owner); then it is gone.
+    let (gus_id, gus) = user(&app, &p, "gus@example.com").await;
+    add_member(&app, &p, &acme, &gus_id, "admin").await;
+    assert_error(
+        &as_user(&app, &p, &gus, Method::DELETE, &path, None).await,
+        403,
+        "permission_denied",
+    );
+    let (s, _) = app.send_with_key(Method::DELETE, &path, &p.sk, None).await;
+    assert_eq!(s, 204);
+    assert_error(
+        &app.send_with_key(Method::GET, &path, &p.sk, None).await,
+        404,
+        "not_found",
+    );
+    app.stop().await;
+}
+
+/// Each built-in role against each guarded route: allowed is 2xx, anything
+/// else `403 permission_denied`.
+async fn the_permission_matrix(store: Store) {
+    let Some(app) = TestApp::spawn(store).await else {
+        return;
+    };
+    let p = app.create_project("matrix").await;
+    let (_, owner) = user(&app, &p, "owner@example.com").await;
+    let (dummy_id, _) = user(&app, &p, "dummy@example.com").await;
+    let roles = ["owner", "admin", "billing", "member", "viewer"];
+    let mut actors = Vec::new();
+    for role in roles {
+        actors.push((
+            role,
+            user(&app, &p, &format!("{role}.actor@example.com")).await,
+        ));
+    }
+    // (route, permission's row of the matrix: owner, admin, billing, member, viewer)
+    type Case = (&'static str, Method, &'static str, Option<Value>, [bool; 5]);
+    let cases: Vec<Case> = vec![
+        ("tenant:read", Method::GET, "", None, [true; 5]),
+        ("members:read", Method::GET, "/members", None, [true; 5]),
+        (
+            "tenant:update",
+            Method::PATCH,
+            "",
+            Some(json!({"name": "Renamed"})),
+            [true, true, false, false, false],
+        ),
+        (
+            "members:manage",
+            Method::PATCH,
+            "/members/{dummy}",
+            Some(json!({"role": "viewer"})),
+            [true, true, false, false, false],
+        ),
+        (
+            "members:manage",
+            Method::DELETE,
+            "/members/{dummy}",
+            None,
+            [true, true, false, false, false],
+        ),
+        (
+            "tenant:delete",
+            Method::DELETE,
+            "",
+            None,
+            [true, false, false, false, false],
+        ),
+    ];
+    for (permission, method, suffix, body, row) in cases {
+        for (i, (role, (actor_id, token))) in actors.iter().enumerate() {
+            // A fresh tenant each time: the owner, the actor in its role,
+            // and the dummy member routes act on.
+            let tenant = new_tenant(&app, &p, &owner, "Matrix").await;
+            add_member(&app, &p, &tenant, actor_id, role).await;
+            add_member(&app, &p, &tenant, &dummy_id, "member").await;
+            let path = format!(
+                "/v1/tenants/{tenant}{}",
+                suffix.replace("{dummy}", &dummy_id)
+            );
+            let got = as_user(&app, &p, token, method.clone(), &path, body.clone()).await;
+            if row[i] {
+                assert!(
+                    got.0.is_success(),
+                    "{role} {permission} {method} {path}: {got:?}"
+                );
+            } else {
+                assert_error(&got, 403, "permission_denied");
+            }
+        }
+    }
+    app.stop().await;
+}
+
+/// A project's own role with its own permission; a tenant of one project
+/// is not found from another, whatever the key.
+async fn a_projects_own_roles_and_isolation(store: Store) {
+    let Some(app) = TestApp::spawn(store).await else {
+        return;
+    };
+    let p = app.create_project("roles").await;
+    let other = app.create_project("other").await;
+    let (s, b) = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"rbac": {
+                "permissions": ["reports:export"],
+                "roles": {"analyst": ["tenant:read", "reports:export"], "admin": ["reports:export"]}
+            }}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_error(
+        &app.admin(
+            Method::PATCH,
+            &format!("/v1/projects/{}", p.id),
+            Some(json!({"settings": {"rbac": {"roles": {"analyst": ["nuke:all"]}}}})),
+        )
+        .await,
+        422,
+        "invalid_settings",
+    );
+    let (_, owner) = user(&app, &p, "owner@example.com").await;
+    let (ana_id, ana) = user(&app, &p, "ana@example.com").await;
+    let tenant = new_tenant(&app, &p, &owner, "Acme").await;
+    add_member(&app, &p, &tenant, &ana_id, "analyst").await;
+    let path = format!("/v1/tenants/{tenant}");
+    let (s, b) = as_user(&app, &p, &ana, Method::GET, &path, None).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["tenant"]["role"], "analyst");
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &ana,
+            Method::GET,
+            &format!("{path}/members"),
+            None,
+        )
+        .await,
+        403,
+        "permission_denied",
+    );
+    // The same email in another project: another person, no access.
+    let (_, stranger) = user(&app, &other, "ana@example.com").await;
+    assert_error(
+        &as_user(&app, &other, &stranger, Method::GET, &path, None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.send_with_key(Method::GET, &path, &other.sk, None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.send_with_key(Method::GET, "/v1/tenants/not-an-id", &p.sk, None)
+            .await,
+        404,
+        "not_found",
+    );
+    app.stop().await;
+}
