@@ -7,9 +7,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::on_both;
+use crate::support::mail::{Captured, TestSmtp};
 use crate::support::{Project, Store, TestApp, access_token, assert_error};
 
 on_both!(
+    invitations_from_email_to_membership,
     tenants_memberships_and_owners,
     the_permission_matrix,
     a_projects_own_roles_and_isolation
@@ -561,5 +563,292 @@ async fn a_projects_own_roles_and_isolation(store: Store) {
         404,
         "not_found",
     );
+    app.stop().await;
+}
+
+/// The `token` of the invitation link in a captured message.
+fn invitation_token(m: &Captured) -> String {
+    let link = m
+        .find("http://localhost:8080/accept-invitation?token=")
+        .expect("an invitation link");
+    link.split_once("token=").unwrap().1.to_string()
+}
+
+/// The whole life of invitations, with a real SMTP server: invite, the
+/// email, the preview, accept as a new user (an account, signed in) and as
+/// a signed-in user, the rules around them, resend and revoke.
+async fn invitations_from_email_to_membership(store: Store) {
+    let smtp = TestSmtp::start().await;
+    let url = smtp.url();
+    let env = [
+        ("IDENTITY_SMTP_URL", url.as_str()),
+        ("IDENTITY_EMAIL_FROM", "auth@identity.test"),
+        ("IDENTITY_OUTBOX_POLL_MS", "50"),
+    ];
+    let Some(app) = TestApp::spawn_with(store, &env).await else {
+        return;
+    };
+    let wait = std::time::Duration::from_secs(10);
+    let p = app.create_project("invites").await;
+    app.admin(
+        Method::PATCH,
+        &format!("/v1/projects/{}", p.id),
+        Some(json!({"settings": {"rate_limits": {"email_per_minute": 0}}})),
+    )
+    .await;
+    let (_, owner) = user(&app, &p, "owner@example.com").await;
+    let tenant = new_tenant(&app, &p, &owner, "Acme").await;
+    let invites = format!("/v1/tenants/{tenant}/invitations");
+
+    // Invite a new address as admin: emailed, 7 days.
+    let (s, b) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::POST,
+        &invites,
+        Some(json!({"email": "New.Person@Example.com", "role": "admin"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["invitation"]["role"], "admin");
+    assert_eq!(b["invitation"]["inviter"], "owner@example.com");
+    let mail = smtp.wait_for(1, wait).await;
+    assert_eq!(mail[0].to, ["New.Person@Example.com"]);
+    assert!(
+        mail[0].text_body().contains("Acme"),
+        "{}",
+        mail[0].text_body()
+    );
+    let token = invitation_token(&mail[0]);
+    // One pending invitation per address; an unknown role; not for owners
+    // unless an owner asks.
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &owner,
+            Method::POST,
+            &invites,
+            Some(json!({"email": "new.person@example.com", "role": "member"})),
+        )
+        .await,
+        409,
+        "invitation_pending",
+    );
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &owner,
+            Method::POST,
+            &invites,
+            Some(json!({"email": "x@example.com", "role": "wizard"})),
+        )
+        .await,
+        422,
+        "invalid_role",
+    );
+
+    // The public preview.
+    let (s, preview) = app
+        .get_with_key(&format!("/v1/invitations/{token}"), &p.pk)
+        .await;
+    assert_eq!(s, 200, "{preview}");
+    assert_eq!(preview["tenant"]["name"], "Acme");
+    assert_eq!(preview["email"], "New.Person@Example.com");
+    assert_eq!(preview["inviter"], "owner@example.com");
+    assert_error(
+        &app.get_with_key("/v1/invitations/not-a-token", &p.pk).await,
+        400,
+        "invalid_token",
+    );
+    let other = app.create_project("other").await;
+    assert_error(
+        &app.get_with_key(&format!("/v1/invitations/{token}"), &other.pk)
+            .await,
+        400,
+        "invalid_token",
+    );
+
+    // Accepted by someone new: an account with a verified address, signed
+    // in, an admin of Acme. Forty at once: one account.
+    let accepts = (0..40).map(|_| {
+        app.post_with_key(
+            "/v1/invitations/accept",
+            &p.pk,
+            json!({"token": token, "password": PW, "name": "New Person"}),
+        )
+    });
+    let results = futures_util::future::join_all(accepts).await;
+    let created: Vec<&(StatusCode, Value)> = results
+        .iter()
+        .filter(|r| r.0 == StatusCode::CREATED)
+        .collect();
+    assert_eq!(created.len(), 1, "{results:?}");
+    for r in results.iter().filter(|r| r.0 != StatusCode::CREATED) {
+        assert_error(r, 400, "invalid_token");
+    }
+    let newbie = created[0].1.clone();
+    assert_eq!(newbie["user"]["email_verified"], true);
+    let (_, list) = as_user(
+        &app,
+        &p,
+        &access_token(&newbie),
+        Method::GET,
+        "/v1/tenants",
+        None,
+    )
+    .await;
+    assert_eq!(list["items"][0]["role"], "admin", "{list}");
+
+    // An address with an account: sign in first, with that address.
+    let (_, carol) = user(&app, &p, "carol@example.com").await;
+    let (_, mallory) = user(&app, &p, "mallory@example.com").await;
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::POST,
+        &invites,
+        Some(json!({"email": "carol@example.com", "role": "member"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let token = invitation_token(&smtp.wait_for(2, wait).await[1]);
+    assert_error(
+        &app.post_with_key(
+            "/v1/invitations/accept",
+            &p.pk,
+            json!({"token": token, "password": PW}),
+        )
+        .await,
+        401,
+        "sign_in_required",
+    );
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &mallory,
+            Method::POST,
+            "/v1/invitations/accept",
+            Some(json!({"token": token})),
+        )
+        .await,
+        403,
+        "invitation_email_mismatch",
+    );
+    let (s, b) = as_user(
+        &app,
+        &p,
+        &carol,
+        Method::POST,
+        "/v1/invitations/accept",
+        Some(json!({"token": token})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["tenant"]["name"], "Acme");
+    assert_eq!(b["role"], "member");
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &carol,
+            Method::POST,
+            &invites,
+            Some(json!({"email": "dan@example.com", "role": "member"})),
+        )
+        .await,
+        403,
+        "permission_denied",
+    );
+    // A member cannot be invited again.
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &owner,
+            Method::POST,
+            &invites,
+            Some(json!({"email": "carol@example.com", "role": "member"})),
+        )
+        .await,
+        409,
+        "already_member",
+    );
+
+    // Resend: a new link, the old one dead. Revoke: gone.
+    let (s, b) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::POST,
+        &invites,
+        Some(json!({"email": "dan@example.com", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let inv = b["invitation"]["id"].as_str().unwrap().to_string();
+    let first = invitation_token(&smtp.wait_for(3, wait).await[2]);
+    let (s, b) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::POST,
+        &format!("{invites}/{inv}/resend"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let second = invitation_token(&smtp.wait_for(4, wait).await[3]);
+    assert_ne!(first, second);
+    assert_error(
+        &app.get_with_key(&format!("/v1/invitations/{first}"), &p.pk)
+            .await,
+        400,
+        "invalid_token",
+    );
+    let (s, list) = as_user(&app, &p, &owner, Method::GET, &invites, None).await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::DELETE,
+        &format!("{invites}/{inv}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_error(
+        &app.post_with_key(
+            "/v1/invitations/accept",
+            &p.pk,
+            json!({"token": second, "password": PW}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &owner,
+            Method::DELETE,
+            &format!("{invites}/{inv}"),
+            None,
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    let (_, events) = app
+        .get_with_key("/v1/audit-events?type=invitation.accepted", &p.sk)
+        .await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 2, "{events}");
     app.stop().await;
 }

@@ -346,3 +346,22 @@ pub enum Identities {
     LastSignInAt,
     Issuer,
 }
+
+#[derive(Iden, Clone, Copy)]
+pub enum Invitations {
+    Table,
+    Id,
+    ProjectId,
+    TenantId,
+    Email,
+    EmailNormalized,
+    Role,
+    TokenHash,
+    InviterId,
+    InviterName,
+    Status,
+    CreatedAt,
+    ExpiresAt,
+    AcceptedAt,
+    AcceptedBy,
+}

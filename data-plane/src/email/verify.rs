@@ -262,14 +262,14 @@ pub async fn mark_verified(
         t
     };
     for (tenant_id, role) in targets {
-        let joining = crate::tenants::Joining {
+        let joining = crate::tenants::joining::Joining {
             tenant_id: &tenant_id,
             user_id: &user.id,
             role: &role,
             source: "domain",
             actor: None,
         };
-        crate::tenants::join(tx, resolved, client, &joining).await?;
+        crate::tenants::joining::join(tx, resolved, client, &joining).await?;
     }
     // Cached views of the user's sessions show the old flag.
     sessions::reload_views(tx, project_id, &user.id).await?;

@@ -237,14 +237,14 @@ async fn join_sso_tenant(
     let Some(sso) = ask.sso else {
         return Ok(());
     };
-    let joining = crate::tenants::Joining {
+    let joining = crate::tenants::joining::Joining {
         tenant_id: &sso.tenant_id,
         user_id,
         role: &sso.role,
         source: "sso",
         actor: None,
     };
-    crate::tenants::join(tx, resolved, client, &joining)
+    crate::tenants::joining::join(tx, resolved, client, &joining)
         .await
         .map_err(|_| "server_error")?;
     Ok(())

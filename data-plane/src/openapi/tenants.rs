@@ -134,4 +134,88 @@ pub const ROUTES: &[Route] = &[
             (404, "not_found (tenant or member)")
         ]
     ),
+    route!(
+        "post",
+        "/v1/tenants/{id}/invitations",
+        "Invite an address with a role (members:invite; owner only for owner): emailed, 7 days, one pending per address",
+        Some((&["email", "role"], &[])),
+        [
+            (
+                201,
+                "{invitation: {id, tenant_id, email, role, inviter, status, created_at, expires_at}}"
+            ),
+            (400, "invalid_email"),
+            AUTH,
+            DENIED,
+            NOT_MEMBER,
+            (409, "invitation_pending or already_member"),
+            (422, "invalid_role"),
+            (429, "too_many_attempts"),
+            (503, "email_not_configured")
+        ]
+    ),
+    route!(
+        "get",
+        "/v1/tenants/{id}/invitations",
+        "The tenant's pending invitations (members:invite)",
+        None,
+        [(200, "{items: [invitation]}"), AUTH, DENIED, NOT_MEMBER]
+    ),
+    route!(
+        "delete",
+        "/v1/tenants/{id}/invitations/{inv_id}",
+        "Revoke a pending invitation (members:invite)",
+        None,
+        [
+            (204, "revoked"),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant or invitation)")
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/tenants/{id}/invitations/{inv_id}/resend",
+        "Email a new link (the old one stops working) valid 7 more days (members:invite)",
+        None,
+        [
+            (200, "{invitation}"),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant or invitation)"),
+            (503, "email_not_configured")
+        ]
+    ),
+    route!(
+        "get",
+        "/v1/invitations/{token}",
+        "Public preview of an invitation",
+        None,
+        [
+            (
+                200,
+                "{tenant: {id, name}, email, role, inviter, expires_at}"
+            ),
+            (400, "invalid_token (unknown, used, revoked or expired)"),
+            (429, "too_many_attempts")
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/invitations/accept",
+        "Accept: signed in with the invited address, join; no account yet, create it (the address verified) and sign in",
+        Some((&["token"], &["password", "name"])),
+        [
+            (200, "{tenant: {id, name}, role}"),
+            (201, "TokenResponse (a new account)"),
+            (400, "invalid_token"),
+            (401, "sign_in_required (the address has an account)"),
+            (
+                403,
+                "invitation_email_mismatch, sso_required or csrf_failed"
+            ),
+            (422, "weak_password or password_required"),
+            (429, "too_many_attempts")
+        ]
+    ),
 ];

@@ -2,6 +2,7 @@
 //! No HTTP here, and no store module imports another.
 
 pub mod identities;
+pub mod invitations;
 pub mod login_failures;
 pub mod mfa;
 pub mod oauth_providers;

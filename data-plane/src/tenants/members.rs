@@ -72,7 +72,7 @@ pub struct AddBody {
 }
 
 /// The role must exist in the project; `owner` is an owner's to give.
-fn check_role<P>(access: &InTenant<P>, role: &str) -> ApiResult<()> {
+pub(super) fn check_role<P>(access: &InTenant<P>, role: &str) -> ApiResult<()> {
     if !access.resolved.project.settings.rbac.has_role(role) {
         return Err(ApiError::unprocessable(
             "invalid_role",

@@ -18,11 +18,14 @@ use crate::DataState;
 use crate::audit::event;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
-use crate::store::tenant_members;
 use crate::store::tenants::{self, TenantRow};
+pub use joining::{Joining, join};
 
+pub mod accept;
 pub mod access;
 pub mod crud;
+pub mod invitations;
+pub mod joining;
 pub mod members;
 
 pub fn router() -> Router<DataState> {
@@ -44,6 +47,20 @@ pub fn router() -> Router<DataState> {
             "/v1/tenants/{id}/transfer-ownership",
             post(members::transfer_ownership),
         )
+        .route(
+            "/v1/tenants/{id}/invitations",
+            post(invitations::create).get(invitations::list),
+        )
+        .route(
+            "/v1/tenants/{id}/invitations/{inv_id}",
+            axum::routing::delete(invitations::revoke),
+        )
+        .route(
+            "/v1/tenants/{id}/invitations/{inv_id}/resend",
+            post(invitations::resend),
+        )
+        .route("/v1/invitations/{token}", get(accept::preview))
+        .route("/v1/invitations/accept", post(accept::accept))
 }
 
 /// A tenant as the API shows it; with the caller's role when they have one.
@@ -79,57 +96,6 @@ pub fn shard_is_control(state: &DataState, resolved: &Resolved) -> ApiResult<boo
         .shard(resolved)?
         .invalidations()
         .same_as(state.control_db.invalidations()))
-}
-
-/// Who joins a tenant, how, and who made it happen.
-pub struct Joining<'a> {
-    pub tenant_id: &'a str,
-    pub user_id: &'a str,
-    pub role: &'a str,
-    /// `created`, `domain`, `sso`, `admin`, `invitation`.
-    pub source: &'static str,
-    pub actor: Option<&'a str>,
-}
-
-/// Adds the membership unless the user is a member already, and audits
-/// `membership.created`; true when added.
-pub async fn join(
-    tx: &mut Tx,
-    resolved: &Resolved,
-    client: &Client,
-    j: &Joining<'_>,
-) -> ApiResult<bool> {
-    let project_id = &resolved.project.id;
-    let joined = tenant_members::join(
-        tx,
-        project_id,
-        j.tenant_id,
-        j.user_id,
-        j.role,
-        j.source,
-        now_ms(),
-    )
-    .await?;
-    if joined {
-        let ip = client.ip_text();
-        audit::record(
-            tx,
-            Event {
-                actor: j.actor,
-                subject: Some(j.user_id),
-                data: json!({"tenant_id": j.tenant_id, "role": j.role, "source": j.source}),
-                ..event(
-                    resolved,
-                    client,
-                    &ip,
-                    "membership.created",
-                    Outcome::Success,
-                )
-            },
-        )
-        .await?;
-    }
-    Ok(joined)
 }
 
 /// Creates a tenant with `owner` as its owner, in `tx` (the shard's
