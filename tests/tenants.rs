@@ -11,6 +11,7 @@ use crate::support::mail::{Captured, TestSmtp};
 use crate::support::{Project, Store, TestApp, access_token, assert_error};
 
 on_both!(
+    groups_inside_a_tenant,
     invitations_from_email_to_membership,
     tenants_memberships_and_owners,
     the_permission_matrix,
@@ -463,6 +464,35 @@ async fn the_permission_matrix(store: Store) {
             [true, true, false, false, false],
         ),
         (
+            "members:invite",
+            Method::POST,
+            "/invitations",
+            Some(json!({"email": "invitee@example.com", "role": "member"})),
+            [true, true, false, false, false],
+        ),
+        (
+            "members:invite",
+            Method::GET,
+            "/invitations",
+            None,
+            [true, true, false, false, false],
+        ),
+        ("tenant:read", Method::GET, "/groups", None, [true; 5]),
+        (
+            "groups:manage",
+            Method::POST,
+            "/groups",
+            Some(json!({"name": "Engineering"})),
+            [true, true, false, false, false],
+        ),
+        (
+            "groups:manage",
+            Method::PUT,
+            "/groups/{group}/members/{dummy}",
+            None,
+            [true, true, false, false, false],
+        ),
+        (
             "tenant:delete",
             Method::DELETE,
             "",
@@ -477,9 +507,21 @@ async fn the_permission_matrix(store: Store) {
             let tenant = new_tenant(&app, &p, &owner, "Matrix").await;
             add_member(&app, &p, &tenant, actor_id, role).await;
             add_member(&app, &p, &tenant, &dummy_id, "member").await;
+            let (s, g) = as_user(
+                &app,
+                &p,
+                &owner,
+                Method::POST,
+                &format!("/v1/tenants/{tenant}/groups"),
+                Some(json!({"name": "Existing"})),
+            )
+            .await;
+            assert_eq!(s, 201, "{g}");
             let path = format!(
                 "/v1/tenants/{tenant}{}",
-                suffix.replace("{dummy}", &dummy_id)
+                suffix
+                    .replace("{dummy}", &dummy_id)
+                    .replace("{group}", g["group"]["id"].as_str().unwrap())
             );
             let got = as_user(&app, &p, token, method.clone(), &path, body.clone()).await;
             if row[i] {
@@ -850,5 +892,163 @@ async fn invitations_from_email_to_membership(store: Store) {
         .get_with_key("/v1/audit-events?type=invitation.accepted", &p.sk)
         .await;
     assert_eq!(events["items"].as_array().unwrap().len(), 2, "{events}");
+    app.stop().await;
+}
+
+/// Groups: made, renamed, listed with their members (who must belong to
+/// the tenant), left with the tenant, deleted.
+async fn groups_inside_a_tenant(store: Store) {
+    let Some(app) = TestApp::spawn(store).await else {
+        return;
+    };
+    let p = app.create_project("groups").await;
+    let (_, owner) = user(&app, &p, "owner@example.com").await;
+    let (bob_id, bob) = user(&app, &p, "bob@example.com").await;
+    let (eve_id, _) = user(&app, &p, "eve@example.com").await;
+    let tenant = new_tenant(&app, &p, &owner, "Acme").await;
+    add_member(&app, &p, &tenant, &bob_id, "member").await;
+    let base = format!("/v1/tenants/{tenant}/groups");
+    let (s, g) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::POST,
+        &base,
+        Some(json!({"name": "Eng"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{g}");
+    let group = g["group"]["id"].as_str().unwrap().to_string();
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &owner,
+            Method::POST,
+            &base,
+            Some(json!({"name": "Eng"})),
+        )
+        .await,
+        409,
+        "group_name_taken",
+    );
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &owner,
+            Method::POST,
+            &base,
+            Some(json!({"name": " "})),
+        )
+        .await,
+        422,
+        "invalid_name",
+    );
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::POST,
+        &base,
+        Some(json!({"name": "Ops"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &owner,
+            Method::PATCH,
+            &format!("{base}/{group}"),
+            Some(json!({"name": "Ops"})),
+        )
+        .await,
+        409,
+        "group_name_taken",
+    );
+    let (s, g) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::PATCH,
+        &format!("{base}/{group}"),
+        Some(json!({"name": "Engineering"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{g}");
+    assert_eq!(g["group"]["name"], "Engineering");
+    // Members of the tenant only.
+    let member = |user: &str| format!("{base}/{group}/members/{user}");
+    let (s, _) = as_user(&app, &p, &owner, Method::PUT, &member(&bob_id), None).await;
+    assert_eq!(s, 204);
+    assert_error(
+        &as_user(&app, &p, &owner, Method::PUT, &member(&eve_id), None).await,
+        422,
+        "not_a_member",
+    );
+    let (s, g) = as_user(
+        &app,
+        &p,
+        &bob,
+        Method::GET,
+        &format!("{base}/{group}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{g}");
+    assert_eq!(g["group"]["members"][0]["email"], "bob@example.com", "{g}");
+    let (_, list) = as_user(&app, &p, &bob, Method::GET, &base, None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+    // A member who leaves the tenant leaves its groups.
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &bob,
+        Method::DELETE,
+        &format!("/v1/tenants/{tenant}/members/{bob_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, g) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::GET,
+        &format!("{base}/{group}"),
+        None,
+    )
+    .await;
+    assert_eq!(g["group"]["members"], json!([]), "{g}");
+    assert_error(
+        &as_user(&app, &p, &owner, Method::DELETE, &member(&bob_id), None).await,
+        404,
+        "not_found",
+    );
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::DELETE,
+        &format!("{base}/{group}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &owner,
+            Method::GET,
+            &format!("{base}/{group}"),
+            None,
+        )
+        .await,
+        404,
+        "not_found",
+    );
     app.stop().await;
 }

@@ -365,3 +365,24 @@ pub enum Invitations {
     AcceptedAt,
     AcceptedBy,
 }
+
+#[derive(Iden, Clone, Copy)]
+pub enum TenantGroups {
+    Table,
+    Id,
+    ProjectId,
+    TenantId,
+    Name,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum GroupMembers {
+    Table,
+    ProjectId,
+    GroupId,
+    TenantId,
+    UserId,
+    CreatedAt,
+}

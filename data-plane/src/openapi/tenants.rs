@@ -218,4 +218,91 @@ pub const ROUTES: &[Route] = &[
             (429, "too_many_attempts")
         ]
     ),
+    route!(
+        "post",
+        "/v1/tenants/{id}/groups",
+        "Create a group in the tenant (groups:manage)",
+        Some((&["name"], &[])),
+        [
+            (201, "{group: {id, name, created_at, updated_at}}"),
+            AUTH,
+            DENIED,
+            NOT_MEMBER,
+            (409, "group_name_taken"),
+            (422, "invalid_name")
+        ]
+    ),
+    route!(
+        "get",
+        "/v1/tenants/{id}/groups",
+        "The tenant's groups (tenant:read)",
+        None,
+        [(200, "{items: [group]}"), AUTH, DENIED, NOT_MEMBER]
+    ),
+    route!(
+        "get",
+        "/v1/tenants/{id}/groups/{group_id}",
+        "A group with its members (tenant:read)",
+        None,
+        [
+            (
+                200,
+                "{group: {id, name, members: [{id, email, name}], created_at, updated_at}}"
+            ),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant or group)")
+        ]
+    ),
+    route!(
+        "patch",
+        "/v1/tenants/{id}/groups/{group_id}",
+        "Rename a group (groups:manage)",
+        Some((&["name"], &[])),
+        [
+            (200, "{group}"),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant or group)"),
+            (409, "group_name_taken"),
+            (422, "invalid_name")
+        ]
+    ),
+    route!(
+        "delete",
+        "/v1/tenants/{id}/groups/{group_id}",
+        "Delete a group (groups:manage)",
+        None,
+        [
+            (204, "deleted"),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant or group)")
+        ]
+    ),
+    route!(
+        "put",
+        "/v1/tenants/{id}/groups/{group_id}/members/{user_id}",
+        "Add a member of the tenant to the group (groups:manage)",
+        None,
+        [
+            (204, "added (or already there)"),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant or group)"),
+            (422, "not_a_member (of the tenant)")
+        ]
+    ),
+    route!(
+        "delete",
+        "/v1/tenants/{id}/groups/{group_id}/members/{user_id}",
+        "Remove a user from the group (groups:manage)",
+        None,
+        [
+            (204, "removed"),
+            AUTH,
+            DENIED,
+            (404, "not_found (tenant, group or member)")
+        ]
+    ),
 ];

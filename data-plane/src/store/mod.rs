@@ -1,6 +1,7 @@
 //! Repositories: SQL for one table each, in a project-scoped transaction.
 //! No HTTP here, and no store module imports another.
 
+pub mod groups;
 pub mod identities;
 pub mod invitations;
 pub mod login_failures;

@@ -196,6 +196,7 @@ pub async fn remove(
     let same = shard_is_control(&state, &access.resolved)?;
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
     tenant_members::remove_tenant(&mut tx, &project_id, &tenant_id).await?;
+    crate::store::groups::delete(&mut tx, &project_id, &tenant_id, None).await?;
     if same {
         tenants::delete(&mut tx, &project_id, &tenant_id).await?;
         // Its domains may have been enforced for SSO.

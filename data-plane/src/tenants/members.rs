@@ -21,7 +21,7 @@ use crate::DataState;
 use crate::audit::event;
 use crate::request::client::Client;
 use crate::store::tenant_members::{self, MemberRow};
-use crate::store::users;
+use crate::store::{groups, users};
 
 fn member_json(m: &MemberRow) -> Value {
     json!({
@@ -205,6 +205,7 @@ pub async fn remove(
         return Err(last_owner());
     }
     tenant_members::remove(&mut tx, &project_id, &access.tenant.id, &user_id).await?;
+    groups::remove_member(&mut tx, &project_id, &access.tenant.id, None, &user_id).await?;
     let data = json!({"role": target.role, "left": leaving});
     audit_membership(
         &mut tx,

@@ -24,6 +24,7 @@ pub use joining::{Joining, join};
 pub mod accept;
 pub mod access;
 pub mod crud;
+pub mod groups;
 pub mod invitations;
 pub mod joining;
 pub mod members;
@@ -58,6 +59,20 @@ pub fn router() -> Router<DataState> {
         .route(
             "/v1/tenants/{id}/invitations/{inv_id}/resend",
             post(invitations::resend),
+        )
+        .route(
+            "/v1/tenants/{id}/groups",
+            post(groups::create).get(groups::list),
+        )
+        .route(
+            "/v1/tenants/{id}/groups/{group_id}",
+            get(groups::show)
+                .patch(groups::rename)
+                .delete(groups::remove),
+        )
+        .route(
+            "/v1/tenants/{id}/groups/{group_id}/members/{user_id}",
+            axum::routing::put(groups::add_member).delete(groups::remove_member),
         )
         .route("/v1/invitations/{token}", get(accept::preview))
         .route("/v1/invitations/accept", post(accept::accept))
