@@ -551,7 +551,7 @@ async fn a_projects_own_roles_and_isolation(store: Store) {
             &format!("/v1/projects/{}", p.id),
             Some(json!({"settings": {"rbac": {
                 "permissions": ["reports:export"],
-                "roles": {"analyst": ["tenant:read", "reports:export"], "admin": ["reports:export"]}
+                "roles": {"analyst": ["tenant:read", "reports:export"], "admin": ["reports:export"], "auditor": ["reports:export"]}
             }}})),
         )
         .await;
@@ -586,6 +586,29 @@ async fn a_projects_own_roles_and_isolation(store: Store) {
         .await,
         403,
         "permission_denied",
+    );
+    // A role without tenant:read sees nothing, but may still leave.
+    let (aud_id, aud) = user(&app, &p, "aud@example.com").await;
+    add_member(&app, &p, &tenant, &aud_id, "auditor").await;
+    assert_error(
+        &as_user(&app, &p, &aud, Method::GET, &path, None).await,
+        403,
+        "permission_denied",
+    );
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &aud,
+        Method::DELETE,
+        &format!("{path}/members/{aud_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_error(
+        &as_user(&app, &p, &aud, Method::GET, &path, None).await,
+        404,
+        "not_found",
     );
     // The same email in another project: another person, no access.
     let (_, stranger) = user(&app, &other, "ana@example.com").await;

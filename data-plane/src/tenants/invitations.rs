@@ -57,7 +57,8 @@ pub struct InviteBody {
     role: String,
 }
 
-/// Emails the invitation with a fresh token.
+/// Emails the invitation with a fresh token, under the per-address cap
+/// (an invitation is no way to flood a mailbox).
 async fn send_invitation(
     state: &DataState,
     tx: &mut Tx,
@@ -66,6 +67,20 @@ async fn send_invitation(
     i: &InvitationRow,
     token: &str,
 ) -> ApiResult<()> {
+    let project = &resolved.project;
+    if !send::under_cap(
+        state,
+        tx,
+        &project.id,
+        TemplateKind::Invitation,
+        &i.email_normalized,
+        project.settings.messaging.emails_per_address_per_hour,
+        3_600_000,
+    )
+    .await?
+    {
+        return Err(crate::email::verify::too_many_messages());
+    }
     let link = send::link(state, &resolved.project, "/accept-invitation", token);
     send::queue_email(
         state,

@@ -16,7 +16,7 @@ use identity_shared::time::{now_ms, rfc3339};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::access::{InTenant, MembersManage, MembersRead, Permission, TenantRead};
+use super::access::{AnyMember, InTenant, MembersManage, MembersRead, Permission};
 use crate::DataState;
 use crate::audit::event;
 use crate::request::client::Client;
@@ -187,7 +187,7 @@ pub async fn change_role(
 pub async fn remove(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<TenantRead>,
+    access: InTenant<AnyMember>,
     Path((_, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let leaving = access.user_id() == Some(user_id.as_str());
@@ -231,7 +231,7 @@ pub struct TransferBody {
 pub async fn transfer_ownership(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<TenantRead>,
+    access: InTenant<AnyMember>,
     http::Json(body): http::Json<TransferBody>,
 ) -> ApiResult<StatusCode> {
     if !access.is_owner() {
