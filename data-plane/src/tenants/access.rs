@@ -12,11 +12,16 @@ use std::marker::PhantomData;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::rbac;
+use serde_json::{Value, json};
 
 use crate::DataState;
+use crate::audit::event;
 use crate::request::caller::Caller;
+use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::store::tenant_members;
 use crate::store::tenants::{self, TenantRow};
@@ -97,6 +102,30 @@ impl<P> InTenant<P> {
         } else {
             Err(denied(permission))
         }
+    }
+
+    /// Audits `kind` in this tenant, by the actor, about `subject`.
+    pub async fn audit(
+        &self,
+        tx: &mut Tx,
+        client: &Client,
+        kind: &'static str,
+        subject: Option<&str>,
+        mut data: Value,
+    ) -> ApiResult<()> {
+        data["tenant_id"] = json!(self.tenant.id);
+        let ip = client.ip_text();
+        audit::record(
+            tx,
+            Event {
+                actor: self.user_id(),
+                subject,
+                data,
+                ..event(&self.resolved, client, &ip, kind, Outcome::Success)
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Whether the actor is an owner (or the server).

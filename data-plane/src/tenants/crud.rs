@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
 use identity_shared::invalidation::Invalidation;
@@ -14,7 +13,6 @@ use serde_json::{Value, json};
 use super::access::{InTenant, TenantDelete, TenantRead, TenantUpdate};
 use super::{create_with_owner, shard_is_control, tenant_json, tenant_name};
 use crate::DataState;
-use crate::audit::event;
 use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
@@ -157,22 +155,15 @@ pub async fn update(
     }
     control.commit().await?;
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
-    let ip = client.ip_text();
-    audit::record(
-        &mut tx,
-        Event {
-            actor: access.user_id(),
-            data: json!({"tenant_id": access.tenant.id, "name": name}),
-            ..event(
-                &access.resolved,
-                &client,
-                &ip,
-                "tenant.updated",
-                Outcome::Success,
-            )
-        },
-    )
-    .await?;
+    access
+        .audit(
+            &mut tx,
+            &client,
+            "tenant.updated",
+            None,
+            json!({"tenant_id": access.tenant.id, "name": name}),
+        )
+        .await?;
     tx.commit().await?;
     let tenant = tenants::TenantRow {
         name,
@@ -210,22 +201,15 @@ pub async fn remove(
             .await?;
         control.commit().await?;
     }
-    let ip = client.ip_text();
-    audit::record(
-        &mut tx,
-        Event {
-            actor: access.user_id(),
-            data: json!({"tenant_id": tenant_id, "name": access.tenant.name}),
-            ..event(
-                &access.resolved,
-                &client,
-                &ip,
-                "tenant.deleted",
-                Outcome::Success,
-            )
-        },
-    )
-    .await?;
+    access
+        .audit(
+            &mut tx,
+            &client,
+            "tenant.deleted",
+            None,
+            json!({"tenant_id": tenant_id, "name": access.tenant.name}),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

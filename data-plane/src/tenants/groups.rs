@@ -5,8 +5,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use identity_shared::audit::{self, Event, Outcome};
-use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
 use identity_shared::ids::new_id;
@@ -16,7 +14,6 @@ use serde_json::{Value, json};
 
 use super::access::{GroupsManage, InTenant, TenantRead};
 use crate::DataState;
-use crate::audit::event;
 use crate::request::client::Client;
 use crate::store::groups::{self, GroupRow};
 use crate::store::tenant_members;
@@ -56,28 +53,6 @@ pub struct NameBody {
     name: String,
 }
 
-async fn audit_group<P>(
-    tx: &mut Tx,
-    access: &InTenant<P>,
-    client: &Client,
-    kind: &'static str,
-    data: Value,
-) -> ApiResult<()> {
-    let ip = client.ip_text();
-    let mut data = data;
-    data["tenant_id"] = json!(access.tenant.id);
-    audit::record(
-        tx,
-        Event {
-            actor: access.user_id(),
-            data,
-            ..event(&access.resolved, client, &ip, kind, Outcome::Success)
-        },
-    )
-    .await?;
-    Ok(())
-}
-
 pub async fn create(
     State(state): State<DataState>,
     client: Client,
@@ -107,7 +82,9 @@ pub async fn create(
         return Err(name_taken());
     }
     let data = json!({"group_id": group.id, "name": group.name});
-    audit_group(&mut tx, &access, &client, "group.created", data).await?;
+    access
+        .audit(&mut tx, &client, "group.created", None, data)
+        .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -176,7 +153,9 @@ pub async fn rename(
         return Err(name_taken());
     }
     let data = json!({"group_id": group.id, "name": name});
-    audit_group(&mut tx, &access, &client, "group.updated", data).await?;
+    access
+        .audit(&mut tx, &client, "group.updated", None, data)
+        .await?;
     tx.commit().await?;
     let group = GroupRow {
         name,
@@ -197,14 +176,15 @@ pub async fn remove(
     if groups::delete(&mut tx, &project_id, &access.tenant.id, Some(&group_id)).await? == 0 {
         return Err(group_not_found());
     }
-    audit_group(
-        &mut tx,
-        &access,
-        &client,
-        "group.deleted",
-        json!({"group_id": group_id}),
-    )
-    .await?;
+    access
+        .audit(
+            &mut tx,
+            &client,
+            "group.deleted",
+            None,
+            json!({"group_id": group_id}),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -247,7 +227,9 @@ pub async fn add_member(
     .await?
     {
         let data = json!({"group_id": group.id, "user_id": user_id});
-        audit_group(&mut tx, &access, &client, "group.member_added", data).await?;
+        access
+            .audit(&mut tx, &client, "group.member_added", None, data)
+            .await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -268,7 +250,9 @@ pub async fn remove_member(
         return Err(ApiError::not_found("group member"));
     }
     let data = json!({"group_id": group_id, "user_id": user_id});
-    audit_group(&mut tx, &access, &client, "group.member_removed", data).await?;
+    access
+        .audit(&mut tx, &client, "group.member_removed", None, data)
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

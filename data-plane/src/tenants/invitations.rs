@@ -6,7 +6,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
@@ -18,7 +17,6 @@ use serde_json::{Value, json};
 
 use super::access::{InTenant, MembersInvite};
 use crate::DataState;
-use crate::audit::event;
 use crate::email::send;
 use crate::input::Email;
 use crate::request::client::Client;
@@ -28,6 +26,10 @@ use crate::store::tenant_members;
 use crate::store::users;
 
 const TTL_MS: i64 = 7 * 86_400_000;
+
+fn invitation_data(i: &InvitationRow) -> Value {
+    json!({"invitation_id": i.id, "email": i.email, "role": i.role})
+}
 
 fn invitation_json(i: &InvitationRow) -> Value {
     json!({
@@ -97,26 +99,6 @@ async fn send_invitation(
             .with("expires_in", "7 days"),
     )
     .await
-}
-
-async fn audit_invitation(
-    tx: &mut Tx,
-    access: &InTenant<MembersInvite>,
-    client: &Client,
-    kind: &'static str,
-    i: &InvitationRow,
-) -> ApiResult<()> {
-    let ip = client.ip_text();
-    audit::record(
-        tx,
-        Event {
-            actor: access.user_id(),
-            data: json!({"tenant_id": i.tenant_id, "invitation_id": i.id, "email": i.email, "role": i.role}),
-            ..event(&access.resolved, client, &ip, kind, Outcome::Success)
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 /// `POST /v1/tenants/{id}/invitations`.
@@ -194,7 +176,15 @@ pub async fn create(
         &token,
     )
     .await?;
-    audit_invitation(&mut tx, &access, &client, "invitation.created", &row).await?;
+    access
+        .audit(
+            &mut tx,
+            &client,
+            "invitation.created",
+            None,
+            invitation_data(&row),
+        )
+        .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -243,7 +233,15 @@ pub async fn revoke(
     if !invitations::finish(&mut tx, &project_id, &row.id, REVOKED, None, now_ms()).await? {
         return Err(ApiError::not_found("invitation"));
     }
-    audit_invitation(&mut tx, &access, &client, "invitation.revoked", &row).await?;
+    access
+        .audit(
+            &mut tx,
+            &client,
+            "invitation.revoked",
+            None,
+            invitation_data(&row),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -276,7 +274,15 @@ pub async fn resend(
         &token,
     )
     .await?;
-    audit_invitation(&mut tx, &access, &client, "invitation.resent", &row).await?;
+    access
+        .audit(
+            &mut tx,
+            &client,
+            "invitation.resent",
+            None,
+            invitation_data(&row),
+        )
+        .await?;
     tx.commit().await?;
     Ok(Json(json!({"invitation": invitation_json(&row)})))
 }

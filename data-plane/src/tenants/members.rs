@@ -7,7 +7,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::db::Tx;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
@@ -18,7 +17,6 @@ use serde_json::{Value, json};
 
 use super::access::{AnyMember, InTenant, MembersManage, MembersRead, Permission};
 use crate::DataState;
-use crate::audit::event;
 use crate::request::client::Client;
 use crate::store::tenant_members::{self, MemberRow};
 use crate::store::{groups, users};
@@ -115,30 +113,6 @@ async fn keep_an_owner<P>(tx: &mut Tx, access: &InTenant<P>, target: &MemberRow)
     Ok(())
 }
 
-async fn audit_membership<P>(
-    tx: &mut Tx,
-    access: &InTenant<P>,
-    client: &Client,
-    kind: &'static str,
-    user_id: &str,
-    data: Value,
-) -> ApiResult<()> {
-    let ip = client.ip_text();
-    let mut data = data;
-    data["tenant_id"] = json!(access.tenant.id);
-    audit::record(
-        tx,
-        Event {
-            actor: access.user_id(),
-            subject: Some(user_id),
-            data,
-            ..event(&access.resolved, client, &ip, kind, Outcome::Success)
-        },
-    )
-    .await?;
-    Ok(())
-}
-
 pub async fn change_role(
     State(state): State<DataState>,
     client: Client,
@@ -164,15 +138,9 @@ pub async fn change_role(
         )
         .await?;
         let data = json!({"role": body.role, "previous_role": target.role});
-        audit_membership(
-            &mut tx,
-            &access,
-            &client,
-            "membership.updated",
-            &user_id,
-            data,
-        )
-        .await?;
+        access
+            .audit(&mut tx, &client, "membership.updated", Some(&user_id), data)
+            .await?;
     }
     tx.commit().await?;
     let member = MemberRow {
@@ -207,15 +175,9 @@ pub async fn remove(
     tenant_members::remove(&mut tx, &project_id, &access.tenant.id, &user_id).await?;
     groups::remove_member(&mut tx, &project_id, &access.tenant.id, None, &user_id).await?;
     let data = json!({"role": target.role, "left": leaving});
-    audit_membership(
-        &mut tx,
-        &access,
-        &client,
-        "membership.deleted",
-        &user_id,
-        data,
-    )
-    .await?;
+    access
+        .audit(&mut tx, &client, "membership.deleted", Some(&user_id), data)
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -255,31 +217,33 @@ pub async fn transfer_ownership(
         }
         tenant_members::set_role(&mut tx, &project_id, &tenant_id, &me, ADMIN, now).await?;
         let data = json!({"role": ADMIN, "previous_role": OWNER});
-        audit_membership(&mut tx, &access, &client, "membership.updated", &me, data).await?;
+        access
+            .audit(&mut tx, &client, "membership.updated", Some(&me), data)
+            .await?;
     }
     if target.role != OWNER {
         tenant_members::set_role(&mut tx, &project_id, &tenant_id, &body.user_id, OWNER, now)
             .await?;
         let data = json!({"role": OWNER, "previous_role": target.role});
-        audit_membership(
+        access
+            .audit(
+                &mut tx,
+                &client,
+                "membership.updated",
+                Some(&body.user_id),
+                data,
+            )
+            .await?;
+    }
+    access
+        .audit(
             &mut tx,
-            &access,
             &client,
-            "membership.updated",
-            &body.user_id,
-            data,
+            "tenant.ownership_transferred",
+            Some(&body.user_id),
+            json!({}),
         )
         .await?;
-    }
-    audit_membership(
-        &mut tx,
-        &access,
-        &client,
-        "tenant.ownership_transferred",
-        &body.user_id,
-        json!({}),
-    )
-    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -325,15 +289,15 @@ pub async fn add(
         ));
     }
     let data = json!({"role": body.role});
-    audit_membership(
-        &mut tx,
-        &access,
-        &client,
-        "membership.created",
-        &body.user_id,
-        data,
-    )
-    .await?;
+    access
+        .audit(
+            &mut tx,
+            &client,
+            "membership.created",
+            Some(&body.user_id),
+            data,
+        )
+        .await?;
     let member = tenant_members::find(&mut tx, &project_id, &access.tenant.id, &body.user_id)
         .await?
         .ok_or_else(member_not_found)?;
