@@ -23,6 +23,7 @@ on_both!(
     lockout_policy,
     rate_limits,
     server_side_users_and_bcrypt_import,
+    the_secret_key_ends_every_session,
     audit_events,
     bad_input_is_a_clear_4xx,
     session_checks_are_cached,
@@ -1387,6 +1388,90 @@ async fn sweeper_deletes_expired_rows(store: Store) {
             .await
             .0,
         200
+    );
+    app.stop().await;
+}
+
+/// `POST /v1/users/{id}/sessions/revoke-all`: every session of the user
+/// ends at once (their tokens stop, their refresh tokens too); only the
+/// secret key of the user's own project may ask.
+async fn the_secret_key_ends_every_session(store: Store) {
+    let Some((app, p)) = setup(store).await else {
+        return;
+    };
+    let other = app.create_project("other").await;
+    let first = app.register(&p.pk, "ada@example.com", PW).await;
+    let (s, second) = app.login(&p.pk, "ada@example.com", PW).await;
+    assert_eq!(s, 200, "{second}");
+    let id = first["user"]["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/users/{id}/sessions/revoke-all");
+    assert_error(
+        &app.send_with_key(Method::POST, &path, &p.pk, None).await,
+        403,
+        "secret_key_required",
+    );
+    assert_error(
+        &app.send_with_key(Method::POST, &path, &other.sk, None)
+            .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.send_with_key(
+            Method::POST,
+            "/v1/users/usr_nope/sessions/revoke-all",
+            &p.sk,
+            None,
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    for body in [&first, &second] {
+        let (s, _) = app
+            .authed(
+                Method::GET,
+                "/v1/auth/session",
+                &p.pk,
+                &crate::support::access_token(body),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let (s, _) = app.send_with_key(Method::POST, &path, &p.sk, None).await;
+    assert_eq!(s, 204);
+    for body in [&first, &second] {
+        assert_error(
+            &app.authed(
+                Method::GET,
+                "/v1/auth/session",
+                &p.pk,
+                &crate::support::access_token(body),
+                None,
+            )
+            .await,
+            401,
+            "session_revoked",
+        );
+        let (s, _) = app
+            .post_with_key(
+                "/v1/auth/refresh",
+                &p.pk,
+                json!({"refresh_token": refresh_token(body)}),
+            )
+            .await;
+        assert_eq!(s, 401);
+    }
+    let (_, events) = app
+        .get_with_key(
+            &format!("/v1/audit-events?type=session.revoked&user_id={id}"),
+            &p.sk,
+        )
+        .await;
+    assert_eq!(
+        events["items"][0]["data"]["reason"], "revoked_by_admin",
+        "{events}"
     );
     app.stop().await;
 }

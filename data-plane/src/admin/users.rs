@@ -1,5 +1,6 @@
 //! Server-side user calls (secret key): create (with a password or an
-//! imported hash), get, find by email, delete.
+//! imported hash), get, find by email, delete, reset second factors,
+//! revoke every session.
 
 use crate::DataState;
 use crate::audit::event;
@@ -221,6 +222,54 @@ pub async fn reset_mfa(
             subject: Some(&user.id),
             data: json!({}),
             ..event(&resolved, &client, &ip, "mfa.reset", Outcome::Success)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/users/{id}/sessions/revoke-all`: ends every session of the
+/// user (each node's session cache drops them with the commit), forgets
+/// their trusted browsers, and voids pending challenges, links and codes.
+pub async fn revoke_sessions(
+    State(state): State<DataState>,
+    resolved: Resolved,
+    client: Client,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let actor = require_secret(&resolved)?;
+    let project_id = &resolved.project.id;
+    let mut tx = state.shard(&resolved)?.scope(project_id).await?;
+    let user = users::find(&mut tx, project_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let revoked = sessions::revoke(
+        &mut tx,
+        project_id,
+        &user.id,
+        None,
+        None,
+        "revoked_by_admin",
+    )
+    .await?;
+    trusted_browsers::forget_all(&mut tx, project_id, &user.id).await?;
+    mfa::delete_challenges(&mut tx, project_id, &user.id).await?;
+    crate::store::one_time_codes::void_all(
+        &mut tx,
+        project_id,
+        &user.id,
+        identity_shared::time::now_ms(),
+    )
+    .await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(&actor),
+            subject: Some(&user.id),
+            data: json!({"session_ids": revoked, "reason": "revoked_by_admin"}),
+            ..event(&resolved, &client, &ip, "session.revoked", Outcome::Success)
         },
     )
     .await?;

@@ -262,6 +262,13 @@ pub const ROUTES: &[Route] = &[
         [(204, "reset"), KEY, SECRET, (404, "not_found")]
     ),
     route!(
+        "post",
+        "/v1/users/{id}/sessions/revoke-all",
+        "End every session of a user at once, forget their trusted browsers, void pending challenges, links and codes (secret key)",
+        None,
+        [(204, "revoked"), KEY, SECRET, (404, "not_found")]
+    ),
+    route!(
         "get",
         "/v1/audit-events",
         "Audit events, newest first (?user_id, ?type, ?since, ?until, ?limit, ?cursor) (secret key)",
