@@ -1453,11 +1453,54 @@ async fn a_verified_address_joins_the_tenants_of_its_domain(store: Store) {
     )
     .await;
     assert_eq!(s, 200, "{b}");
+    let cy = b["user"]["id"].as_str().unwrap().to_string();
+    let cy_at = access_token(&b);
+    assert_eq!(memberships(cy.clone()).await.len(), 1);
+    // Cy becomes Globex's only owner. Both move to another domain: Ada's
+    // membership ends with her address; Cy's stays (a tenant keeps an
+    // owner).
+    let (s, b) = app
+        .send_with_key(
+            Method::PATCH,
+            &format!("/v1/tenants/{}/members/{cy}", tenants[0]),
+            &p.sk,
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    for (at, new, sent) in [
+        (&at, "ada@elsewhere.test", 5),
+        (&cy_at, "cy@elsewhere.test", 7),
+    ] {
+        let (s, b) = app
+            .authed(
+                Method::POST,
+                "/v1/auth/email/change",
+                &p.pk,
+                at,
+                Some(json!({"new_email": new})),
+            )
+            .await;
+        assert_eq!(s, 204, "{b}");
+        let sent = smtp.wait_for(sent, WAIT).await;
+        let link = sent.iter().rev().find(|m| m.to == [new]).expect("a link");
+        let (s, b) = post(
+            &app,
+            &p,
+            "/v1/auth/email/change/confirm",
+            json!({"token": token_of(link)}),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    assert!(memberships(user_id).await.is_empty());
     assert_eq!(
-        memberships(b["user"]["id"].as_str().unwrap().to_string())
-            .await
-            .len(),
-        1
+        memberships(cy).await,
+        vec![(
+            tenants[0].clone(),
+            "owner".to_string(),
+            "domain".to_string()
+        )]
     );
     app.stop().await;
 }

@@ -22,4 +22,5 @@ mod oidc_peer;
 mod passkeys;
 mod postgres_only;
 mod resolution;
+mod tenant_limits;
 mod tenants;

@@ -18,10 +18,10 @@ on_both!(
     a_projects_own_roles_and_isolation
 );
 
-const PW: &str = "correct horse battery staple";
+pub(crate) const PW: &str = "correct horse battery staple";
 
 /// A registered user's id and access token.
-async fn user(app: &TestApp, p: &Project, email: &str) -> (String, String) {
+pub(crate) async fn user(app: &TestApp, p: &Project, email: &str) -> (String, String) {
     let b = app.register(&p.pk, email, PW).await;
     (
         b["user"]["id"].as_str().unwrap().to_string(),
@@ -29,7 +29,7 @@ async fn user(app: &TestApp, p: &Project, email: &str) -> (String, String) {
     )
 }
 
-async fn as_user(
+pub(crate) async fn as_user(
     app: &TestApp,
     p: &Project,
     token: &str,
@@ -41,7 +41,13 @@ async fn as_user(
 }
 
 /// Makes `user_id` a member with `role` (secret key).
-async fn add_member(app: &TestApp, p: &Project, tenant: &str, user_id: &str, role: &str) {
+pub(crate) async fn add_member(
+    app: &TestApp,
+    p: &Project,
+    tenant: &str,
+    user_id: &str,
+    role: &str,
+) {
     let (s, b) = app
         .send_with_key(
             Method::POST,
@@ -53,7 +59,7 @@ async fn add_member(app: &TestApp, p: &Project, tenant: &str, user_id: &str, rol
     assert_eq!(s, 201, "{b}");
 }
 
-async fn new_tenant(app: &TestApp, p: &Project, token: &str, name: &str) -> String {
+pub(crate) async fn new_tenant(app: &TestApp, p: &Project, token: &str, name: &str) -> String {
     let (s, b) = as_user(
         app,
         p,
@@ -637,7 +643,7 @@ async fn a_projects_own_roles_and_isolation(store: Store) {
 }
 
 /// The `token` of the invitation link in a captured message.
-fn invitation_token(m: &Captured) -> String {
+pub(crate) fn invitation_token(m: &Captured) -> String {
     let link = m
         .find("http://localhost:8080/accept-invitation?token=")
         .expect("an invitation link");

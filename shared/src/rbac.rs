@@ -159,6 +159,19 @@ impl Rbac {
                 .is_some_and(|p| p.iter().any(|g| g == permission))
     }
 
+    /// Whether a member with role `granter` may give `role` to someone, or
+    /// change or remove a member who has it: an owner may do so with any
+    /// role; anyone else only with a role none of whose permissions they
+    /// lack (never `owner`). No one hands out more than they hold.
+    pub fn may_grant(&self, granter: &str, role: &str) -> bool {
+        granter == OWNER
+            || (role != OWNER
+                && self
+                    .permissions_of(role)
+                    .iter()
+                    .all(|p| self.allows(granter, p)))
+    }
+
     /// Every role of the project: the built-in ones, then the project's.
     pub fn roles(&self) -> Vec<String> {
         let mut all: Vec<String> = BUILT_IN_ROLES.iter().map(|r| r.to_string()).collect();
@@ -177,6 +190,28 @@ impl Rbac {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn no_one_grants_more_than_they_hold() {
+        let rbac = Rbac::parse(&json!({
+            "permissions": ["reports:export"],
+            "roles": {"analyst": ["tenant:read", "reports:export"], "helper": ["tenant:read"]}
+        }))
+        .unwrap();
+        for role in ["owner", "admin", "billing", "member", "viewer", "analyst"] {
+            assert!(rbac.may_grant(OWNER, role), "owner grants {role}");
+        }
+        assert!(rbac.may_grant(ADMIN, ADMIN));
+        assert!(rbac.may_grant(ADMIN, MEMBER));
+        assert!(rbac.may_grant(ADMIN, "helper"));
+        assert!(!rbac.may_grant(ADMIN, OWNER));
+        // billing:manage and reports:export are not the admin's to give.
+        assert!(!rbac.may_grant(ADMIN, "billing"));
+        assert!(!rbac.may_grant(ADMIN, "analyst"));
+        assert!(!rbac.may_grant(MEMBER, ADMIN));
+        assert!(rbac.may_grant(MEMBER, "viewer"));
+        assert!(!rbac.may_grant("nobody", MEMBER));
+    }
 
     #[test]
     fn the_default_matrix() {

@@ -9,11 +9,12 @@ use crate::password::policy;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::request::resolve::require_secret;
-use crate::store::mfa;
 use crate::store::passkeys;
 use crate::store::sessions::{self};
 use crate::store::trusted_browsers;
 use crate::store::users::{self, NewUser, UserRow};
+use crate::store::{identities, mfa, tenant_members};
+use crate::tenants::joining::{Leaving, leave};
 use crate::views::{UserEnvelope, UserView};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -167,11 +168,32 @@ pub async fn remove(
     let user = users::find(&mut tx, project_id, &id)
         .await?
         .ok_or_else(not_found)?;
+    // Its memberships go with it, but no tenant is left without an owner.
+    for (tenant_id, _) in tenant_members::of_user(&mut tx, project_id, &user.id).await? {
+        if !leave(
+            &mut tx,
+            &resolved,
+            &client,
+            &tenant_id,
+            &user.id,
+            Leaving::AccountDeleted,
+        )
+        .await?
+        {
+            return Err(ApiError::conflict(
+                "last_owner",
+                format!(
+                    "the user is the last owner of tenant {tenant_id}: transfer its ownership or delete it first"
+                ),
+            ));
+        }
+    }
     let revoked =
         sessions::revoke(&mut tx, project_id, &user.id, None, None, "user_deleted").await?;
     mfa::delete_all(&mut tx, project_id, &user.id).await?;
     trusted_browsers::forget_all(&mut tx, project_id, &user.id).await?;
     passkeys::delete(&mut tx, project_id, &user.id, None).await?;
+    identities::unlink_all(&mut tx, project_id, &user.id).await?;
     tx.execute(
         Query::delete()
             .from_table(Users::Table)

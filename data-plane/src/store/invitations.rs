@@ -195,6 +195,27 @@ pub async fn finish(
     Ok(n == 1)
 }
 
+/// Revokes every pending invitation to a tenant (it is being deleted).
+pub async fn revoke_all(
+    tx: &mut Tx,
+    project_id: &str,
+    tenant_id: &str,
+    now: i64,
+) -> Result<u64, DbError> {
+    tx.execute(
+        Query::update()
+            .table(Invitations::Table)
+            .values([
+                (Invitations::Status, REVOKED.into()),
+                (Invitations::AcceptedAt, now.into()),
+            ])
+            .and_where(Expr::col(Invitations::ProjectId).eq(project_id))
+            .and_where(Expr::col(Invitations::TenantId).eq(tenant_id))
+            .and_where(Expr::col(Invitations::Status).eq(PENDING)),
+    )
+    .await
+}
+
 /// A new token and expiry for a pending invitation (resend).
 pub async fn renew(
     tx: &mut Tx,

@@ -87,27 +87,28 @@ pub async fn join(
     Ok(n == 1)
 }
 
-/// Ends the memberships the user's email domain brought (source
-/// `domain`); returns the tenants left.
-pub async fn leave_domain_joined(
-    tx: &mut Tx,
+/// The tenants the user's email domain brought them into (source
+/// `domain`), sorted.
+pub async fn domain_joined<M>(
+    tx: &mut Tx<M>,
     project_id: &str,
     user_id: &str,
 ) -> Result<Vec<String>, DbError> {
     let rows: Vec<(String,)> = tx
-        .returning(
-            Query::delete()
-                .from_table(TenantMembers::Table)
+        .fetch_all(
+            Query::select()
+                .column(TenantMembers::TenantId)
+                .from(TenantMembers::Table)
                 .and_where(Expr::col(TenantMembers::ProjectId).eq(project_id))
                 .and_where(Expr::col(TenantMembers::UserId).eq(user_id))
                 .and_where(Expr::col(TenantMembers::Source).eq("domain"))
-                .returning(Query::returning().column(TenantMembers::TenantId)),
+                .order_by(TenantMembers::TenantId, sea_query::Order::Asc),
         )
         .await?;
     Ok(rows.into_iter().map(|(t,)| t).collect())
 }
 
-/// The tenants the user belongs to, with roles.
+/// The tenants the user belongs to, with roles, by tenant id.
 pub async fn of_user<M>(
     tx: &mut Tx<M>,
     project_id: &str,
@@ -118,7 +119,8 @@ pub async fn of_user<M>(
             .columns([TenantMembers::TenantId, TenantMembers::Role])
             .from(TenantMembers::Table)
             .and_where(Expr::col(TenantMembers::ProjectId).eq(project_id))
-            .and_where(Expr::col(TenantMembers::UserId).eq(user_id)),
+            .and_where(Expr::col(TenantMembers::UserId).eq(user_id))
+            .order_by(TenantMembers::TenantId, sea_query::Order::Asc),
     )
     .await
 }
@@ -189,16 +191,14 @@ pub async fn of_tenant<M>(
     .await
 }
 
-/// How many owners the tenant has.
+/// How many owners the tenant has (whose accounts exist).
 pub async fn owners<M>(tx: &mut Tx<M>, project_id: &str, tenant_id: &str) -> Result<i64, DbError> {
     let row: Option<(i64,)> = tx
         .fetch_optional(
-            Query::select()
-                .expr(Expr::col(TenantMembers::UserId).count())
-                .from(TenantMembers::Table)
-                .and_where(Expr::col(TenantMembers::ProjectId).eq(project_id))
-                .and_where(Expr::col(TenantMembers::TenantId).eq(tenant_id))
-                .and_where(Expr::col(TenantMembers::Role).eq("owner")),
+            member_query(project_id, tenant_id)
+                .clear_selects()
+                .expr(Expr::col((TenantMembers::Table, TenantMembers::UserId)).count())
+                .and_where(Expr::col((TenantMembers::Table, TenantMembers::Role)).eq("owner")),
         )
         .await?;
     Ok(row.map_or(0, |r| r.0))

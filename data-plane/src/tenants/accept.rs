@@ -27,8 +27,8 @@ use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::store::invitations::{self, ACCEPTED, InvitationRow};
-use crate::store::tenants;
 use crate::store::users::{self, NewUser};
+use crate::store::{tenant_members, tenants};
 
 /// The invitation a token names, and its tenant.
 async fn by_token(
@@ -100,9 +100,9 @@ pub async fn accept(
                 "this invitation is for another address: sign in with it",
             ));
         }
-        spend(&mut tx, &resolved, &client, &row, &user.id).await?;
+        let role = spend(&mut tx, &resolved, &client, &row, &user.id).await?;
         tx.commit().await?;
-        return Ok(Json(answer(&row.role)).into_response());
+        return Ok(Json(answer(&role)).into_response());
     }
     // No account yet: the link proved the mailbox; the account is made now.
     resolved.project.require_no_sso(&row.email_normalized)?;
@@ -199,15 +199,26 @@ pub async fn accept(
     .await
 }
 
-/// Uses the invitation (once) and joins its tenant.
+/// Uses the invitation (once) and joins its tenant; returns the user's
+/// role there (an earlier membership keeps its role). An invitation holds
+/// only while its inviter could still give its role: one sent by a member
+/// since removed or demoted no longer opens the tenant.
 async fn spend(
     tx: &mut Tx,
     resolved: &Resolved,
     client: &Client,
     row: &InvitationRow,
     user_id: &str,
-) -> ApiResult<()> {
+) -> ApiResult<String> {
     let project_id = &resolved.project.id;
+    tx.lock_key(&format!("tenant:{project_id}:{}", row.tenant_id))
+        .await?;
+    if let Some(inviter) = &row.inviter_id {
+        let member = tenant_members::find(tx, project_id, &row.tenant_id, inviter).await?;
+        if !member.is_some_and(|m| resolved.project.settings.rbac.may_grant(&m.role, &row.role)) {
+            return Err(invalid_token());
+        }
+    }
     if !invitations::finish(tx, project_id, &row.id, ACCEPTED, Some(user_id), now_ms()).await? {
         return Err(invalid_token());
     }
@@ -236,5 +247,8 @@ async fn spend(
         },
     )
     .await?;
-    Ok(())
+    let member = tenant_members::find(tx, project_id, &row.tenant_id, user_id)
+        .await?
+        .ok_or_else(invalid_token)?;
+    Ok(member.role)
 }

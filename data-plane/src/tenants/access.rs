@@ -128,6 +128,39 @@ impl<P> InTenant<P> {
         Ok(())
     }
 
+    /// Whether the actor may give `role`, or act on a member who has it
+    /// (see [`rbac::Rbac::may_grant`]; the server may).
+    pub fn may_grant(&self, role: &str) -> bool {
+        match &self.actor {
+            Actor::User { role: mine, .. } => {
+                self.resolved.project.settings.rbac.may_grant(mine, role)
+            }
+            Actor::Server => true,
+        }
+    }
+
+    /// Takes the tenant's membership lock in `tx` and reads the acting
+    /// member again under it, so a role taken away a moment ago counts:
+    /// `404` if they left, `403` if their role no longer allows `P`.
+    pub async fn lock(&mut self, tx: &mut Tx) -> ApiResult<()>
+    where
+        P: Permission,
+    {
+        let project_id = self.resolved.project.id.clone();
+        tx.lock_key(&format!("tenant:{project_id}:{}", self.tenant.id))
+            .await?;
+        if let Actor::User { user_id, role } = &mut self.actor {
+            let member = tenant_members::find(tx, &project_id, &self.tenant.id, user_id)
+                .await?
+                .ok_or_else(tenant_not_found)?;
+            *role = member.role;
+        }
+        if !P::NAME.is_empty() {
+            self.require(P::NAME)?;
+        }
+        Ok(())
+    }
+
     /// Whether the actor is an owner (or the server).
     pub fn is_owner(&self) -> bool {
         match &self.actor {

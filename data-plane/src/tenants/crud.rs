@@ -176,18 +176,20 @@ pub async fn update(
 }
 
 /// `DELETE /v1/tenants/{id}`: the tenant, its domains and SSO connection,
-/// and every membership.
+/// every membership and group; its pending invitations are revoked.
 pub async fn remove(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<TenantDelete>,
+    mut access: InTenant<TenantDelete>,
 ) -> ApiResult<StatusCode> {
     let project_id = access.project_id().to_string();
     let tenant_id = access.tenant.id.clone();
     let same = shard_is_control(&state, &access.resolved)?;
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    access.lock(&mut tx).await?;
     tenant_members::remove_tenant(&mut tx, &project_id, &tenant_id).await?;
     crate::store::groups::delete(&mut tx, &project_id, &tenant_id, None).await?;
+    crate::store::invitations::revoke_all(&mut tx, &project_id, &tenant_id, now_ms()).await?;
     if same {
         tenants::delete(&mut tx, &project_id, &tenant_id).await?;
         // Its domains may have been enforced for SSO.

@@ -1,6 +1,7 @@
-//! Groups inside a tenant: any member sees them (`tenant:read`);
-//! `groups:manage` creates, renames and deletes them and sets their
-//! members, who must belong to the tenant.
+//! Groups inside a tenant: any member sees them (`tenant:read`), and who
+//! is in them with `members:read`; `groups:manage` creates, renames and
+//! deletes them and sets their members, who must belong to the tenant.
+//! Changes hold the tenant's lock, like membership changes.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -12,7 +13,7 @@ use identity_shared::time::{now_ms, rfc3339};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::access::{GroupsManage, InTenant, TenantRead};
+use super::access::{GroupsManage, InTenant, MembersRead, Permission, TenantRead};
 use crate::DataState;
 use crate::request::client::Client;
 use crate::store::groups::{self, GroupRow};
@@ -56,7 +57,7 @@ pub struct NameBody {
 pub async fn create(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<GroupsManage>,
+    mut access: InTenant<GroupsManage>,
     http::Json(body): http::Json<NameBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let name = group_name(&body.name)?;
@@ -69,6 +70,7 @@ pub async fn create(
         updated_at: now,
     };
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    access.lock(&mut tx).await?;
     if !groups::insert(
         &mut tx,
         &project_id,
@@ -125,23 +127,26 @@ pub async fn show(
     let members = groups::members(&mut tx, project_id, &group.id).await?;
     tx.commit().await?;
     let mut v = group_json(&group);
-    v["members"] = members
-        .iter()
-        .map(|(id, email, name)| json!({"id": id, "email": email, "name": name}))
-        .collect();
+    if access.allows(MembersRead::NAME) {
+        v["members"] = members
+            .iter()
+            .map(|(id, email, name)| json!({"id": id, "email": email, "name": name}))
+            .collect();
+    }
     Ok(Json(json!({"group": v})))
 }
 
 pub async fn rename(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<GroupsManage>,
+    mut access: InTenant<GroupsManage>,
     Path((_, group_id)): Path<(String, String)>,
     http::Json(body): http::Json<NameBody>,
 ) -> ApiResult<Json<Value>> {
     let name = group_name(&body.name)?;
     let project_id = access.project_id().to_string();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    access.lock(&mut tx).await?;
     let group = groups::find(&mut tx, &project_id, &access.tenant.id, &group_id)
         .await?
         .ok_or_else(group_not_found)?;
@@ -168,11 +173,12 @@ pub async fn rename(
 pub async fn remove(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<GroupsManage>,
+    mut access: InTenant<GroupsManage>,
     Path((_, group_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let project_id = access.project_id().to_string();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    access.lock(&mut tx).await?;
     if groups::delete(&mut tx, &project_id, &access.tenant.id, Some(&group_id)).await? == 0 {
         return Err(group_not_found());
     }
@@ -194,7 +200,7 @@ pub async fn remove(
 pub async fn add_member(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<GroupsManage>,
+    mut access: InTenant<GroupsManage>,
     Path((_, group_id, user_id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let project_id = access.project_id().to_string();
@@ -202,8 +208,7 @@ pub async fn add_member(
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
     // Under the tenant's lock: a member being removed meanwhile is not
     // put back into a group.
-    tx.lock_key(&format!("tenant:{project_id}:{tenant_id}"))
-        .await?;
+    access.lock(&mut tx).await?;
     let group = groups::find(&mut tx, &project_id, &tenant_id, &group_id)
         .await?
         .ok_or_else(group_not_found)?;
@@ -238,12 +243,13 @@ pub async fn add_member(
 pub async fn remove_member(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<GroupsManage>,
+    mut access: InTenant<GroupsManage>,
     Path((_, group_id, user_id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let project_id = access.project_id().to_string();
     let tenant_id = access.tenant.id.clone();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    access.lock(&mut tx).await?;
     let removed =
         groups::remove_member(&mut tx, &project_id, &tenant_id, Some(&group_id), &user_id).await?;
     if removed == 0 {

@@ -26,6 +26,8 @@ use crate::store::tenant_members;
 use crate::store::users;
 
 const TTL_MS: i64 = 7 * 86_400_000;
+/// Resending renews an invitation for 7 days, up to 30 from its creation.
+const LIFETIME_MS: i64 = 30 * 86_400_000;
 
 fn invitation_data(i: &InvitationRow) -> Value {
     json!({"invitation_id": i.id, "email": i.email, "role": i.role})
@@ -105,19 +107,18 @@ async fn send_invitation(
 pub async fn create(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<MembersInvite>,
+    mut access: InTenant<MembersInvite>,
     http::Json(body): http::Json<InviteBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     send::limit(&state, &access.resolved, &client)?;
     send::require_email(&state)?;
     let email = Email::parse(&body.email)?;
-    super::members::check_role(&access, &body.role)?;
     let project_id = access.project_id().to_string();
     let tenant_id = access.tenant.id.clone();
     let now = now_ms();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
-    tx.lock_key(&format!("tenant:{project_id}:{tenant_id}"))
-        .await?;
+    access.lock(&mut tx).await?;
+    super::members::check_role(&access, &body.role)?;
     if let Some(user) = users::find_by_email(&mut tx, &project_id, &email.normalized).await?
         && tenant_members::find(&mut tx, &project_id, &tenant_id, &user.id)
             .await?
@@ -251,16 +252,25 @@ pub async fn revoke(
 pub async fn resend(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<MembersInvite>,
+    mut access: InTenant<MembersInvite>,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     send::limit(&state, &access.resolved, &client)?;
     send::require_email(&state)?;
     let project_id = access.project_id().to_string();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    access.lock(&mut tx).await?;
     let row = pending_one(&mut tx, &access, &id).await?;
+    // Sending it again is inviting again: the role must be the actor's to give.
+    super::members::beyond_own_role(&access, &row.role)?;
+    let expires_at = (now_ms() + TTL_MS).min(row.created_at + LIFETIME_MS);
+    if expires_at <= now_ms() {
+        return Err(ApiError::conflict(
+            "invitation_too_old",
+            "this invitation was created 30 days ago: revoke it and invite again",
+        ));
+    }
     let (token, token_hash) = send::new_link_token();
-    let expires_at = now_ms() + TTL_MS;
     if !invitations::renew(&mut tx, &project_id, &row.id, &token_hash, expires_at).await? {
         return Err(ApiError::not_found("invitation"));
     }

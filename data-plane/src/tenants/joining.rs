@@ -1,6 +1,8 @@
 //! Joining a tenant, from any source (creation, invitation, auto-join by
-//! a verified domain, SSO, the secret key), audited in one place. It uses
-//! only the store, so flows elsewhere (email, OAuth) can call it.
+//! a verified domain, SSO, the secret key), and leaving one for a reason
+//! outside it (the account is deleted, the address left the domain),
+//! audited in one place. It uses only the store, so flows elsewhere
+//! (email, OAuth, admin) can call it.
 
 use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::db::Tx;
@@ -11,7 +13,7 @@ use serde_json::json;
 use crate::audit::event;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
-use crate::store::tenant_members;
+use crate::store::{groups, tenant_members};
 
 /// Who joins a tenant, how, and who made it happen.
 pub struct Joining<'a> {
@@ -21,6 +23,63 @@ pub struct Joining<'a> {
     /// `created`, `domain`, `sso`, `admin`, `invitation`.
     pub source: &'static str,
     pub actor: Option<&'a str>,
+}
+
+/// Why a user leaves a tenant from outside it.
+#[derive(Clone, Copy)]
+pub enum Leaving {
+    /// The account is being deleted.
+    AccountDeleted,
+    /// The address that brought them (source `domain`) moved elsewhere.
+    AddressMoved,
+}
+
+/// Ends the user's membership of the tenant, under the tenant's lock, with
+/// their groups, audited as `membership.deleted`. The last owner does not
+/// leave: false, and nothing changes.
+pub async fn leave(
+    tx: &mut Tx,
+    resolved: &Resolved,
+    client: &Client,
+    tenant_id: &str,
+    user_id: &str,
+    why: Leaving,
+) -> ApiResult<bool> {
+    let project_id = &resolved.project.id;
+    tx.lock_key(&format!("tenant:{project_id}:{tenant_id}"))
+        .await?;
+    let Some(member) = tenant_members::find(tx, project_id, tenant_id, user_id).await? else {
+        return Ok(true);
+    };
+    if member.role == identity_shared::rbac::OWNER
+        && tenant_members::owners(tx, project_id, tenant_id).await? <= 1
+    {
+        return Ok(false);
+    }
+    tenant_members::remove(tx, project_id, tenant_id, user_id).await?;
+    groups::remove_member(tx, project_id, tenant_id, None, user_id).await?;
+    let reason = match why {
+        Leaving::AccountDeleted => "user_deleted",
+        Leaving::AddressMoved => "email_changed",
+    };
+    let ip = client.ip_text();
+    audit::record(
+        tx,
+        Event {
+            actor: None,
+            subject: Some(user_id),
+            data: json!({"tenant_id": tenant_id, "role": member.role, "reason": reason}),
+            ..event(
+                resolved,
+                client,
+                &ip,
+                "membership.deleted",
+                Outcome::Success,
+            )
+        },
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Adds the membership unless the user is a member already, and audits

@@ -69,7 +69,8 @@ pub struct AddBody {
     role: String,
 }
 
-/// The role must exist in the project; `owner` is an owner's to give.
+/// The role must exist in the project, and be the actor's to give: only
+/// an owner makes owners, and no one grants a permission they lack.
 pub(super) fn check_role<P>(access: &InTenant<P>, role: &str) -> ApiResult<()> {
     if !access.resolved.project.settings.rbac.has_role(role) {
         return Err(ApiError::unprocessable(
@@ -77,37 +78,44 @@ pub(super) fn check_role<P>(access: &InTenant<P>, role: &str) -> ApiResult<()> {
             format!("{role:?} is not a role of this project"),
         ));
     }
-    if role == OWNER && !access.is_owner() {
-        return Err(super::access::denied("owner (only an owner makes owners)"));
-    }
-    Ok(())
+    beyond_own_role(access, role)
 }
 
-/// The tenant's membership lock, and the target member under it.
-async fn locked_member<P>(
+/// `403 permission_denied` when `role` carries more than the actor holds.
+pub(super) fn beyond_own_role<P>(access: &InTenant<P>, role: &str) -> ApiResult<()> {
+    if access.may_grant(role) {
+        Ok(())
+    } else if role == OWNER {
+        Err(super::access::denied(
+            "owner (only an owner acts on owners)",
+        ))
+    } else {
+        Err(super::access::denied(&format!(
+            "some permission of the role {role:?}"
+        )))
+    }
+}
+
+/// The tenant's membership lock, the actor read again under it, and the
+/// target member.
+async fn locked_member<P: Permission>(
     tx: &mut Tx,
-    access: &InTenant<P>,
+    access: &mut InTenant<P>,
     user_id: &str,
 ) -> ApiResult<MemberRow> {
-    let project_id = access.project_id();
-    tx.lock_key(&format!("tenant:{project_id}:{}", access.tenant.id))
-        .await?;
-    tenant_members::find(tx, project_id, &access.tenant.id, user_id)
+    access.lock(tx).await?;
+    tenant_members::find(tx, access.project_id(), &access.tenant.id, user_id)
         .await?
         .ok_or_else(member_not_found)
 }
 
-/// Refuses to leave the tenant without an owner.
-async fn keep_an_owner<P>(tx: &mut Tx, access: &InTenant<P>, target: &MemberRow) -> ApiResult<()> {
-    if target.role != OWNER {
-        return Ok(());
-    }
-    if !access.is_owner() {
-        return Err(super::access::denied(
-            "owner (only an owner unmakes owners)",
-        ));
-    }
-    if tenant_members::owners(tx, access.project_id(), &access.tenant.id).await? <= 1 {
+/// Acting on another member: their role must be within the actor's, and
+/// the tenant keeps an owner.
+async fn may_act_on<P>(tx: &mut Tx, access: &InTenant<P>, target: &MemberRow) -> ApiResult<()> {
+    beyond_own_role(access, &target.role)?;
+    if target.role == OWNER
+        && tenant_members::owners(tx, access.project_id(), &access.tenant.id).await? <= 1
+    {
         return Err(last_owner());
     }
     Ok(())
@@ -116,17 +124,17 @@ async fn keep_an_owner<P>(tx: &mut Tx, access: &InTenant<P>, target: &MemberRow)
 pub async fn change_role(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<MembersManage>,
+    mut access: InTenant<MembersManage>,
     Path((_, user_id)): Path<(String, String)>,
     http::Json(body): http::Json<RoleBody>,
 ) -> ApiResult<Json<Value>> {
-    check_role(&access, &body.role)?;
     let project_id = access.project_id().to_string();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
-    let target = locked_member(&mut tx, &access, &user_id).await?;
+    let target = locked_member(&mut tx, &mut access, &user_id).await?;
+    check_role(&access, &body.role)?;
     if target.role != body.role {
         if body.role != OWNER {
-            keep_an_owner(&mut tx, &access, &target).await?;
+            may_act_on(&mut tx, &access, &target).await?;
         }
         tenant_members::set_role(
             &mut tx,
@@ -155,7 +163,7 @@ pub async fn change_role(
 pub async fn remove(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<AnyMember>,
+    mut access: InTenant<AnyMember>,
     Path((_, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let leaving = access.user_id() == Some(user_id.as_str());
@@ -164,9 +172,10 @@ pub async fn remove(
     }
     let project_id = access.project_id().to_string();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
-    let target = locked_member(&mut tx, &access, &user_id).await?;
+    let target = locked_member(&mut tx, &mut access, &user_id).await?;
     if !leaving {
-        keep_an_owner(&mut tx, &access, &target).await?;
+        access.require(MembersManage::NAME)?;
+        may_act_on(&mut tx, &access, &target).await?;
     } else if target.role == OWNER
         && tenant_members::owners(&mut tx, &project_id, &access.tenant.id).await? <= 1
     {
@@ -193,7 +202,7 @@ pub struct TransferBody {
 pub async fn transfer_ownership(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<AnyMember>,
+    mut access: InTenant<AnyMember>,
     http::Json(body): http::Json<TransferBody>,
 ) -> ApiResult<StatusCode> {
     if !access.is_owner() {
@@ -203,16 +212,15 @@ pub async fn transfer_ownership(
     }
     let project_id = access.project_id().to_string();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
-    let target = locked_member(&mut tx, &access, &body.user_id).await?;
+    let target = locked_member(&mut tx, &mut access, &body.user_id).await?;
     let now = now_ms();
     let tenant_id = access.tenant.id.clone();
     if let Some(me) = access.user_id().map(str::to_string) {
         if me == body.user_id {
             return Err(ApiError::invalid_request("you already own this tenant"));
         }
-        // Still an owner under the lock?
-        let still = tenant_members::find(&mut tx, &project_id, &tenant_id, &me).await?;
-        if still.is_none_or(|m| m.role != OWNER) {
+        // Still an owner, read again under the lock?
+        if !access.is_owner() {
             return Err(super::access::denied("owner"));
         }
         tenant_members::set_role(&mut tx, &project_id, &tenant_id, &me, ADMIN, now).await?;
@@ -252,7 +260,7 @@ pub async fn transfer_ownership(
 pub async fn add(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<MembersManage>,
+    mut access: InTenant<MembersManage>,
     http::Json(body): http::Json<AddBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if access.user_id().is_some() {
@@ -264,8 +272,7 @@ pub async fn add(
     check_role(&access, &body.role)?;
     let project_id = access.project_id().to_string();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
-    tx.lock_key(&format!("tenant:{project_id}:{}", access.tenant.id))
-        .await?;
+    access.lock(&mut tx).await?;
     if users::find(&mut tx, &project_id, &body.user_id)
         .await?
         .is_none()
