@@ -401,12 +401,32 @@ async fn linking_pkce_tabs_and_cookie_transport(store: Store) {
     .unwrap();
     assert_eq!(resp.status(), 302);
     let location = follow(&browser, &app, resp).await;
-    assert_eq!(
-        query_param(&location, "linked").as_deref(),
-        Some("oidc:mock"),
-        "{location}"
-    );
     assert!(query_param(&location, "code").is_none());
+    let link_code = query_param(&location, "link_code").expect(&location);
+    // Nothing is linked until the user who asked confirms, signed in.
+    let (_, list) = app
+        .authed(Method::GET, "/v1/auth/identities", &p.pk, &grace, None)
+        .await;
+    assert_eq!(list["items"], json!([]), "{list}");
+    let confirm = |token: &str, code: &str| {
+        let (app, pk, token) = (&app, p.pk.clone(), token.to_string());
+        let body = json!({"link_code": code});
+        async move {
+            app.authed(
+                Method::POST,
+                "/v1/auth/oauth/link/confirm",
+                &pk,
+                &token,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, b) = confirm(&grace, &link_code).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["identity"]["provider"], "oidc:mock");
+    assert_eq!(b["identity"]["provider_user_id"], "g-1");
+    assert_error(&confirm(&grace, &link_code).await, 400, "invalid_code");
     let (_, list) = app
         .authed(Method::GET, "/v1/auth/identities", &p.pk, &grace, None)
         .await;
@@ -450,27 +470,42 @@ async fn linking_pkce_tabs_and_cookie_transport(store: Store) {
     // Another user cannot take over a linked subject.
     let signed = app.register(&p.pk, "mallory@example.com", PW).await;
     let mallory = signed["access_token"].as_str().unwrap().to_string();
-    let (_, t) = app
-        .authed(
-            Method::POST,
-            "/v1/auth/oauth/link-token",
-            &p.pk,
-            &mallory,
-            None,
-        )
-        .await;
-    idp.set_next_user(user("g-1", "grace.h@elsewhere.test", false, json!({})));
-    let resp = start(vec![
-        ("link", "true".into()),
-        ("link_token", t["link_token"].as_str().unwrap().into()),
-    ])
-    .await
-    .unwrap();
-    let location = follow(&browser, &app, resp).await;
-    assert_eq!(
-        query_param(&location, "error").as_deref(),
-        Some("identity_conflict")
-    );
+    // A link flow started with `token`'s link token, through a browser
+    // signed in at the provider as `subject`: the callback's link code.
+    let link_code = |token: String, subject: &'static str, email: &'static str| {
+        let (app, pk, idp, browser, start) = (&app, p.pk.clone(), &idp, &browser, &start);
+        async move {
+            let (_, t) = app
+                .authed(Method::POST, "/v1/auth/oauth/link-token", &pk, &token, None)
+                .await;
+            idp.set_next_user(user(subject, email, true, json!({})));
+            let resp = start(vec![
+                ("link", "true".into()),
+                ("link_token", t["link_token"].as_str().unwrap().into()),
+            ])
+            .await
+            .unwrap();
+            let location = follow(browser, app, resp).await;
+            query_param(&location, "link_code").expect(&location)
+        }
+    };
+    let code = link_code(mallory.clone(), "g-1", "grace.h@elsewhere.test").await;
+    assert_error(&confirm(&mallory, &code).await, 409, "identity_conflict");
+    // Link CSRF: Mallory's link token, sent through a victim's browser
+    // that is signed in at the provider as Victor. Victor's app gets the
+    // code; confirming it as Victor is refused and links nothing, and
+    // Mallory never sees the code.
+    let signed = app.register(&p.pk, "victor@example.com", PW).await;
+    let victor = signed["access_token"].as_str().unwrap().to_string();
+    let code = link_code(mallory.clone(), "v-1", "victor@example.com").await;
+    assert_error(&confirm(&victor, &code).await, 403, "link_user_mismatch");
+    assert_error(&confirm(&mallory, &code).await, 400, "invalid_code");
+    for token in [&mallory, &victor] {
+        let (_, list) = app
+            .authed(Method::GET, "/v1/auth/identities", &p.pk, token, None)
+            .await;
+        assert_eq!(list["items"], json!([]), "{list}");
+    }
 
     // A verified account with a second factor is not linked by address:
     // its owner signs in with the factor and links.
@@ -825,6 +860,21 @@ async fn enterprise_sso_per_tenant(store: Store) {
         query_param(&location, "error").as_deref(),
         Some("sso_domain_mismatch")
     );
+    // Bob also signs in with the project's own provider (the same IdP
+    // here): his address, verified, links it to his account.
+    let (s, b) = app
+        .admin(
+            Method::PUT,
+            &format!("/v1/projects/{}/oauth-providers/oidc:mock", p.id),
+            Some(json!({"client_id": "acme-client", "client_secret": "acme-secret", "issuer": idp.issuer()})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    idp.set_next_user(user("mock-bob", "bob@acme.test", true, json!({})));
+    let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+    let (s, b) = exchange(&app, &p.pk, &location).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["id"], bob_id.as_str());
     // An unproven account at the domain is not taken over.
     idp.set_next_user(user("acme-carol", "carol@acme.test", true, json!({})));
     let (location, _) = browse(&app, &p.pk, &provider, APP, None).await;
@@ -868,6 +918,21 @@ async fn enterprise_sso_per_tenant(store: Store) {
         403,
         "sso_required",
     );
+    // Nor does another provider speak for the domain: not for a new
+    // subject with an address there, not for a subject already linked to
+    // an account there (whatever address it now asserts).
+    for (subject, email) in [
+        ("mock-dave", "dave@acme.test"),
+        ("mock-bob", "bob@personal.test"),
+    ] {
+        idp.set_next_user(user(subject, email, true, json!({})));
+        let (location, _) = browse(&app, &p.pk, "oidc:mock", APP, None).await;
+        assert_eq!(
+            query_param(&location, "error").as_deref(),
+            Some("sso_required"),
+            "{subject}"
+        );
+    }
     // Other domains are untouched; SSO itself still signs in.
     app.register(&p.pk, "erin@example.com", PW).await;
     assert_eq!(app.login(&p.pk, "erin@example.com", PW).await.0, 200);

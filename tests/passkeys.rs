@@ -25,6 +25,7 @@ on_both!(
     a_passkey_as_the_second_factor,
     discoverable_sign_in,
     refusals_wrong_origin_replay_clone_and_other_projects,
+    a_domain_that_enforces_sso_has_no_passkey_way_in,
 );
 
 const PW: &str = "correct horse battery staple";
@@ -444,6 +445,54 @@ async fn discoverable_sign_in(store: Store) {
     let cred = discoverable_assertion(&mut device, &begin, &credential_id, &b64url(&[7u8; 16]));
     let (s, _) = login_finish(&app, &p, &begin["challenge_id"], &cred).await;
     assert_eq!(s, 401);
+    app.stop().await;
+}
+
+/// A passkey made before the user's organisation enforced SSO stops
+/// signing them in once it does.
+async fn a_domain_that_enforces_sso_has_no_passkey_way_in(store: Store) {
+    let idp = crate::support::oidc::MockIdp::start().await;
+    let dns = crate::support::dns::TestDns::start().await;
+    let ns = dns.addr.to_string();
+    let Some(app) = TestApp::spawn_with(store, &[("IDENTITY_DNS_NAMESERVERS", &ns)]).await else {
+        return;
+    };
+    let p = passkey_project(&app, "sso-keys").await;
+    let body = app.register(&p.pk, "kim@acme.test", PW).await;
+    let mut device = SoftPasskey::new(true);
+    register(&app, &p, &token(&body), &mut device, "Laptop").await;
+    let email = json!({"email": "kim@acme.test"});
+    let begin = login_begin(&app, &p, email.clone()).await;
+    let cred = assertion(&mut device, &begin, ORIGIN);
+    assert_eq!(
+        login_finish(&app, &p, &begin["challenge_id"], &cred)
+            .await
+            .0,
+        200
+    );
+    let tenants = format!("/v1/projects/{}/tenants", p.id);
+    let (_, t) = app
+        .admin(Method::POST, &tenants, Some(json!({"name": "Acme"})))
+        .await;
+    let tid = t["tenant"]["id"].as_str().unwrap().to_string();
+    app.tenant_domain(&dns, &p.id, &tid, "acme.test", true)
+        .await;
+    let (s, b) = app
+        .admin(
+            Method::PUT,
+            &format!("{tenants}/{tid}/sso"),
+            Some(json!({"issuer": idp.issuer(), "client_id": "c", "client_secret": "s", "enforce": true})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let begin = login_begin(&app, &p, email).await;
+    let cred = assertion(&mut device, &begin, ORIGIN);
+    let (s, b) = login_finish(&app, &p, &begin["challenge_id"], &cred).await;
+    assert_eq!(
+        (s, &b["error"]["code"]),
+        (403, &json!("sso_required")),
+        "{b}"
+    );
     app.stop().await;
 }
 

@@ -7,9 +7,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::on_both;
-use crate::support::mail::TestSmtp;
 use crate::support::{Project, Store, TestApp, assert_error};
-use crate::tenants::{add_member, as_user, invitation_token, new_tenant, user};
+use crate::tenants::{add_member, as_user, invitation_token, mailing_project, new_tenant, user};
 
 on_both!(
     no_one_acts_beyond_their_role,
@@ -180,24 +179,10 @@ async fn no_one_acts_beyond_their_role(store: Store) {
 /// An admin invites as admin and is then demoted: the invitation no
 /// longer opens the tenant. Resending an invitation is inviting again.
 async fn an_invitation_is_only_as_good_as_its_inviter(store: Store) {
-    let smtp = TestSmtp::start().await;
-    let url = smtp.url();
-    let env = [
-        ("IDENTITY_SMTP_URL", url.as_str()),
-        ("IDENTITY_EMAIL_FROM", "auth@identity.test"),
-        ("IDENTITY_OUTBOX_POLL_MS", "50"),
-    ];
-    let Some(app) = TestApp::spawn_with(store, &env).await else {
+    let Some((smtp, app, p)) = mailing_project(store, "inviter").await else {
         return;
     };
     let wait = std::time::Duration::from_secs(10);
-    let p = app.create_project("inviter").await;
-    app.admin(
-        Method::PATCH,
-        &format!("/v1/projects/{}", p.id),
-        Some(json!({"settings": {"rate_limits": {"email_per_minute": 0}}})),
-    )
-    .await;
     let (_, owner) = user(&app, &p, "owner@example.com").await;
     let (admin_id, admin) = user(&app, &p, "admin@example.com").await;
     let tenant = new_tenant(&app, &p, &owner, "Acme").await;

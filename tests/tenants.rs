@@ -650,10 +650,12 @@ pub(crate) fn invitation_token(m: &Captured) -> String {
     link.split_once("token=").unwrap().1.to_string()
 }
 
-/// The whole life of invitations, with a real SMTP server: invite, the
-/// email, the preview, accept as a new user (an account, signed in) and as
-/// a signed-in user, the rules around them, resend and revoke.
-async fn invitations_from_email_to_membership(store: Store) {
+/// An app that delivers email to a real SMTP server, and a project in it
+/// with no per-IP email limit.
+pub(crate) async fn mailing_project(
+    store: Store,
+    name: &str,
+) -> Option<(TestSmtp, TestApp, Project)> {
     let smtp = TestSmtp::start().await;
     let url = smtp.url();
     let env = [
@@ -661,17 +663,25 @@ async fn invitations_from_email_to_membership(store: Store) {
         ("IDENTITY_EMAIL_FROM", "auth@identity.test"),
         ("IDENTITY_OUTBOX_POLL_MS", "50"),
     ];
-    let Some(app) = TestApp::spawn_with(store, &env).await else {
-        return;
-    };
-    let wait = std::time::Duration::from_secs(10);
-    let p = app.create_project("invites").await;
+    let app = TestApp::spawn_with(store, &env).await?;
+    let p = app.create_project(name).await;
     app.admin(
         Method::PATCH,
         &format!("/v1/projects/{}", p.id),
         Some(json!({"settings": {"rate_limits": {"email_per_minute": 0}}})),
     )
     .await;
+    Some((smtp, app, p))
+}
+
+/// The whole life of invitations, with a real SMTP server: invite, the
+/// email, the preview, accept as a new user (an account, signed in) and as
+/// a signed-in user, the rules around them, resend and revoke.
+async fn invitations_from_email_to_membership(store: Store) {
+    let Some((smtp, app, p)) = mailing_project(store, "invites").await else {
+        return;
+    };
+    let wait = std::time::Duration::from_secs(10);
     let (_, owner) = user(&app, &p, "owner@example.com").await;
     let tenant = new_tenant(&app, &p, &owner, "Acme").await;
     let invites = format!("/v1/tenants/{tenant}/invitations");

@@ -187,11 +187,7 @@ pub(crate) fn provider_url(field: &str, url: &str, dev_mode: bool) -> ApiResult<
     let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
     // An address instead of a name: only a loopback test provider, in dev
     // mode (a provider must not point this node into its own network).
-    let literal = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .is_ok();
+    let literal = identity_shared::hostname::is_ip_host(host);
     match scheme {
         "https" if !literal => Ok(url.to_string()),
         "https" if dev_mode && loopback => Ok(url.to_string()),

@@ -135,6 +135,22 @@ pub fn normalize_host_header(value: &str) -> Option<String> {
     Some(host)
 }
 
+/// Whether a URL's host is an IP address in some spelling: a literal
+/// (`10.0.0.1`, `[::1]`) or any host whose last label is a number
+/// (`2130706433`, `0x7f000001`, `10.1`), which URL parsers turn into an
+/// IPv4 address that is then connected to without a DNS lookup.
+pub fn is_ip_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+        return true;
+    }
+    let last = host.trim_end_matches('.').rsplit('.').next().unwrap_or("");
+    match last.strip_prefix("0x").or_else(|| last.strip_prefix("0X")) {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()),
+    }
+}
+
 pub fn is_public_email_domain(domain: &str) -> bool {
     PUBLIC_EMAIL_DOMAINS.contains(&domain)
 }
@@ -147,6 +163,31 @@ pub fn challenge_name(hostname: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_spelling_of_an_address_is_an_address() {
+        for host in [
+            "10.0.0.1",
+            "[::1]",
+            "::1",
+            "2130706433",
+            "0x7f000001",
+            "0X7F.1",
+            "10.1",
+            "127.1.",
+            "example.0x10",
+        ] {
+            assert!(is_ip_host(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "login.microsoftonline.com",
+            "10x.example",
+            "a1.b2c",
+        ] {
+            assert!(!is_ip_host(host), "{host}");
+        }
+    }
 
     #[test]
     fn accepts_and_normalises() {

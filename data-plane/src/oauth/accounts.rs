@@ -58,6 +58,14 @@ pub async fn sign_in_user(
     let db = |_| "server_error";
     // An SSO connection speaks only for its tenant's domains.
     let email = who.email.as_deref().and_then(|e| Email::parse(e).ok());
+    // ...and where a tenant enforces its SSO, no other provider speaks for
+    // an address at its domain, nor signs in to an account there.
+    let enforced = |normalized: &str| {
+        ask.sso.is_none() && resolved.project.require_no_sso(normalized).is_err()
+    };
+    if email.as_ref().is_some_and(|e| enforced(&e.normalized)) {
+        return Err("sso_required");
+    }
     if let Some(sso) = ask.sso {
         let domain = email
             .as_ref()
@@ -77,6 +85,12 @@ pub async fn sign_in_user(
         }
         if ask.link_user.is_some_and(|u| u != known.user_id) {
             return Err("identity_conflict");
+        }
+        let account = users::find(tx, project_id, &known.user_id)
+            .await
+            .map_err(db)?;
+        if account.is_some_and(|a| enforced(&a.email_normalized)) {
+            return Err("sso_required");
         }
         identities::signed_in(tx, project_id, &known.id, now)
             .await
@@ -218,12 +232,18 @@ async fn notify_linked(
 /// (a full-width `ａ` is `a` there), which a mail server may treat as
 /// another mailbox: an account is linked only on the address itself.
 fn same_address(account: &str, provider: &str) -> bool {
+    // ASCII case only: Unicode lowercasing makes `K` (Kelvin sign) `k`.
     let split = |e: &str| {
         e.trim()
             .rsplit_once('@')
-            .map(|(l, d)| (l.to_lowercase(), d.trim_end_matches('.').to_lowercase()))
+            .map(|(l, d)| (l.to_string(), d.trim_end_matches('.').to_string()))
     };
-    split(account).is_some() && split(account) == split(provider)
+    match (split(account), split(provider)) {
+        (Some((al, ad)), Some((pl, pd))) => {
+            al.eq_ignore_ascii_case(&pl) && ad.eq_ignore_ascii_case(&pd)
+        }
+        _ => false,
+    }
 }
 
 /// An SSO sign-in makes the user a member of the connection's tenant.
@@ -248,4 +268,20 @@ async fn join_sso_tenant(
         .await
         .map_err(|_| "server_error")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_address;
+
+    #[test]
+    fn an_address_is_the_same_only_as_written() {
+        assert!(same_address("Kim@Example.com", "kim@example.COM."));
+        // The Kelvin sign lowercases to `k`: another mailbox for all we know.
+        assert!(!same_address("kim@example.com", "\u{212A}im@example.com"));
+        assert!(!same_address("kim@example.com", "kim@exampl\u{212A}.com"));
+        // Full-width letters fold to ASCII in the canonical form, not here.
+        assert!(!same_address("kim@example.com", "\u{FF4B}im@example.com"));
+        assert!(!same_address("kim@example.com", "kim"));
+    }
 }

@@ -21,7 +21,9 @@ use crate::DataState;
 use crate::audit::event;
 use crate::oauth::accounts::{Ask, SsoTenant, sign_in_user};
 use crate::oauth::exchange::start_oauth_session;
-use crate::oauth::flow::{EXCHANGE, STATE, binding_cookie, provider_config};
+use crate::oauth::flow::{
+    EXCHANGE, LINK_CONFIRM, STATE, binding_cookie, binding_header, provider_config,
+};
 use crate::request::client::Client;
 use crate::request::resolve::{Resolved, Via};
 use crate::request::transport;
@@ -47,8 +49,9 @@ enum Done {
     Code(String),
     /// Cookie transport: the session, set as cookies on the redirect.
     Session(Box<(UserRow, SessionRow, String)>),
-    /// A link flow: the identity is linked to the signed-in user.
-    Linked,
+    /// A link flow: a one-time code the signed-in user confirms the link
+    /// with (`link::confirm`); the browser that came back may not be theirs.
+    LinkCode(String),
 }
 
 fn invalid_state() -> ApiError {
@@ -83,14 +86,13 @@ fn with_param(url: &str, name: &str, value: &str) -> String {
 }
 
 /// A redirect that also clears the (spent) binding cookie.
-fn redirect(url: &str, binding: &str, mut headers: HeaderMap) -> Response {
+fn redirect(url: &str, binding: &(bool, String), mut headers: HeaderMap) -> Response {
     let mut response = StatusCode::FOUND.into_response();
     if let Ok(v) = HeaderValue::from_str(url) {
         response.headers_mut().insert(LOCATION, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{binding}=; Path=/v1/auth/oauth; HttpOnly; Max-Age=0"
-    )) {
+    let (dev_mode, name) = binding;
+    if let Ok(v) = HeaderValue::from_str(&binding_header(*dev_mode, name, "", 0)) {
         headers.append(SET_COOKIE, v);
     }
     for cookie in headers.get_all(SET_COOKIE) {
@@ -182,6 +184,10 @@ async fn callback(
         .project(&project_id)
         .await?
         .ok_or_else(invalid_state)?;
+    // Suspended since the sign-in started: nothing more happens in it.
+    if project.status != crate::request::resolve::ProjectStatus::Active {
+        return Err(crate::request::resolve::suspended());
+    }
     let resolved = Resolved {
         project,
         via: Via::Key {
@@ -216,7 +222,7 @@ async fn callback(
     let redirect_to = row.target.clone().unwrap_or_default();
     let ip = client.ip_text();
     // The rest is judged with the row spent: a failure goes back to the app.
-    let binding_name = binding_cookie(&state_value);
+    let binding_name = binding_cookie(state.config.dev_mode, &state_value);
     let outcome: Result<Done, &'static str> = async {
         if data["provider"].as_str() != Some(provider.as_str()) {
             return Err("invalid_state");
@@ -270,19 +276,29 @@ async fn callback(
         if who.name.is_none() {
             who.name = params.user.as_deref().and_then(apple_name);
         }
-        let link_user = data["link_user"].as_str();
         let mut tx = db.scope(&project_id).await.map_err(|_| "server_error")?;
+        if let Some(link_user) = data["link_user"].as_str() {
+            // Nothing is linked yet: whoever holds a link token can send
+            // any browser through the provider, so the answer waits for the
+            // user who asked to confirm it while signed in.
+            let who = serde_json::to_vec(&who).map_err(|_| "server_error")?;
+            let sealed = state
+                .master_key
+                .seal(&who, &format!("oauth-link:{project_id}"));
+            let data = json!({"provider": provider, "who": sealed});
+            let code = issue_code(&mut tx, &project_id, LINK_CONFIRM, link_user, &data)
+                .await
+                .map_err(|_| "server_error")?;
+            tx.commit().await.map_err(|_| "server_error")?;
+            return Ok(Done::LinkCode(code));
+        }
         let ask = Ask {
             provider: &provider,
             who: &who,
-            link_user,
+            link_user: None,
             sso: sso.as_ref(),
         };
         let user_id = sign_in_user(&state, &mut tx, &resolved, &client, &ask).await?;
-        if link_user.is_some() {
-            tx.commit().await.map_err(|_| "server_error")?;
-            return Ok(Done::Linked);
-        }
         if data["transport"] == "cookie" {
             let server = |_| "server_error";
             users::lock_credentials(&mut tx, &project_id, &user_id)
@@ -302,41 +318,25 @@ async fn callback(
                 return Ok(Done::Session(Box::new((user, session, refresh))));
             }
         }
-        let exchange = random_token();
         let app_challenge = data["app_challenge"].as_str();
-        codes::insert(
-            &mut tx,
-            &codes::NewCode {
-                id: &new_id("otc"),
-                project_id: &project_id,
-                purpose: EXCHANGE,
-                user_id: Some(&user_id),
-                email: None,
-                target: None,
-                token_hash: Some(&sha256_hex(exchange.as_bytes())),
-                code_hash: None,
-                data: Some(
-                    &json!({"provider": provider, "app_challenge": app_challenge}).to_string(),
-                ),
-                now,
-                expires_at: now + CODE_TTL_MS,
-            },
-        )
-        .await
-        .map_err(|_| "server_error")?;
+        let data = json!({"provider": provider, "app_challenge": app_challenge});
+        let exchange = issue_code(&mut tx, &project_id, EXCHANGE, &user_id, &data)
+            .await
+            .map_err(|_| "server_error")?;
         tx.commit().await.map_err(|_| "server_error")?;
         Ok(Done::Code(exchange))
     }
     .await;
+    let binding = (state.config.dev_mode, binding_name);
     match outcome {
         Ok(Done::Code(exchange)) => Ok(redirect(
             &with_param(&redirect_to, "code", &exchange),
-            &binding_name,
+            &binding,
             HeaderMap::new(),
         )),
-        Ok(Done::Linked) => Ok(redirect(
-            &with_param(&redirect_to, "linked", &provider),
-            &binding_name,
+        Ok(Done::LinkCode(code)) => Ok(redirect(
+            &with_param(&redirect_to, "link_code", &code),
+            &binding,
             HeaderMap::new(),
         )),
         Ok(Done::Session(done)) => {
@@ -353,7 +353,7 @@ async fn callback(
             .await?;
             Ok(redirect(
                 &redirect_to,
-                &binding_name,
+                &binding,
                 signed_in.headers().clone(),
             ))
         }
@@ -372,15 +372,45 @@ async fn callback(
             tx.commit().await?;
             Ok(redirect(
                 &with_param(&redirect_to, "error", reason),
-                &binding_name,
+                &binding,
                 HeaderMap::new(),
             ))
         }
     }
 }
 
+/// A one-time code (60 s) for `user_id`, stored as its hash.
+async fn issue_code(
+    tx: &mut identity_shared::db::Tx,
+    project_id: &str,
+    purpose: &'static str,
+    user_id: &str,
+    data: &Value,
+) -> Result<String, identity_shared::db::DbError> {
+    let code = random_token();
+    let now = now_ms();
+    codes::insert(
+        tx,
+        &codes::NewCode {
+            id: &new_id("otc"),
+            project_id,
+            purpose,
+            user_id: Some(user_id),
+            email: None,
+            target: None,
+            token_hash: Some(&sha256_hex(code.as_bytes())),
+            code_hash: None,
+            data: Some(&data.to_string()),
+            now,
+            expires_at: now + CODE_TTL_MS,
+        },
+    )
+    .await?;
+    Ok(code)
+}
+
 /// The SSO connection's tenant, read from the control database.
-async fn sso_tenant(
+pub(crate) async fn sso_tenant(
     state: &DataState,
     project_id: &str,
     tenant_id: &str,

@@ -2,7 +2,6 @@
 //! issuer (cached), with every URL the document names checked before
 //! anything is fetched from it.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use openidconnect::core::CoreProviderMetadata;
@@ -81,7 +80,7 @@ impl OauthClients {
                 .then_some(())
                 .ok_or_else(bad);
         }
-        if scheme != "https" || host.is_empty() || host.parse::<IpAddr>().is_ok() {
+        if scheme != "https" || host.is_empty() || identity_shared::hostname::is_ip_host(host) {
             return Err(bad());
         }
         Ok(())

@@ -30,6 +30,8 @@ use crate::store::one_time_codes::{self as codes};
 pub const STATE: &str = "oauth_state";
 pub const EXCHANGE: &str = "oauth_exchange";
 pub const LINK: &str = "oauth_link";
+/// A provider's answer in a link flow, waiting for the user to confirm it.
+pub const LINK_CONFIRM: &str = "oauth_link_confirm";
 const STATE_TTL_MS: i64 = 10 * 60 * 1000;
 /// The prefix of the cookie that binds a pending authorization to the
 /// browser that started it ([`binding_cookie`]).
@@ -195,17 +197,8 @@ pub async fn start(
     )
     .await?;
     tx.commit().await?;
-    // SameSite=None (so Apple's cross-site form post carries it) needs
-    // Secure, which a plain-HTTP dev server cannot set.
-    let attributes = if state.config.dev_mode {
-        "SameSite=Lax"
-    } else {
-        "SameSite=None; Secure"
-    };
-    let cookie = format!(
-        "{}={binding}; Path=/v1/auth/oauth; HttpOnly; Max-Age=600; {attributes}",
-        binding_cookie(&state_value)
-    );
+    let dev = state.config.dev_mode;
+    let cookie = binding_header(dev, &binding_cookie(dev, &state_value), &binding, 600);
     let mut response = StatusCode::FOUND.into_response();
     response.headers_mut().insert(
         LOCATION,
@@ -219,12 +212,27 @@ pub async fn start(
 }
 
 /// The binding cookie of one pending authorization: named after its state,
-/// so sign-ins started in two tabs do not overwrite each other's.
-pub fn binding_cookie(state_value: &str) -> String {
+/// so sign-ins started in two tabs do not overwrite each other's. Outside
+/// dev mode it is a `__Host-` cookie, which only this exact host can set:
+/// a sibling subdomain cannot plant its own binding for a login CSRF.
+pub fn binding_cookie(dev_mode: bool, state_value: &str) -> String {
+    let prefix = if dev_mode { "" } else { "__Host-" };
     format!(
-        "{BINDING_COOKIE}_{}",
+        "{prefix}{BINDING_COOKIE}_{}",
         &sha256_hex(state_value.as_bytes())[..16]
     )
+}
+
+/// The `Set-Cookie` value for a binding cookie (`max_age` 0 clears it).
+/// SameSite=None (so Apple's cross-site form post carries it) needs
+/// Secure, which a plain-HTTP dev server cannot set; `__Host-` needs
+/// Secure and `Path=/`.
+pub fn binding_header(dev_mode: bool, name: &str, value: &str, max_age: u32) -> String {
+    if dev_mode {
+        format!("{name}={value}; Path=/v1/auth/oauth; HttpOnly; Max-Age={max_age}; SameSite=Lax")
+    } else {
+        format!("{name}={value}; Path=/; HttpOnly; Max-Age={max_age}; SameSite=None; Secure")
+    }
 }
 
 /// The app's own PKCE challenge for the one-time code (S256, optional):
@@ -284,4 +292,24 @@ async fn spend_link_token(
     }
     tx.commit().await?;
     row.user_id.ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binding_cookie_is_host_only_outside_dev_mode() {
+        let name = binding_cookie(false, "prj.state");
+        assert!(name.starts_with("__Host-identity_oauth_"), "{name}");
+        assert_eq!(
+            binding_header(false, &name, "v", 600),
+            format!("{name}=v; Path=/; HttpOnly; Max-Age=600; SameSite=None; Secure")
+        );
+        // Cleared with the same attributes, or a browser ignores it.
+        assert!(binding_header(false, &name, "", 0).ends_with("Max-Age=0; SameSite=None; Secure"));
+        let dev = binding_cookie(true, "prj.state");
+        assert_eq!(dev, name.trim_start_matches("__Host-"));
+        assert!(binding_header(true, &dev, "v", 600).contains("Path=/v1/auth/oauth"));
+    }
 }

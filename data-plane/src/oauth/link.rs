@@ -1,21 +1,37 @@
-//! `POST /v1/auth/oauth/link-token`: a signed-in user (with step-up) asks
-//! to link another provider. The token (60 s, single-use) rides on the
-//! `start` navigation as `?link=true&link_token=`, which a browser cannot
-//! send with an Authorization header; the callback then links the
-//! provider's subject to this user, whatever its address.
+//! Linking another provider to a signed-in user, in three steps:
+//!
+//! 1. `POST /v1/auth/oauth/link-token` (with step-up) gives a token (60 s,
+//!    single-use) that rides on the `start` navigation as
+//!    `?link=true&link_token=` (a browser cannot send an Authorization
+//!    header there).
+//! 2. The callback links nothing: it redirects with `?link_code=`.
+//! 3. `POST /v1/auth/oauth/link/confirm {link_code}`, signed in as the
+//!    user who asked, links the provider's subject to them, whatever its
+//!    address. Without this step, anyone holding a link token could send
+//!    a victim's browser through the provider and link the victim's
+//!    identity to their own account.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::crypto::{random_token, sha256_hex};
-use identity_shared::error::ApiResult;
+use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::ids::new_id;
+use identity_shared::secret::Secret;
 use identity_shared::time::now_ms;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::DataState;
+use crate::audit::event;
 use crate::mfa::stepup::require_step_up;
-use crate::oauth::flow::LINK;
+use crate::oauth::accounts::{Ask, sign_in_user};
+use crate::oauth::callback::sso_tenant;
+use crate::oauth::flow::{LINK, LINK_CONFIRM, provider_config};
+use crate::oauth::provider::ProviderUser;
 use crate::request::caller::Caller;
+use crate::request::client::Client;
 use crate::store::one_time_codes as codes;
 
 const LINK_TTL_MS: i64 = 60 * 1000;
@@ -48,4 +64,135 @@ pub async fn link_token(State(state): State<DataState>, caller: Caller) -> ApiRe
     Ok(Json(
         json!({"link_token": token, "expires_in": LINK_TTL_MS / 1000}),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    link_code: Secret<String>,
+}
+
+fn invalid_code() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_code",
+        "the link code is not valid or has expired",
+    )
+}
+
+/// The API error for a reason the account rules refused a link with.
+fn refused(reason: &'static str) -> ApiError {
+    match reason {
+        "identity_conflict" => ApiError::conflict(
+            reason,
+            "this provider account is linked to another user of the project",
+        ),
+        "sso_domain_mismatch" => ApiError::forbidden(
+            reason,
+            "the SSO connection does not answer for this address's domain",
+        ),
+        "server_error" => ApiError::internal("linking failed"),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, reason, "the link was refused"),
+    }
+}
+
+/// `POST /v1/auth/oauth/link/confirm`: links the provider's answer to the
+/// signed-in user, if they are the one who started the link.
+pub async fn confirm(
+    State(state): State<DataState>,
+    client: Client,
+    caller: Caller,
+    identity_shared::http::Json(body): identity_shared::http::Json<ConfirmBody>,
+) -> ApiResult<Json<Value>> {
+    let resolved = &caller.resolved;
+    crate::email::send::limit(&state, resolved, &client)?;
+    let project_id = resolved.project.id.clone();
+    let now = now_ms();
+    let db = state.shard(resolved)?;
+    let mut tx = db.scope(&project_id).await?;
+    let row = codes::find_by_token(
+        &mut tx,
+        &project_id,
+        LINK_CONFIRM,
+        &sha256_hex(body.link_code.expose().as_bytes()),
+        now,
+    )
+    .await?
+    .ok_or_else(invalid_code)?;
+    if !codes::consume(&mut tx, &project_id, &row.id, now).await? {
+        return Err(invalid_code());
+    }
+    let data: Value = row
+        .data
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let provider = data["provider"].as_str().unwrap_or("").to_string();
+    let ip = client.ip_text();
+    if row.user_id.as_deref() != Some(caller.claims.sub.as_str()) {
+        // Someone else's link reached this browser: spent, and recorded.
+        audit::record(
+            &mut tx,
+            Event {
+                actor: Some(&caller.claims.sub),
+                data: json!({"provider": provider, "reason": "link_user_mismatch"}),
+                ..event(resolved, &client, &ip, "oauth.failed", Outcome::Failure)
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(ApiError::forbidden(
+            "link_user_mismatch",
+            "another account started this link: start it again while signed in as yourself",
+        ));
+    }
+    let who: ProviderUser = data["who"]
+        .as_str()
+        .and_then(|s| {
+            state
+                .master_key
+                .open(s, &format!("oauth-link:{project_id}"))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(invalid_code)?;
+    let cfg = provider_config(&state, &project_id, &provider)
+        .await
+        .map_err(|_| refused("unknown_provider"))?;
+    let sso = match &cfg.tenant_id {
+        Some(tenant_id) => Some(
+            sso_tenant(&state, &project_id, tenant_id)
+                .await
+                .map_err(refused)?,
+        ),
+        None => None,
+    };
+    let ask = Ask {
+        provider: &provider,
+        who: &who,
+        link_user: Some(&caller.claims.sub),
+        sso: sso.as_ref(),
+    };
+    if let Err(reason) = sign_in_user(&state, &mut tx, resolved, &client, &ask).await {
+        drop(tx);
+        let mut tx = db.scope(&project_id).await?;
+        codes::consume(&mut tx, &project_id, &row.id, now).await?;
+        audit::record(
+            &mut tx,
+            Event {
+                actor: Some(&caller.claims.sub),
+                data: json!({"provider": provider, "reason": reason}),
+                ..event(resolved, &client, &ip, "oauth.failed", Outcome::Failure)
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(refused(reason));
+    }
+    tx.commit().await?;
+    Ok(Json(json!({"identity": {
+        "provider": provider,
+        "provider_user_id": who.subject,
+        "email": who.email,
+    }})))
 }

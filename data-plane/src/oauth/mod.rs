@@ -38,6 +38,7 @@ pub fn router() -> Router<DataState> {
     Router::new()
         .route("/v1/auth/oauth/exchange", post(exchange::exchange))
         .route("/v1/auth/oauth/link-token", post(link::link_token))
+        .route("/v1/auth/oauth/link/confirm", post(link::confirm))
         .route("/v1/auth/sso/start", post(sso::sso_start))
         .route("/v1/auth/identities", get(identities::list))
         .route(

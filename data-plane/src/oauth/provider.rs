@@ -89,7 +89,7 @@ impl Default for GithubEndpoints {
 }
 
 /// Who the provider says signed in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProviderUser {
     /// The provider's stable id of the user (`sub`, GitHub's numeric id).
     pub subject: String,

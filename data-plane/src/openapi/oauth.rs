@@ -61,12 +61,12 @@ pub const ROUTES: &[Route] = &[
     route!(
         "get",
         "/v1/auth/oauth/{provider}/callback",
-        "The provider's redirect back: 302 to redirect_to with ?code= (one-time, 60 s), session cookies (cookie transport), ?linked=<provider> (a link) or ?error=<code>",
+        "The provider's redirect back: 302 to redirect_to with ?code= (one-time, 60 s), session cookies (cookie transport), ?link_code= (a link, to confirm) or ?error=<code>",
         None,
         [
             (
                 302,
-                "to redirect_to with ?code=, cookies, ?linked= or ?error="
+                "to redirect_to with ?code=, cookies, ?link_code= or ?error="
             ),
             (400, "invalid_state (unknown, used or expired)"),
             LIMITED
@@ -80,7 +80,7 @@ pub const ROUTES: &[Route] = &[
         [
             (
                 302,
-                "to redirect_to with ?code=, cookies, ?linked= or ?error="
+                "to redirect_to with ?code=, cookies, ?link_code= or ?error="
             ),
             (400, "invalid_state or invalid_request"),
             LIMITED
@@ -108,6 +108,22 @@ pub const ROUTES: &[Route] = &[
         "A token (60 s, single-use) for linking another provider to the signed-in user: start with ?link=true&link_token= (step-up)",
         None,
         [(200, "{link_token, expires_in}"), AUTH, STEP_UP, CSRF]
+    ),
+    route!(
+        "post",
+        "/v1/auth/oauth/link/confirm",
+        "Links the provider account behind the callback's ?link_code= to the signed-in user, who must be the one who asked for the link token",
+        Some((&["link_code"], &[])),
+        [
+            (200, "{identity: {provider, provider_user_id, email}}"),
+            (400, "invalid_code"),
+            (403, "link_user_mismatch or sso_domain_mismatch"),
+            (409, "identity_conflict"),
+            AUTH,
+            CSRF,
+            MEDIA,
+            LIMITED
+        ]
     ),
     route!(
         "post",

@@ -305,6 +305,8 @@ pub async fn login_finish(
         tx.commit().await?;
         return Err(invalid_credentials());
     };
+    // An organisation that enforces SSO lets its people in only that way.
+    project.require_no_sso(&user.email_normalized)?;
     let (session, refresh_value) =
         start_session(&mut tx, &resolved, &user, &client, &["hwk", "mfa"]).await?;
     audit::record(

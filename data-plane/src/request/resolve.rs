@@ -133,7 +133,7 @@ fn project_not_found() -> ApiError {
     ApiError::not_found_code("project_not_found", "no project is served on this host")
 }
 
-fn suspended() -> ApiError {
+pub(crate) fn suspended() -> ApiError {
     ApiError::forbidden("project_suspended", "this project is suspended")
 }
 
