@@ -7,13 +7,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::on_both;
-use crate::support::{Project, Store, TestApp, assert_error};
+use crate::support::{Project, Store, TestApp, access_token, assert_error, verified_claims};
 use crate::tenants::{add_member, as_user, invitation_token, mailing_project, new_tenant, user};
 
 on_both!(
     no_one_acts_beyond_their_role,
     an_invitation_is_only_as_good_as_its_inviter,
-    a_deleted_account_leaves_its_tenants
+    a_deleted_account_leaves_its_tenants,
+    the_active_tenant_rides_in_the_token
 );
 
 async fn set_rbac(app: &TestApp, p: &Project, rbac: Value) {
@@ -341,5 +342,144 @@ async fn a_deleted_account_leaves_its_tenants(store: Store) {
     assert_eq!(items.len(), 1, "{b}");
     assert_eq!(items[0]["user"]["id"], heir_id.as_str());
     assert_eq!(items[0]["role"], "owner");
+    app.stop().await;
+}
+
+/// The session's active tenant: its tokens carry `tid`, `tenant_role` and
+/// `permissions` (verified through the JWKS), through refreshes; a role
+/// change or a removal refuses the token at once and shows at the next
+/// refresh.
+async fn the_active_tenant_rides_in_the_token(store: Store) {
+    let Some(app) = TestApp::spawn(store).await else {
+        return;
+    };
+    let p = app.create_project("active").await;
+    let other = app.create_project("active-other").await;
+    let (_, owner) = user(&app, &p, "owner@example.com").await;
+    let signed = app
+        .register(&p.pk, "bob@example.com", crate::tenants::PW)
+        .await;
+    let bob_id = signed["user"]["id"].as_str().unwrap().to_string();
+    let first_refresh = signed["refresh_token"].as_str().unwrap().to_string();
+    let bob = access_token(&signed);
+    let tenant = new_tenant(&app, &p, &owner, "Acme").await;
+    add_member(&app, &p, &tenant, &bob_id, "member").await;
+    let switch = |token: String, tenant_id: Value| {
+        let (app, pk) = (&app, p.pk.clone());
+        async move {
+            app.authed(
+                Method::POST,
+                "/v1/auth/session/tenant",
+                &pk,
+                &token,
+                Some(json!({"tenant_id": tenant_id})),
+            )
+            .await
+        }
+    };
+    let refresh = |value: String| {
+        let (app, pk) = (&app, p.pk.clone());
+        async move {
+            app.post_with_key("/v1/auth/refresh", &pk, json!({"refresh_token": value}))
+                .await
+        }
+    };
+    let session = |token: String| {
+        let (app, pk) = (&app, p.pk.clone());
+        async move {
+            app.authed(Method::GET, "/v1/auth/session", &pk, &token, None)
+                .await
+        }
+    };
+    let (s, b) = switch(bob.clone(), json!(tenant)).await;
+    assert_eq!(s, 200, "{b}");
+    let at = access_token(&b);
+    let c = verified_claims(&app, &p, &at).await;
+    assert_eq!(c["tid"], tenant.as_str());
+    assert_eq!(c["tenant_role"], "member");
+    assert_eq!(c["permissions"], json!(["members:read", "tenant:read"]));
+    assert_eq!(c["sid"], signed["session"]["id"]);
+    assert_eq!(session(at.clone()).await.0, 200);
+    // The session's earlier refresh token gave way to the new one.
+    assert_error(&refresh(first_refresh).await, 401, "invalid_refresh_token");
+    // Sticky: a refresh carries the tenant on.
+    let (s, b) = refresh(b["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        verified_claims(&app, &p, &access_token(&b)).await["tid"],
+        tenant.as_str()
+    );
+    let at = access_token(&b);
+    let mut rt = b["refresh_token"].as_str().unwrap().to_string();
+    // Promoted: the token naming the old role is refused at once...
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::PATCH,
+        &format!("/v1/tenants/{tenant}/members/{bob_id}"),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_error(&session(at).await, 401, "tenant_access_changed");
+    // ...and the next refresh carries the new one.
+    let (s, b) = refresh(rt).await;
+    assert_eq!(s, 200, "{b}");
+    let c = verified_claims(&app, &p, &access_token(&b)).await;
+    assert_eq!(c["tenant_role"], "admin");
+    assert!(
+        c["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("members:manage")),
+        "{c}"
+    );
+    let at = access_token(&b);
+    rt = b["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(session(at.clone()).await.0, 200);
+    // Removed: refused at once; the next token names no tenant.
+    let (s, _) = as_user(
+        &app,
+        &p,
+        &owner,
+        Method::DELETE,
+        &format!("/v1/tenants/{tenant}/members/{bob_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_error(&session(at).await, 401, "tenant_access_changed");
+    let (s, b) = refresh(rt).await;
+    assert_eq!(s, 200, "{b}");
+    let at = access_token(&b);
+    let c = verified_claims(&app, &p, &at).await;
+    assert!(
+        c.get("tid").is_none() && c.get("permissions").is_none(),
+        "{c}"
+    );
+    assert_eq!(session(at.clone()).await.0, 200);
+    // Only one's own tenants; none at all with null.
+    assert_error(&switch(at.clone(), json!(tenant)).await, 404, "not_found");
+    assert_error(
+        &switch(at.clone(), json!("ten_nope")).await,
+        404,
+        "not_found",
+    );
+    let (_, stranger) = user(&app, &other, "bob@example.com").await;
+    let elsewhere = new_tenant(&app, &other, &stranger, "Elsewhere").await;
+    assert_error(
+        &switch(at.clone(), json!(elsewhere)).await,
+        404,
+        "not_found",
+    );
+    let (s, b) = switch(at, Value::Null).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        verified_claims(&app, &p, &access_token(&b))
+            .await
+            .get("tid")
+            .is_none()
+    );
     app.stop().await;
 }

@@ -147,6 +147,7 @@ pub enum Sessions {
     RevokedAt,
     RevokedReason,
     VerifiedAt,
+    TenantId,
 }
 
 #[derive(Iden, Clone, Copy)]

@@ -499,3 +499,25 @@ pub async fn age_step_up(app: &TestApp) {
     .unwrap();
     tx.commit().await.unwrap();
 }
+
+/// The claims of `token`, verified as a relying party would: discovery,
+/// then the project's JWKS over HTTP, signature, issuer and audience.
+pub async fn verified_claims(app: &TestApp, p: &Project, token: &str) -> Value {
+    use jsonwebtoken::jwk::JwkSet;
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+    let (_, oidc) = app
+        .get_with_key("/.well-known/openid-configuration", &p.pk)
+        .await;
+    let (_, jwks) = app.get_with_key("/.well-known/jwks.json", &p.pk).await;
+    let jwks: JwkSet = serde_json::from_value(jwks).unwrap();
+    let header = decode_header(token).unwrap();
+    let jwk = jwks
+        .find(&header.kid.expect("a kid"))
+        .expect("a published key");
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[oidc["issuer"].as_str().unwrap()]);
+    validation.set_audience(&[&p.id]);
+    decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .expect("the token verifies")
+        .claims
+}

@@ -18,6 +18,19 @@ const NOT_MEMBER: (u16, &str) = (
 pub const ROUTES: &[Route] = &[
     route!(
         "post",
+        "/v1/auth/session/tenant",
+        "Sets (or, with null, clears) the session's active tenant: a TokenResponse whose access token carries tid, tenant_role and permissions; the choice sticks through refreshes",
+        Some((&["tenant_id"], &[])),
+        [
+            (200, "TokenResponse"),
+            AUTH,
+            (403, "csrf_failed"),
+            (404, "not_found (not a member of that tenant)"),
+            MEDIA
+        ]
+    ),
+    route!(
+        "post",
         "/v1/tenants",
         "Create a tenant: the signed-in caller is its owner (users_can_create_tenants); with the secret key, a tenant without members",
         Some((&["name"], &[])),

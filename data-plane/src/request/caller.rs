@@ -63,6 +63,21 @@ impl FromRequestParts<DataState> for Caller {
             .check(db, &resolved.project.id, &claims.sub, &claims.sid)
             .await?
             .ok_or_else(|| ApiError::unauthorized("session_revoked", "this session has ended"))?;
+        // A token that speaks for a tenant holds only while the member
+        // still has that role there (the session cache reloads on every
+        // membership change): a removed or demoted member refreshes.
+        if let Some(tid) = &claims.tid {
+            let current = view
+                .tenant
+                .as_ref()
+                .is_some_and(|t| &t.id == tid && Some(&t.role) == claims.tenant_role.as_ref());
+            if !current {
+                return Err(ApiError::unauthorized(
+                    "tenant_access_changed",
+                    "your membership of the token's tenant changed: refresh the session",
+                ));
+            }
+        }
         if via_cookie {
             check_csrf(state, &resolved, &parts.method, &parts.headers, &claims.sid)?;
         }

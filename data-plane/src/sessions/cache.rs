@@ -4,6 +4,7 @@
 //! database; a missing row is a revoked session (fail closed).
 
 use crate::store::sessions::{self, SessionRow};
+use crate::store::tenant_members;
 use crate::store::users::{self, UserRow};
 use identity_shared::cache::GuardedCache;
 use identity_shared::db::{Db, DbError};
@@ -20,6 +21,39 @@ use std::time::Duration;
 pub struct LiveSession {
     pub session: SessionRow,
     pub user: UserRow,
+    /// The session's active tenant, while the user is still a member.
+    pub tenant: Option<ActiveTenant>,
+}
+
+/// A session's active tenant and the user's current role in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveTenant {
+    pub id: String,
+    pub role: String,
+}
+
+impl ActiveTenant {
+    /// The session's tenant with the role the user now has there; none when
+    /// the session has none or the user left it.
+    pub fn of(session: &SessionRow, role: Option<String>) -> Option<ActiveTenant> {
+        Some(ActiveTenant {
+            id: session.tenant_id.clone()?,
+            role: role?,
+        })
+    }
+
+    /// Reads the user's role in the session's tenant.
+    pub async fn load<M>(
+        tx: &mut identity_shared::db::Tx<M>,
+        session: &SessionRow,
+    ) -> Result<Option<ActiveTenant>, DbError> {
+        let Some(tenant_id) = &session.tenant_id else {
+            return Ok(None);
+        };
+        let member =
+            tenant_members::find(tx, &session.project_id, tenant_id, &session.user_id).await?;
+        Ok(ActiveTenant::of(session, member.map(|m| m.role)))
+    }
 }
 
 pub struct SessionCache {
@@ -69,10 +103,21 @@ impl SessionCache {
     /// Caches a live session and its user read inside a transaction that
     /// began after `epoch` was taken (kept only if no invalidation came
     /// since, like a load).
-    pub async fn remember(&self, session: SessionRow, user: UserRow, epoch: u64) {
+    pub async fn remember(
+        &self,
+        session: SessionRow,
+        user: UserRow,
+        tenant: Option<ActiveTenant>,
+        epoch: u64,
+    ) {
         let id = session.id.clone();
+        let view = LiveSession {
+            session,
+            user,
+            tenant,
+        };
         self.views
-            .insert_read(&id, Some(Arc::new(LiveSession { session, user })), epoch)
+            .insert_read(&id, Some(Arc::new(view)), epoch)
             .await;
     }
 
@@ -88,15 +133,22 @@ async fn load_view(
 ) -> Result<Option<Arc<LiveSession>>, DbError> {
     let mut tx = db.scope_read(project_id).await?;
     let session = sessions::find(&mut tx, project_id, id).await?;
-    let user = match &session {
-        Some(s) => users::find(&mut tx, project_id, &s.user_id).await?,
-        None => None,
+    let (user, tenant) = match &session {
+        Some(s) => (
+            users::find(&mut tx, project_id, &s.user_id).await?,
+            ActiveTenant::load(&mut tx, s).await?,
+        ),
+        None => (None, None),
     };
     tx.commit().await?;
     // No row, or no user: revoked (fail closed).
-    Ok(session
-        .zip(user)
-        .map(|(session, user)| Arc::new(LiveSession { session, user })))
+    Ok(session.zip(user).map(|(session, user)| {
+        Arc::new(LiveSession {
+            session,
+            user,
+            tenant,
+        })
+    }))
 }
 
 impl InvalidationSink for SessionCache {

@@ -7,6 +7,7 @@ use crate::request::client::Client;
 use crate::request::csrf;
 use crate::request::resolve::Resolved;
 use crate::request::transport::{self, Transport};
+use crate::sessions::cache::ActiveTenant;
 use crate::store::refresh_tokens;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::UserRow;
@@ -63,6 +64,8 @@ pub struct Extras<'a> {
     pub trusted_browser: Option<&'a str>,
     /// Where the app should go next (a magic link's checked `redirect_to`).
     pub redirect_to: Option<&'a str>,
+    /// The session's active tenant, for the access token's claims.
+    pub tenant: Option<&'a ActiveTenant>,
 }
 
 /// [`signed_in`], with [`Extras`].
@@ -86,6 +89,7 @@ pub async fn signed_in_trusting(
             &user.id,
             &session.id,
             &session.amr(),
+            extras.tenant,
         )
         .await?;
     let mut body = TokenResponse {

@@ -10,8 +10,9 @@ use crate::request::csrf;
 use crate::request::limits::rate_limit;
 use crate::request::resolve::Resolved;
 use crate::request::transport::{self, Transport};
-use crate::sessions::issue::signed_in;
+use crate::sessions::cache::ActiveTenant;
 use crate::sessions::issue::successor_of;
+use crate::sessions::issue::{Extras, signed_in_trusting};
 use crate::store::refresh_tokens::{self, RefreshRow};
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::{self, UserRow};
@@ -105,7 +106,7 @@ pub async fn refresh(
         now,
         touch_every_ms: sessions::TOUCH_EVERY_MS,
     };
-    let present = |session, user| Presented {
+    let present = |session, user, tenant| Presented {
         state: &state,
         resolved: &resolved,
         client: &client,
@@ -113,6 +114,7 @@ pub async fn refresh(
         successor,
         session,
         user,
+        tenant,
     };
     // Postgres: the common case (a live token of a live session) in one
     // statement; anything else is judged step by step below. Without
@@ -122,8 +124,9 @@ pub async fn refresh(
     if !from_cookie
         && let Some(Some(rotated)) = refresh_tokens::rotate_pg_alone(db, &rotation).await?
     {
-        let (session, user) = renewed(&state, &client, epoch, now, &project_id, rotated).await;
-        return present(session, user).answer().await;
+        let (session, user, tenant) =
+            renewed(&state, &client, epoch, now, &project_id, rotated).await;
+        return present(session, user, tenant).answer().await;
     }
     let mut tx = db.scope(&project_id).await?;
     if from_cookie
@@ -133,8 +136,9 @@ pub async fn refresh(
         // A refusal drops the transaction: nothing was consumed.
         csrf::check_csrf(&state, &resolved, &method, &headers, &rotated.session.id)?;
         tx.commit().await?;
-        let (session, user) = renewed(&state, &client, epoch, now, &project_id, rotated).await;
-        return present(session, user).answer().await;
+        let (session, user, tenant) =
+            renewed(&state, &client, epoch, now, &project_id, rotated).await;
+        return present(session, user, tenant).answer().await;
     }
     let mut row = refresh_tokens::find_by_hash(&mut tx, &project_id, &hash)
         .await?
@@ -155,7 +159,8 @@ pub async fn refresh(
     let user = users::find(&mut tx, &project_id, &session.user_id)
         .await?
         .ok_or_else(invalid_refresh)?;
-    let presented = present(session, user);
+    let tenant = ActiveTenant::load(&mut tx, &session).await?;
+    let presented = present(session, user, tenant);
     if row.consumed_at.is_none() {
         if row.expires_at <= now {
             return Err(invalid_refresh());
@@ -185,12 +190,14 @@ pub async fn refresh(
 pub struct Rotated {
     pub session: SessionRow,
     pub user: UserRow,
+    /// The user's current role in the session's active tenant.
+    pub tenant_role: Option<String>,
     pub touched: bool,
 }
 
 impl<'r> sqlx::FromRow<'r, PgRow> for Rotated {
-    /// The columns of migration 0008's `identity_rotate_refresh_v2` (the
-    /// project ids are filled in by [`rotated`]).
+    /// The columns of migration 0013's `identity_rotate_refresh_v3` (the
+    /// project ids are filled in by [`renewed`]).
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         let session = SessionRow {
             id: row.try_get("s_id")?,
@@ -204,6 +211,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Rotated {
             expires_at: row.try_get("s_expires_at")?,
             revoked_at: row.try_get("s_revoked_at")?,
             verified_at: row.try_get("s_verified_at")?,
+            tenant_id: row.try_get("s_tenant_id")?,
         };
         let user_json: String = row.try_get("u_row")?;
         // The error names no value (the row holds a password hash).
@@ -220,6 +228,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Rotated {
         Ok(Rotated {
             session,
             user,
+            tenant_role: row.try_get("m_role")?,
             touched: row.try_get("touched")?,
         })
     }
@@ -236,10 +245,11 @@ async fn renewed(
     now: i64,
     project_id: &str,
     rotated: Rotated,
-) -> (SessionRow, UserRow) {
+) -> (SessionRow, UserRow, Option<ActiveTenant>) {
     let Rotated {
         mut session,
         mut user,
+        tenant_role,
         touched,
     } = rotated;
     session.project_id = project_id.to_string();
@@ -254,11 +264,12 @@ async fn renewed(
     } else {
         session
     };
+    let tenant = ActiveTenant::of(&session, tenant_role);
     state
         .sessions
-        .remember(session.clone(), user.clone(), epoch)
+        .remember(session.clone(), user.clone(), tenant.clone(), epoch)
         .await;
-    (session, user)
+    (session, user, tenant)
 }
 
 /// A located refresh token's context: what each outcome needs.
@@ -269,13 +280,15 @@ struct Presented<'a> {
     transport: Transport,
     session: SessionRow,
     user: UserRow,
+    /// The session's active tenant, if the user is still a member.
+    tenant: Option<ActiveTenant>,
     /// The successor of the presented token (derived, so a retry gets the same).
     successor: String,
 }
 
 impl Presented<'_> {
     async fn answer(&self) -> ApiResult<Response> {
-        signed_in(
+        signed_in_trusting(
             self.state,
             self.resolved,
             self.transport,
@@ -283,6 +296,10 @@ impl Presented<'_> {
             &self.user,
             &self.session,
             &self.successor,
+            Extras {
+                tenant: self.tenant.as_ref(),
+                ..Extras::default()
+            },
         )
         .await
     }

@@ -97,6 +97,26 @@ async fn find_where<M>(
     .await
 }
 
+/// Ends the session's unused refresh tokens (a new one replaces them): they
+/// expire now, so presenting one is an invalid token, not a reuse.
+pub async fn retire_unused(
+    tx: &mut Tx,
+    project_id: &str,
+    session_id: &str,
+    now: i64,
+) -> Result<u64, DbError> {
+    tx.execute(
+        Query::update()
+            .table(RefreshTokens::Table)
+            .value(RefreshTokens::ExpiresAt, now)
+            .and_where(Expr::col(RefreshTokens::ProjectId).eq(project_id))
+            .and_where(Expr::col(RefreshTokens::SessionId).eq(session_id))
+            .and_where(Expr::col(RefreshTokens::ConsumedAt).is_null())
+            .and_where(Expr::col(RefreshTokens::ExpiresAt).gt(now)),
+    )
+    .await
+}
+
 /// Consumes an unconsumed, unexpired refresh token (compare-and-set) and
 /// names its successor. Returns false when another request got there first.
 pub async fn consume(
@@ -146,10 +166,10 @@ pub struct Rotation<'a> {
 pub trait Rotated: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
 impl<T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin> Rotated for T {}
 
-/// Postgres migration 0008's `identity_rotate_refresh_v2`: the statement,
+/// Postgres migration 0013's `identity_rotate_refresh_v3`: the statement,
 /// with its own role switch and project scope, in one round trip.
 const ROTATE_PG: &str =
-    "SELECT * FROM identity_rotate_refresh_v2($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    "SELECT * FROM identity_rotate_refresh_v3($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// The rotation inside `tx` (so the caller can still refuse and roll it
 /// back). On Postgres, `Some` with the renewed session when the token was

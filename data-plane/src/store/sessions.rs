@@ -24,13 +24,15 @@ pub struct SessionRow {
     /// When the session last proved a factor (its sign-in, `mfa/verify` or
     /// `reauthenticate`): step-up is judged from it.
     pub verified_at: Option<i64>,
+    /// The active tenant its tokens speak for (`POST /v1/auth/session/tenant`).
+    pub tenant_id: Option<String>,
 }
 
 /// How stale a session's `last_seen_at` may get before a refresh rewrites
 /// it (its address and user agent are always kept current).
 pub const TOUCH_EVERY_MS: i64 = 60_000;
 
-const COLUMNS: [Sessions; 11] = [
+const COLUMNS: [Sessions; 12] = [
     Sessions::Id,
     Sessions::ProjectId,
     Sessions::UserId,
@@ -42,6 +44,7 @@ const COLUMNS: [Sessions; 11] = [
     Sessions::ExpiresAt,
     Sessions::RevokedAt,
     Sessions::VerifiedAt,
+    Sessions::TenantId,
 ];
 
 impl SessionRow {
@@ -112,6 +115,7 @@ pub async fn create(
         expires_at: now + i64::from(ttl_seconds) * 1000,
         revoked_at: None,
         verified_at: Some(now),
+        tenant_id: None,
     };
     tx.defer(
         Query::insert()
@@ -129,6 +133,7 @@ pub async fn create(
                 row.expires_at.into(),
                 row.revoked_at.into(),
                 row.verified_at.into(),
+                row.tenant_id.clone().into(),
             ]),
     )
     .await?;
@@ -227,6 +232,27 @@ pub async fn clear_verified_except(
             .and_where(Expr::col(Sessions::Id).ne(keep)),
     )
     .await?;
+    Ok(())
+}
+
+/// Sets (or clears) the session's active tenant; its cached view reloads
+/// at commit.
+pub async fn set_tenant(
+    tx: &mut Tx,
+    project_id: &str,
+    id: &str,
+    tenant_id: Option<&str>,
+) -> Result<(), DbError> {
+    tx.execute(
+        Query::update()
+            .table(Sessions::Table)
+            .value(Sessions::TenantId, tenant_id.map(str::to_string))
+            .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
+            .and_where(Expr::col(Sessions::Id).eq(id)),
+    )
+    .await?;
+    tx.invalidate(Invalidation::Sessions(vec![id.to_string()]))
+        .await?;
     Ok(())
 }
 

@@ -187,6 +187,9 @@ pub async fn remove(
     let same = shard_is_control(&state, &access.resolved)?;
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
     access.lock(&mut tx).await?;
+    for member in tenant_members::of_tenant(&mut tx, &project_id, &tenant_id).await? {
+        super::joining::membership_changed(&mut tx, &project_id, &member.user_id).await?;
+    }
     tenant_members::remove_tenant(&mut tx, &project_id, &tenant_id).await?;
     crate::store::groups::delete(&mut tx, &project_id, &tenant_id, None).await?;
     crate::store::invitations::revoke_all(&mut tx, &project_id, &tenant_id, now_ms()).await?;

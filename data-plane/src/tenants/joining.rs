@@ -25,6 +25,14 @@ pub struct Joining<'a> {
     pub actor: Option<&'a str>,
 }
 
+/// A membership of the user changed (joined, left, another role): the
+/// cached views of their sessions reload at commit, so a token naming the
+/// tenant with the old role is refused at once on every node.
+pub async fn membership_changed(tx: &mut Tx, project_id: &str, user_id: &str) -> ApiResult<()> {
+    crate::store::sessions::reload_views(tx, project_id, user_id).await?;
+    Ok(())
+}
+
 /// Why a user leaves a tenant from outside it.
 #[derive(Clone, Copy)]
 pub enum Leaving {
@@ -58,6 +66,7 @@ pub async fn leave(
     }
     tenant_members::remove(tx, project_id, tenant_id, user_id).await?;
     groups::remove_member(tx, project_id, tenant_id, None, user_id).await?;
+    membership_changed(tx, project_id, user_id).await?;
     let reason = match why {
         Leaving::AccountDeleted => "user_deleted",
         Leaving::AddressMoved => "email_changed",
@@ -102,6 +111,7 @@ pub async fn join(
     )
     .await?;
     if joined {
+        membership_changed(tx, project_id, j.user_id).await?;
         let ip = client.ip_text();
         audit::record(
             tx,

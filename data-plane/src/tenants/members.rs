@@ -20,6 +20,7 @@ use crate::DataState;
 use crate::request::client::Client;
 use crate::store::tenant_members::{self, MemberRow};
 use crate::store::{groups, users};
+use crate::tenants::joining::membership_changed;
 
 fn member_json(m: &MemberRow) -> Value {
     json!({
@@ -145,6 +146,7 @@ pub async fn change_role(
             now_ms(),
         )
         .await?;
+        membership_changed(&mut tx, &project_id, &user_id).await?;
         let data = json!({"role": body.role, "previous_role": target.role});
         access
             .audit(&mut tx, &client, "membership.updated", Some(&user_id), data)
@@ -182,6 +184,7 @@ pub async fn remove(
         return Err(last_owner());
     }
     tenant_members::remove(&mut tx, &project_id, &access.tenant.id, &user_id).await?;
+    membership_changed(&mut tx, &project_id, &user_id).await?;
     groups::remove_member(&mut tx, &project_id, &access.tenant.id, None, &user_id).await?;
     let data = json!({"role": target.role, "left": leaving});
     access
@@ -224,6 +227,7 @@ pub async fn transfer_ownership(
             return Err(super::access::denied("owner"));
         }
         tenant_members::set_role(&mut tx, &project_id, &tenant_id, &me, ADMIN, now).await?;
+        membership_changed(&mut tx, &project_id, &me).await?;
         let data = json!({"role": ADMIN, "previous_role": OWNER});
         access
             .audit(&mut tx, &client, "membership.updated", Some(&me), data)
@@ -232,6 +236,7 @@ pub async fn transfer_ownership(
     if target.role != OWNER {
         tenant_members::set_role(&mut tx, &project_id, &tenant_id, &body.user_id, OWNER, now)
             .await?;
+        membership_changed(&mut tx, &project_id, &body.user_id).await?;
         let data = json!({"role": OWNER, "previous_role": target.role});
         access
             .audit(
@@ -295,6 +300,7 @@ pub async fn add(
             "this user is already a member of the tenant",
         ));
     }
+    membership_changed(&mut tx, &project_id, &body.user_id).await?;
     let data = json!({"role": body.role});
     access
         .audit(

@@ -23,6 +23,7 @@ pub use joining::{Joining, join};
 
 pub mod accept;
 pub mod access;
+pub mod active;
 pub mod crud;
 pub mod groups;
 pub mod invitations;
@@ -32,6 +33,7 @@ pub mod members;
 pub fn router() -> Router<DataState> {
     Router::new()
         .route("/v1/tenants", post(crud::create).get(crud::list))
+        .route("/v1/auth/session/tenant", post(active::switch))
         .route(
             "/v1/tenants/{id}",
             get(crud::show).patch(crud::update).delete(crud::remove),

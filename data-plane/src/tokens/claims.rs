@@ -17,6 +17,14 @@ pub struct AccessClaims {
     pub sid: String,
     pub pid: String,
     pub amr: Vec<String>,
+    /// The session's active tenant, the user's role there and what it
+    /// permits (`POST /v1/auth/session/tenant`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,7 @@ pub mod claims;
 pub mod keys;
 pub mod wellknown;
 
+use crate::sessions::cache::ActiveTenant;
 use claims::LEEWAY_SECONDS;
 pub use claims::{AccessClaims, TokenError};
 use keys::{SigningKey, VerifyingKey, parse_public_jwk};
@@ -194,6 +195,7 @@ impl Tokens {
         user_id: &str,
         session_id: &str,
         amr: &[String],
+        tenant: Option<&ActiveTenant>,
     ) -> Result<(String, u32), ApiError> {
         let signer = self
             .signers
@@ -214,6 +216,9 @@ impl Tokens {
             sid: session_id.to_string(),
             pid: project.id.clone(),
             amr: amr.to_vec(),
+            tid: tenant.map(|t| t.id.clone()),
+            tenant_role: tenant.map(|t| t.role.clone()),
+            permissions: tenant.map(|t| project.settings.rbac.permissions_of(&t.role)),
         };
         let alg = match signer.key {
             SigningKey::Ed(_) => "EdDSA",
