@@ -225,6 +225,20 @@ async fn an_invitation_is_only_as_good_as_its_inviter(store: Store) {
         403,
         "permission_denied",
     );
+    // Nor revoke it.
+    assert_error(
+        &as_user(
+            &app,
+            &p,
+            &admin,
+            Method::DELETE,
+            &format!("{invites}/{heir}"),
+            None,
+        )
+        .await,
+        403,
+        "permission_denied",
+    );
     // The inviter is demoted: the admin invitation is void.
     let (s, _) = as_user(
         &app,

@@ -135,11 +135,17 @@ pub fn normalize_host_header(value: &str) -> Option<String> {
     Some(host)
 }
 
-/// Whether a URL's host is an IP address in some spelling: a literal
-/// (`10.0.0.1`, `[::1]`) or any host whose last label is a number
+/// Whether a URL's host is, or may become, an IP address: a literal
+/// (`10.0.0.1`, `[::1]`), any host whose last label is a number
 /// (`2130706433`, `0x7f000001`, `10.1`), which URL parsers turn into an
-/// IPv4 address that is then connected to without a DNS lookup.
+/// IPv4 address that is then connected to without a DNS lookup, and any
+/// host a parser would rewrite first (percent-escapes such as
+/// `127.0.0.%31`, non-ASCII such as full-width digits). A name outside
+/// ASCII must be given in its punycode form.
 pub fn is_ip_host(host: &str) -> bool {
+    if !host.is_ascii() || host.contains('%') {
+        return true;
+    }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if bare.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
         return true;
@@ -176,6 +182,9 @@ mod tests {
             "10.1",
             "127.1.",
             "example.0x10",
+            "127.0.0.%31",
+            "\u{FF11}\u{FF12}\u{FF17}\u{FF0E}\u{FF10}\u{FF0E}\u{FF10}\u{FF0E}\u{FF11}",
+            "m\u{FC}nchen.example",
         ] {
             assert!(is_ip_host(host), "{host}");
         }

@@ -168,6 +168,9 @@ pub async fn remove(
     let user = users::find(&mut tx, project_id, &id)
         .await?
         .ok_or_else(not_found)?;
+    // The user's own lock before any tenant's, the order an email change
+    // takes them in (the other order could deadlock with it).
+    users::lock_credentials(&mut tx, project_id, &user.id).await?;
     // Its memberships go with it, but no tenant is left without an owner.
     for (tenant_id, _) in tenant_members::of_user(&mut tx, project_id, &user.id).await? {
         if !leave(

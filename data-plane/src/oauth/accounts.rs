@@ -58,10 +58,15 @@ pub async fn sign_in_user(
     let db = |_| "server_error";
     // An SSO connection speaks only for its tenant's domains.
     let email = who.email.as_deref().and_then(|e| Email::parse(e).ok());
-    // ...and where a tenant enforces its SSO, no other provider speaks for
-    // an address at its domain, nor signs in to an account there.
+    // ...and where a tenant enforces its SSO, no other provider (another
+    // tenant's connection included) speaks for an address at its domain,
+    // nor signs in to an account there.
     let enforced = |normalized: &str| {
-        ask.sso.is_none() && resolved.project.require_no_sso(normalized).is_err()
+        let domain = normalized.rsplit_once('@').map_or("", |(_, d)| d);
+        resolved.project.require_no_sso(normalized).is_err()
+            && !ask
+                .sso
+                .is_some_and(|s| s.domains.iter().any(|d| d == domain))
     };
     if email.as_ref().is_some_and(|e| enforced(&e.normalized)) {
         return Err("sso_required");

@@ -282,9 +282,10 @@ async fn callback(
             // any browser through the provider, so the answer waits for the
             // user who asked to confirm it while signed in.
             let who = serde_json::to_vec(&who).map_err(|_| "server_error")?;
-            let sealed = state
-                .master_key
-                .seal(&who, &format!("oauth-link:{project_id}"));
+            let sealed = state.master_key.seal(
+                &who,
+                &format!("oauth-link:{project_id}:{link_user}:{provider}"),
+            );
             let data = json!({"provider": provider, "who": sealed});
             let code = issue_code(&mut tx, &project_id, LINK_CONFIRM, link_user, &data)
                 .await

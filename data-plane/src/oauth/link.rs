@@ -91,6 +91,14 @@ fn refused(reason: &'static str) -> ApiError {
             reason,
             "the SSO connection does not answer for this address's domain",
         ),
+        "link_user_mismatch" => ApiError::forbidden(
+            reason,
+            "another account started this link: start it again while signed in as yourself",
+        ),
+        "sso_required" => ApiError::forbidden(
+            reason,
+            "this address's organisation signs in with single sign-on only",
+        ),
         "server_error" => ApiError::internal("linking failed"),
         _ => ApiError::new(StatusCode::BAD_REQUEST, reason, "the link was refused"),
     }
@@ -130,7 +138,7 @@ pub async fn confirm(
     let provider = data["provider"].as_str().unwrap_or("").to_string();
     let ip = client.ip_text();
     if row.user_id.as_deref() != Some(caller.claims.sub.as_str()) {
-        // Someone else's link reached this browser: spent, and recorded.
+        // Someone else's link reached this browser: spent with the audit.
         audit::record(
             &mut tx,
             Event {
@@ -141,30 +149,53 @@ pub async fn confirm(
         )
         .await?;
         tx.commit().await?;
-        return Err(ApiError::forbidden(
-            "link_user_mismatch",
-            "another account started this link: start it again while signed in as yourself",
-        ));
+        return Err(refused("link_user_mismatch"));
     }
-    let who: ProviderUser = data["who"]
+    // Spent before anything else is read: no transaction stays open while
+    // the provider's configuration is loaded.
+    tx.commit().await?;
+    // A refusal from here on is audited, and the code stays spent.
+    let fail = |reason: &'static str| {
+        let (db, resolved, client, ip, provider) = (db, resolved, &client, &ip, &provider);
+        let actor = caller.claims.sub.clone();
+        async move {
+            let mut tx = db.scope(&resolved.project.id).await?;
+            audit::record(
+                &mut tx,
+                Event {
+                    actor: Some(&actor),
+                    data: json!({"provider": provider, "reason": reason}),
+                    ..event(resolved, client, ip, "oauth.failed", Outcome::Failure)
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Err::<Json<Value>, ApiError>(refused(reason))
+        }
+    };
+    let who: Option<ProviderUser> = data["who"]
         .as_str()
         .and_then(|s| {
             state
                 .master_key
-                .open(s, &format!("oauth-link:{project_id}"))
+                .open(
+                    s,
+                    &format!("oauth-link:{project_id}:{}:{provider}", caller.claims.sub),
+                )
                 .ok()
         })
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(invalid_code)?;
-    let cfg = provider_config(&state, &project_id, &provider)
-        .await
-        .map_err(|_| refused("unknown_provider"))?;
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(who) = who else {
+        return fail("invalid_state").await;
+    };
+    let Ok(cfg) = provider_config(&state, &project_id, &provider).await else {
+        return fail("unknown_provider").await;
+    };
     let sso = match &cfg.tenant_id {
-        Some(tenant_id) => Some(
-            sso_tenant(&state, &project_id, tenant_id)
-                .await
-                .map_err(refused)?,
-        ),
+        Some(tenant_id) => match sso_tenant(&state, &project_id, tenant_id).await {
+            Ok(sso) => Some(sso),
+            Err(reason) => return fail(reason).await,
+        },
         None => None,
     };
     let ask = Ask {
@@ -173,21 +204,10 @@ pub async fn confirm(
         link_user: Some(&caller.claims.sub),
         sso: sso.as_ref(),
     };
+    let mut tx = db.scope(&project_id).await?;
     if let Err(reason) = sign_in_user(&state, &mut tx, resolved, &client, &ask).await {
         drop(tx);
-        let mut tx = db.scope(&project_id).await?;
-        codes::consume(&mut tx, &project_id, &row.id, now).await?;
-        audit::record(
-            &mut tx,
-            Event {
-                actor: Some(&caller.claims.sub),
-                data: json!({"provider": provider, "reason": reason}),
-                ..event(resolved, &client, &ip, "oauth.failed", Outcome::Failure)
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(refused(reason));
+        return fail(reason).await;
     }
     tx.commit().await?;
     Ok(Json(json!({"identity": {

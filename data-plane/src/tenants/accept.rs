@@ -100,6 +100,7 @@ pub async fn accept(
                 "this invitation is for another address: sign in with it",
             ));
         }
+        resolved.project.require_no_sso(&user.email_normalized)?;
         let role = spend(&mut tx, &resolved, &client, &row, &user.id).await?;
         tx.commit().await?;
         return Ok(Json(answer(&role)).into_response());
@@ -201,8 +202,9 @@ pub async fn accept(
 
 /// Uses the invitation (once) and joins its tenant; returns the user's
 /// role there (an earlier membership keeps its role). An invitation holds
-/// only while its inviter could still give its role: one sent by a member
-/// since removed or demoted no longer opens the tenant.
+/// only while its inviter could still send it (`members:invite`, and its
+/// role theirs to give): one sent by a member since removed or demoted no
+/// longer opens the tenant.
 async fn spend(
     tx: &mut Tx,
     resolved: &Resolved,
@@ -215,7 +217,12 @@ async fn spend(
         .await?;
     if let Some(inviter) = &row.inviter_id {
         let member = tenant_members::find(tx, project_id, &row.tenant_id, inviter).await?;
-        if !member.is_some_and(|m| resolved.project.settings.rbac.may_grant(&m.role, &row.role)) {
+        let rbac = &resolved.project.settings.rbac;
+        let still = member.is_some_and(|m| {
+            rbac.allows(&m.role, identity_shared::rbac::MEMBERS_INVITE)
+                && rbac.may_grant(&m.role, &row.role)
+        });
+        if !still {
             return Err(invalid_token());
         }
     }

@@ -225,12 +225,15 @@ async fn pending_one(
 pub async fn revoke(
     State(state): State<DataState>,
     client: Client,
-    access: InTenant<MembersInvite>,
+    mut access: InTenant<MembersInvite>,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let project_id = access.project_id().to_string();
     let mut tx = state.shard(&access.resolved)?.scope(&project_id).await?;
+    access.lock(&mut tx).await?;
     let row = pending_one(&mut tx, &access, &id).await?;
+    // An admin does not undo an owner's invitation to be an owner.
+    super::members::beyond_own_role(&access, &row.role)?;
     if !invitations::finish(&mut tx, &project_id, &row.id, REVOKED, None, now_ms()).await? {
         return Err(ApiError::not_found("invitation"));
     }
