@@ -147,9 +147,9 @@ async fn management_commands() {
     let (ok, out) = run(&dir, &["migrate", "up"]).await;
     assert!(ok && out.contains("migrations applied"), "{out}");
     let (ok, out) = run(&dir, &["migrate", "status"]).await;
-    assert!(ok && out.matches("applied").count() == 13, "{out}");
+    assert!(ok && out.matches("applied").count() == 14, "{out}");
     let (ok, out) = run(&dir, &["migrate", "down"]).await;
-    assert!(ok && out.contains("reverted migration 13"), "{out}");
+    assert!(ok && out.contains("reverted migration 14"), "{out}");
     let (_, out) = run(&dir, &["migrate", "status"]).await;
     assert!(out.contains("pending") && out.contains("applied"), "{out}");
     assert!(run(&dir, &["migrate", "up"]).await.0);

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin_users;
 mod auth;
 mod browser;
 mod browser_passkeys;

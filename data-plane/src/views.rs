@@ -18,11 +18,38 @@ pub struct UserView {
     pub mfa_enabled: bool,
     pub phone: Option<String>,
     pub phone_verified: bool,
+    pub banned: bool,
+    pub public_metadata: serde_json::Value,
+    pub unsafe_metadata: serde_json::Value,
+    /// Only in answers to the project's server (secret key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_metadata: Option<serde_json::Value>,
+}
+
+/// A stored metadata object; none (or anything unreadable) is `{}`.
+pub fn metadata(text: Option<&str>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}))
+}
+
+impl UserView {
+    /// The view the project's server gets: with `private_metadata`.
+    pub fn for_server(u: &UserRow) -> Self {
+        Self {
+            private_metadata: Some(metadata(u.private_metadata.as_deref())),
+            ..Self::from(u)
+        }
+    }
 }
 
 impl From<&UserRow> for UserView {
     fn from(u: &UserRow) -> Self {
         Self {
+            banned: u.is_banned(identity_shared::time::now_ms()),
+            public_metadata: metadata(u.public_metadata.as_deref()),
+            unsafe_metadata: metadata(u.unsafe_metadata.as_deref()),
+            private_metadata: None,
             id: u.id.clone(),
             email: u.email.clone(),
             email_verified: u.email_verified,
@@ -128,5 +155,14 @@ pub struct UserEnvelope {
 impl From<&UserRow> for UserEnvelope {
     fn from(u: &UserRow) -> Self {
         Self { user: u.into() }
+    }
+}
+
+impl UserEnvelope {
+    /// `{user}` for the project's server (with `private_metadata`).
+    pub fn for_server(u: &UserRow) -> Self {
+        Self {
+            user: UserView::for_server(u),
+        }
     }
 }

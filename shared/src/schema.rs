@@ -130,6 +130,12 @@ pub enum Users {
     UpdatedAt,
     Phone,
     PhoneVerified,
+    PublicMetadata,
+    PrivateMetadata,
+    UnsafeMetadata,
+    BannedAt,
+    BanReason,
+    BannedUntil,
 }
 
 #[derive(Iden, Clone, Copy)]

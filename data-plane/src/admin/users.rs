@@ -1,9 +1,8 @@
 //! Server-side user calls (secret key): create (with a password or an
-//! imported hash), get, find by email, delete, reset second factors,
-//! revoke every session.
+//! imported hash), get, list (by email, or searching address and name),
+//! delete, reset second factors, revoke every session.
 
 use crate::DataState;
-use crate::audit::event;
 use crate::input::{Email, parse_name};
 use crate::password::policy;
 use crate::request::client::Client;
@@ -19,7 +18,6 @@ use crate::views::{UserEnvelope, UserView};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http::{self, ListParams, Page};
 use identity_shared::schema::Users;
@@ -83,18 +81,18 @@ pub async fn create(
         },
     )
     .await?;
-    let ip = client.ip_text();
-    audit::record(
+    super::audit_for_user(
         &mut tx,
-        Event {
-            actor: Some(&actor),
-            subject: Some(&user.id),
-            ..event(&resolved, &client, &ip, "user.created", Outcome::Success)
-        },
+        &resolved,
+        &client,
+        &actor,
+        &user.id,
+        "user.created",
+        json!({}),
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(UserEnvelope::from(&user))))
+    Ok((StatusCode::CREATED, Json(UserEnvelope::for_server(&user))))
 }
 
 fn not_found() -> ApiError {
@@ -115,12 +113,14 @@ pub async fn show(
         .await?
         .ok_or_else(not_found)?;
     tx.commit().await?;
-    Ok(Json(UserEnvelope::from(&user)))
+    Ok(Json(UserEnvelope::for_server(&user)))
 }
 
 #[derive(Deserialize)]
 pub struct ListQuery {
     email: Option<String>,
+    /// Part of the address or of the name, any case.
+    query: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -146,6 +146,26 @@ pub async fn list(
         let canonical = identity_shared::email::canonical(email).unwrap_or_default();
         select.and_where(Expr::col(Users::EmailNormalized).eq(canonical));
     }
+    if let Some(query) = q.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        if query.chars().count() > 200 {
+            return Err(ApiError::invalid_request("query is at most 200 characters"));
+        }
+        // A literal substring: LIKE's own wildcards are escaped.
+        let mut pattern = String::from("%");
+        for c in query.to_lowercase().chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        let like = || sea_query::LikeExpr::new(pattern.clone()).escape('\\');
+        select.cond_where(
+            sea_query::Cond::any()
+                .add(Expr::col(Users::EmailNormalized).like(like()))
+                .add(sea_query::Func::lower(Expr::col(Users::Name)).like(like())),
+        );
+    }
     let mut tx = state.shard(&resolved)?.scope_read(project_id).await?;
     let page = params
         .fetch_page(&mut tx, select, Users::Id, false, |r: &UserRow| {
@@ -153,7 +173,7 @@ pub async fn list(
         })
         .await?;
     tx.commit().await?;
-    Ok(Json(page.map(|r| UserView::from(&r))))
+    Ok(Json(page.map(|r| UserView::for_server(&r))))
 }
 
 pub async fn remove(
@@ -204,15 +224,14 @@ pub async fn remove(
             .and_where(Expr::col(Users::Id).eq(&user.id)),
     )
     .await?;
-    let ip = client.ip_text();
-    audit::record(
+    super::audit_for_user(
         &mut tx,
-        Event {
-            actor: Some(&actor),
-            subject: Some(&user.id),
-            data: json!({"sessions_revoked": revoked.len()}),
-            ..event(&resolved, &client, &ip, "user.deleted", Outcome::Success)
-        },
+        &resolved,
+        &client,
+        &actor,
+        &user.id,
+        "user.deleted",
+        json!({"sessions_revoked": revoked.len()}),
     )
     .await?;
     tx.commit().await?;
@@ -239,15 +258,14 @@ pub async fn reset_mfa(
     passkeys::delete(&mut tx, project_id, &user.id, None).await?;
     users::set_mfa_enabled(&mut tx, project_id, &user.id, false).await?;
     sessions::reload_views(&mut tx, project_id, &user.id).await?;
-    let ip = client.ip_text();
-    audit::record(
+    super::audit_for_user(
         &mut tx,
-        Event {
-            actor: Some(&actor),
-            subject: Some(&user.id),
-            data: json!({}),
-            ..event(&resolved, &client, &ip, "mfa.reset", Outcome::Success)
-        },
+        &resolved,
+        &client,
+        &actor,
+        &user.id,
+        "mfa.reset",
+        json!({}),
     )
     .await?;
     tx.commit().await?;
@@ -287,15 +305,14 @@ pub async fn revoke_sessions(
         identity_shared::time::now_ms(),
     )
     .await?;
-    let ip = client.ip_text();
-    audit::record(
+    super::audit_for_user(
         &mut tx,
-        Event {
-            actor: Some(&actor),
-            subject: Some(&user.id),
-            data: json!({"session_ids": revoked, "reason": "revoked_by_admin"}),
-            ..event(&resolved, &client, &ip, "session.revoked", Outcome::Success)
-        },
+        &resolved,
+        &client,
+        &actor,
+        &user.id,
+        "session.revoked",
+        json!({"session_ids": revoked, "reason": "revoked_by_admin"}),
     )
     .await?;
     tx.commit().await?;

@@ -25,8 +25,8 @@ use crate::request::caller::Caller;
 use crate::request::client::Client;
 use crate::request::resolve::Resolved;
 use crate::store::one_time_codes::{self as codes, EMAIL_CHANGE, VERIFY_EMAIL};
-use crate::store::{sessions, tenant_members, users};
-use crate::tenants::joining::{Leaving, leave};
+use crate::store::{sessions, users};
+use crate::tenants::joining::leave_domain_joined;
 use crate::views::UserView;
 
 const TTL_MS: i64 = 24 * 3600 * 1000;
@@ -214,21 +214,7 @@ pub async fn confirm(
     // Memberships the old address's domain brought end with it (the new
     // one's are added when it is marked verified below), except where the
     // user has become the tenant's last owner.
-    let mut left = Vec::new();
-    for tenant_id in tenant_members::domain_joined(&mut tx, project_id, &user.id).await? {
-        if leave(
-            &mut tx,
-            &resolved,
-            &client,
-            &tenant_id,
-            &user.id,
-            Leaving::AddressMoved,
-        )
-        .await?
-        {
-            left.push(tenant_id);
-        }
-    }
+    let left = leave_domain_joined(&mut tx, &resolved, &client, &user.id).await?;
     // Links and codes sent to the old address prove nothing now.
     codes::void(&mut tx, project_id, VERIFY_EMAIL, Some(&user.id), None, now).await?;
     codes::void(&mut tx, project_id, EMAIL_CHANGE, Some(&user.id), None, now).await?;

@@ -19,15 +19,15 @@ use serde_json::{Value, json};
 
 use crate::DataState;
 use crate::audit::event;
-use crate::oauth::accounts::{Ask, SsoTenant, sign_in_user};
+use crate::oauth::accounts::{Ask, sign_in_user};
 use crate::oauth::exchange::start_oauth_session;
 use crate::oauth::flow::{
     EXCHANGE, LINK_CONFIRM, STATE, binding_cookie, binding_header, provider_config,
 };
+use crate::oauth::sso::sso_tenant;
 use crate::request::client::Client;
 use crate::request::resolve::{Resolved, Via};
 use crate::request::transport;
-use crate::store::oauth_providers;
 use crate::store::one_time_codes as codes;
 use crate::store::sessions::SessionRow;
 use crate::store::users::{self, UserRow};
@@ -300,6 +300,13 @@ async fn callback(
             sso: sso.as_ref(),
         };
         let user_id = sign_in_user(&state, &mut tx, &resolved, &client, &ask).await?;
+        let banned = users::find(&mut tx, &project_id, &user_id)
+            .await
+            .map_err(|_| "server_error")?
+            .is_some_and(|u| u.is_banned(now));
+        if banned {
+            return Err("user_banned");
+        }
         if data["transport"] == "cookie" {
             let server = |_| "server_error";
             users::lock_credentials(&mut tx, &project_id, &user_id)
@@ -408,29 +415,6 @@ async fn issue_code(
     )
     .await?;
     Ok(code)
-}
-
-/// The SSO connection's tenant, read from the control database.
-pub(crate) async fn sso_tenant(
-    state: &DataState,
-    project_id: &str,
-    tenant_id: &str,
-) -> Result<SsoTenant, &'static str> {
-    let server = |_| "server_error";
-    let mut control = state
-        .control_db
-        .scope_read(project_id)
-        .await
-        .map_err(server)?;
-    let (domains, role) = oauth_providers::tenant_for_sso(&mut control, project_id, tenant_id)
-        .await
-        .map_err(server)?;
-    control.commit().await.map_err(server)?;
-    Ok(SsoTenant {
-        tenant_id: tenant_id.to_string(),
-        domains,
-        role,
-    })
 }
 
 /// The name in Apple's `user` form field (`{"name": {"firstName",

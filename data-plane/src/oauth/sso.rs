@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::DataState;
 use crate::input::Email;
+use crate::oauth::accounts::SsoTenant;
 use crate::oauth::flow::{allowed_redirect, origin};
 use crate::request::client::Client;
 use crate::request::resolve::{Resolved, Via};
@@ -86,4 +87,27 @@ pub async fn sso_start(
     )
     .map_err(ApiError::internal)?;
     Ok(Json(json!({"redirect_url": url.to_string()})))
+}
+
+/// The SSO connection's tenant, read from the control database.
+pub(crate) async fn sso_tenant(
+    state: &DataState,
+    project_id: &str,
+    tenant_id: &str,
+) -> Result<SsoTenant, &'static str> {
+    let server = |_| "server_error";
+    let mut control = state
+        .control_db
+        .scope_read(project_id)
+        .await
+        .map_err(server)?;
+    let (domains, role) = oauth_providers::tenant_for_sso(&mut control, project_id, tenant_id)
+        .await
+        .map_err(server)?;
+    control.commit().await.map_err(server)?;
+    Ok(SsoTenant {
+        tenant_id: tenant_id.to_string(),
+        domains,
+        role,
+    })
 }

@@ -236,7 +236,7 @@ pub const ROUTES: &[Route] = &[
     route!(
         "get",
         "/v1/users",
-        "Find users (?email= matched in canonical form; ?limit, ?cursor) (secret key)",
+        "Find users (?email= matched in canonical form, or ?query= searching address and name; ?limit, ?cursor) (secret key)",
         None,
         [(200, "{items, next_cursor}"), BAD, KEY, SECRET]
     ),
@@ -252,7 +252,79 @@ pub const ROUTES: &[Route] = &[
         "/v1/users/{id}",
         "Delete a user and revoke their sessions (secret key)",
         None,
-        [(204, "deleted"), KEY, SECRET, (404, "not_found")]
+        [
+            (204, "deleted"),
+            KEY,
+            SECRET,
+            (404, "not_found"),
+            (409, "last_owner")
+        ]
+    ),
+    route!(
+        "patch",
+        "/v1/users/{id}",
+        "Update a user: name, email, email_verified, phone, public_metadata, private_metadata (secret key)",
+        Some((
+            &[],
+            &[
+                "name",
+                "email",
+                "email_verified",
+                "phone",
+                "public_metadata",
+                "private_metadata"
+            ]
+        )),
+        [
+            (200, "{user} with private_metadata"),
+            BAD,
+            KEY,
+            SECRET,
+            (404, "not_found"),
+            (409, "email_taken"),
+            MEDIA,
+            (
+                422,
+                "invalid_name, invalid_email, invalid_phone or invalid_metadata"
+            )
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/users/{id}/ban",
+        "Ban a user (reason?, until? RFC 3339): every session ends at once, every sign-in gets 403 user_banned (secret key)",
+        Some((&[], &["reason", "until"])),
+        [
+            (200, "{user} with banned: true"),
+            BAD,
+            KEY,
+            SECRET,
+            (404, "not_found"),
+            MEDIA,
+            (422, "invalid_ban")
+        ]
+    ),
+    route!(
+        "post",
+        "/v1/users/{id}/unban",
+        "Lift a ban (secret key)",
+        None,
+        [(200, "{user}"), KEY, SECRET, (404, "not_found")]
+    ),
+    route!(
+        "post",
+        "/v1/users/{id}/impersonate",
+        "An access token for the user (no refresh token; act: {sub: operator}, amr: [imp]; ttl_seconds at most 3600, 900 by default; never stepped up); the reason is audited (secret key)",
+        Some((&["reason"], &["ttl_seconds"])),
+        [
+            (200, "{access_token, token_type, expires_in, session_id}"),
+            BAD,
+            KEY,
+            (403, "secret_key_required or user_banned"),
+            (404, "not_found"),
+            MEDIA,
+            (422, "invalid_reason or invalid_ttl")
+        ]
     ),
     route!(
         "delete",

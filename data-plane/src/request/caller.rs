@@ -63,6 +63,9 @@ impl FromRequestParts<DataState> for Caller {
             .check(db, &resolved.project.id, &claims.sub, &claims.sid)
             .await?
             .ok_or_else(|| ApiError::unauthorized("session_revoked", "this session has ended"))?;
+        if view.user.is_banned(identity_shared::time::now_ms()) {
+            return Err(crate::admin::ban::user_banned());
+        }
         // A token that speaks for a tenant holds only while the member
         // still has that role there (the session cache reloads on every
         // membership change): a removed or demoted member refreshes.

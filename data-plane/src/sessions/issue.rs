@@ -89,7 +89,10 @@ pub async fn signed_in_trusting(
             &user.id,
             &session.id,
             &session.amr(),
-            extras.tenant,
+            &crate::tokens::TokenExtras {
+                tenant: extras.tenant,
+                ..Default::default()
+            },
         )
         .await?;
     let mut body = TokenResponse {
@@ -152,6 +155,14 @@ pub async fn start_session(
     amr: &[&str],
 ) -> ApiResult<(SessionRow, String)> {
     let project = &resolved.project;
+    // Every way in ends here: a banned user gets no session. Read under
+    // the user's credentials lock, which a ban holds while it revokes the
+    // sessions, so no sign-in slips a session past a ban.
+    crate::store::users::lock_credentials(tx, &project.id, &user.id).await?;
+    let current = crate::store::users::find(tx, &project.id, &user.id).await?;
+    if current.is_none_or(|u| u.is_banned(now_ms())) {
+        return Err(crate::admin::ban::user_banned());
+    }
     // Room for the new session first (the newest MAX - 1 stay): then every
     // write below queues behind this one read (see `Tx::defer`).
     let evicted =

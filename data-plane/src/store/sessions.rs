@@ -102,6 +102,32 @@ pub async fn create(
     amr: &[&str],
     ttl_seconds: u32,
 ) -> Result<SessionRow, DbError> {
+    create_with(
+        tx,
+        project_id,
+        user_id,
+        ip,
+        user_agent,
+        amr,
+        ttl_seconds,
+        true,
+    )
+    .await
+}
+
+/// [`create`], saying whether the session starts stepped up (a sign-in
+/// proved a factor just now; an impersonation proved none).
+#[allow(clippy::too_many_arguments)]
+pub async fn create_with(
+    tx: &mut Tx,
+    project_id: &str,
+    user_id: &str,
+    ip: &str,
+    user_agent: Option<&str>,
+    amr: &[&str],
+    ttl_seconds: u32,
+    stepped_up: bool,
+) -> Result<SessionRow, DbError> {
     let now = now_ms();
     let row = SessionRow {
         id: new_id("ses"),
@@ -114,7 +140,7 @@ pub async fn create(
         last_seen_at: now,
         expires_at: now + i64::from(ttl_seconds) * 1000,
         revoked_at: None,
-        verified_at: Some(now),
+        verified_at: stepped_up.then_some(now),
         tenant_id: None,
     };
     tx.defer(

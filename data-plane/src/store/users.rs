@@ -25,9 +25,31 @@ pub struct UserRow {
     pub phone: Option<String>,
     #[serde(default)]
     pub phone_verified: bool,
+    /// JSON objects (text): the server's public and private notes, and the
+    /// user's own (`unsafe_metadata`); none is `{}`.
+    #[serde(default)]
+    pub public_metadata: Option<String>,
+    #[serde(default)]
+    pub private_metadata: Option<String>,
+    #[serde(default)]
+    pub unsafe_metadata: Option<String>,
+    /// A ban: since when, why, and until when (none: until lifted).
+    #[serde(default)]
+    pub banned_at: Option<i64>,
+    #[serde(default)]
+    pub ban_reason: Option<String>,
+    #[serde(default)]
+    pub banned_until: Option<i64>,
 }
 
-pub const COLUMNS: [Users; 12] = [
+impl UserRow {
+    /// Whether a ban holds at `now`.
+    pub fn is_banned(&self, now: i64) -> bool {
+        self.banned_at.is_some() && self.banned_until.is_none_or(|until| until > now)
+    }
+}
+
+pub const COLUMNS: [Users; 18] = [
     Users::Id,
     Users::ProjectId,
     Users::Email,
@@ -40,6 +62,12 @@ pub const COLUMNS: [Users; 12] = [
     Users::UpdatedAt,
     Users::Phone,
     Users::PhoneVerified,
+    Users::PublicMetadata,
+    Users::PrivateMetadata,
+    Users::UnsafeMetadata,
+    Users::BannedAt,
+    Users::BanReason,
+    Users::BannedUntil,
 ];
 
 impl std::fmt::Debug for UserRow {
@@ -116,6 +144,12 @@ pub async fn insert(tx: &mut Tx, project_id: &str, new: NewUser) -> Result<UserR
         updated_at: now,
         phone: None,
         phone_verified: false,
+        public_metadata: None,
+        private_metadata: None,
+        unsafe_metadata: None,
+        banned_at: None,
+        ban_reason: None,
+        banned_until: None,
     };
     tx.execute(
         Query::insert()
@@ -134,6 +168,12 @@ pub async fn insert(tx: &mut Tx, project_id: &str, new: NewUser) -> Result<UserR
                 row.updated_at.into(),
                 row.phone.clone().into(),
                 row.phone_verified.into(),
+                row.public_metadata.clone().into(),
+                row.private_metadata.clone().into(),
+                row.unsafe_metadata.clone().into(),
+                row.banned_at.into(),
+                row.ban_reason.clone().into(),
+                row.banned_until.into(),
             ]),
     )
     .await
@@ -291,6 +331,29 @@ pub async fn set_email(
         DbError::UniqueViolation(_) => InsertError::EmailTaken,
         other => InsertError::Db(other),
     })?;
+    Ok(())
+}
+
+/// Writes `values` (and `updated_at`) to the user.
+pub async fn update(
+    tx: &mut Tx,
+    project_id: &str,
+    id: &str,
+    mut values: Vec<(Users, sea_query::Value)>,
+) -> Result<(), DbError> {
+    values.push((Users::UpdatedAt, now_ms().into()));
+    tx.execute(
+        Query::update()
+            .table(Users::Table)
+            .values(
+                values
+                    .into_iter()
+                    .map(|(c, v)| (c, sea_query::Expr::val(v))),
+            )
+            .and_where(Expr::col(Users::ProjectId).eq(project_id))
+            .and_where(Expr::col(Users::Id).eq(id)),
+    )
+    .await?;
     Ok(())
 }
 

@@ -91,6 +91,34 @@ pub async fn leave(
     Ok(true)
 }
 
+/// The user's address moved: the memberships its domain brought end,
+/// except where the user has become the tenant's last owner. Returns the
+/// tenants left.
+pub async fn leave_domain_joined(
+    tx: &mut Tx,
+    resolved: &Resolved,
+    client: &Client,
+    user_id: &str,
+) -> ApiResult<Vec<String>> {
+    let project_id = &resolved.project.id;
+    let mut left = Vec::new();
+    for tenant_id in tenant_members::domain_joined(tx, project_id, user_id).await? {
+        if leave(
+            tx,
+            resolved,
+            client,
+            &tenant_id,
+            user_id,
+            Leaving::AddressMoved,
+        )
+        .await?
+        {
+            left.push(tenant_id);
+        }
+    }
+    Ok(left)
+}
+
 /// Adds the membership unless the user is a member already, and audits
 /// `membership.created`; true when added.
 pub async fn join(

@@ -25,6 +25,9 @@ pub struct AccessClaims {
     pub tenant_role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+    /// Who acts for the subject: `{"sub": "operator"}` on an impersonation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,17 @@ pub mod keys;
 pub mod wellknown;
 
 use crate::sessions::cache::ActiveTenant;
+
+/// What some access tokens carry beyond the usual claims.
+#[derive(Default)]
+pub struct TokenExtras<'a> {
+    /// The session's active tenant (`tid`, `tenant_role`, `permissions`).
+    pub tenant: Option<&'a ActiveTenant>,
+    /// A lifetime other than the project's (impersonation).
+    pub ttl_seconds: Option<u32>,
+    /// RFC 8693 `act`: who acts for the subject (impersonation).
+    pub act: Option<serde_json::Value>,
+}
 use claims::LEEWAY_SECONDS;
 pub use claims::{AccessClaims, TokenError};
 use keys::{SigningKey, VerifyingKey, parse_public_jwk};
@@ -188,6 +199,7 @@ impl Tokens {
     }
 
     /// Signs an access token for `user_id` in session `session_id`.
+    /// (What `extra` adds: see [`TokenExtras`].)
     pub async fn issue(
         &self,
         project: &ProjectInfo,
@@ -195,8 +207,9 @@ impl Tokens {
         user_id: &str,
         session_id: &str,
         amr: &[String],
-        tenant: Option<&ActiveTenant>,
+        extra: &TokenExtras<'_>,
     ) -> Result<(String, u32), ApiError> {
+        let tenant = extra.tenant;
         let signer = self
             .signers
             .get_or_load(&project.id, || self.load_signer(&project.id))
@@ -205,7 +218,9 @@ impl Tokens {
                 ApiError::internal(format!("project {} has no active signing key", project.id))
             })?;
         let now = now_ms() / 1000;
-        let ttl = project.settings.access_token_ttl_seconds;
+        let ttl = extra
+            .ttl_seconds
+            .unwrap_or(project.settings.access_token_ttl_seconds);
         let claims = AccessClaims {
             iss: issuer.to_string(),
             sub: user_id.to_string(),
@@ -219,6 +234,7 @@ impl Tokens {
             tid: tenant.map(|t| t.id.clone()),
             tenant_role: tenant.map(|t| t.role.clone()),
             permissions: tenant.map(|t| project.settings.rbac.permissions_of(&t.role)),
+            act: extra.act.clone(),
         };
         let alg = match signer.key {
             SigningKey::Ed(_) => "EdDSA",

@@ -1,0 +1,6 @@
+ALTER TABLE users DROP COLUMN IF EXISTS banned_until;
+ALTER TABLE users DROP COLUMN IF EXISTS ban_reason;
+ALTER TABLE users DROP COLUMN IF EXISTS banned_at;
+ALTER TABLE users DROP COLUMN IF EXISTS unsafe_metadata;
+ALTER TABLE users DROP COLUMN IF EXISTS private_metadata;
+ALTER TABLE users DROP COLUMN IF EXISTS public_metadata;
