@@ -12,7 +12,8 @@ use crate::support::{Project, Store, TestApp, access_token, assert_error, verifi
 on_both!(
     search_and_update_with_metadata,
     a_ban_ends_every_way_in,
-    impersonation_is_short_marked_and_audited
+    impersonation_is_short_marked_and_audited,
+    a_user_edits_their_own_profile
 );
 
 const PW: &str = "correct horse battery staple";
@@ -385,6 +386,73 @@ async fn impersonation_is_short_marked_and_audited(store: Store) {
         &as_server(&app, &p, Method::POST, &path, Some(json!({"reason": "x"}))).await,
         403,
         "user_banned",
+    );
+    app.stop().await;
+}
+
+/// `GET/PATCH /v1/users/me`: the user's name and `unsafe_metadata`, nothing
+/// else; the server's metadata is theirs to read (public) or not at all
+/// (private).
+async fn a_user_edits_their_own_profile(store: Store) {
+    let Some(app) = TestApp::spawn(store).await else {
+        return;
+    };
+    let p = app.create_project("profile").await;
+    let signed = app.register(&p.pk, "pat@example.com", PW).await;
+    let id = signed["user"]["id"].as_str().unwrap().to_string();
+    let at = access_token(&signed);
+    as_server(
+        &app,
+        &p,
+        Method::PATCH,
+        &format!("/v1/users/{id}"),
+        Some(json!({"public_metadata": {"plan": "pro"}, "private_metadata": {"risk": 3}})),
+    )
+    .await;
+    let me = |method: Method, body: Option<Value>| {
+        let (app, pk, at) = (&app, p.pk.clone(), at.clone());
+        async move { app.authed(method, "/v1/users/me", &pk, &at, body).await }
+    };
+    let (s, b) = me(Method::GET, None).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["email"], "pat@example.com");
+    assert_eq!(b["user"]["public_metadata"], json!({"plan": "pro"}));
+    assert!(b["user"].get("private_metadata").is_none(), "{b}");
+    let (s, b) = me(
+        Method::PATCH,
+        Some(json!({"name": "Pat", "unsafe_metadata": {"theme": "dark"}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["name"], "Pat");
+    assert_eq!(b["user"]["unsafe_metadata"], json!({"theme": "dark"}));
+    let (_, b) = me(Method::GET, None).await;
+    assert_eq!(b["user"]["name"], "Pat", "the session cache reloaded");
+    // Only name and unsafe_metadata are the user's to write.
+    for (body, status, code) in [
+        (
+            json!({"public_metadata": {"plan": "free"}}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"email": "other@example.com"}),
+            400,
+            "invalid_request",
+        ),
+        (json!({"unsafe_metadata": "dark"}), 422, "invalid_metadata"),
+        (json!({"name": "x".repeat(201)}), 422, "invalid_name"),
+    ] {
+        assert_error(&me(Method::PATCH, Some(body)).await, status, code);
+    }
+    let (_, b) = me(Method::PATCH, Some(json!({"name": null}))).await;
+    assert_eq!(b["user"]["name"], Value::Null);
+    assert_eq!(b["user"]["public_metadata"], json!({"plan": "pro"}));
+    assert_error(
+        &app.send_with_key(Method::GET, "/v1/users/me", &p.pk, None)
+            .await,
+        401,
+        "unauthenticated",
     );
     app.stop().await;
 }

@@ -40,6 +40,16 @@ pub fn parse_name(name: Option<&str>) -> ApiResult<Option<String>> {
     Ok(Some(name.to_string()))
 }
 
+/// For a field that may be absent (`None`) or an explicit `null`
+/// (`Some(None)`): `#[serde(default, deserialize_with = "nullable")]`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// The most a metadata object may take, as JSON.
 pub const METADATA_MAX_BYTES: usize = 8 * 1024;
 

@@ -23,6 +23,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod passkeys;
 pub mod password;
+pub mod profile;
 pub mod request;
 pub mod sessions;
 pub mod store;
@@ -180,6 +181,7 @@ pub fn router(state: DataState) -> Router {
         .merge(oauth::router())
         .merge(tenants::router())
         .merge(admin::router())
+        .merge(profile::router())
         .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.resolver.clone(),

@@ -8,7 +8,7 @@ use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::http;
 use identity_shared::schema::Users;
 use identity_shared::time::now_ms;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::DataState;
@@ -22,21 +22,14 @@ use crate::store::{sessions, users};
 use crate::tenants::joining::leave_domain_joined;
 use crate::views::UserEnvelope;
 
-/// `Some(None)` for an explicit `null`, `None` when the field is absent.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     name: Option<Option<String>>,
     email: Option<String>,
     email_verified: Option<bool>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     phone: Option<Option<String>>,
     public_metadata: Option<Value>,
     private_metadata: Option<Value>,

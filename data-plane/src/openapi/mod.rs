@@ -8,6 +8,7 @@ use serde_json::Value;
 mod email;
 mod factors;
 mod oauth;
+mod profile;
 mod tenants;
 
 pub(crate) const KEY: (u16, &str) = (401, "project_key_invalid");
@@ -382,6 +383,7 @@ pub async fn spec() -> Json<Value> {
             .chain(factors::ROUTES)
             .chain(email::ROUTES)
             .chain(oauth::ROUTES)
-            .chain(tenants::ROUTES),
+            .chain(tenants::ROUTES)
+            .chain(profile::ROUTES),
     ))
 }

@@ -1,0 +1,91 @@
+//! The signed-in user's own profile: `GET /v1/users/me`, and `PATCH` for
+//! their name and `unsafe_metadata` (a JSON object of at most 8 KiB that
+//! the user writes and anyone reading the user object sees; never trust
+//! it for authorisation). Avatars are in `avatar`.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use identity_shared::audit::{self, Event, Outcome};
+use identity_shared::error::ApiResult;
+use identity_shared::http;
+use identity_shared::schema::Users;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::DataState;
+use crate::audit::event;
+use crate::input::{metadata_text, parse_name};
+use crate::request::caller::Caller;
+use crate::request::client::Client;
+use crate::store::{sessions, users};
+use crate::views::UserEnvelope;
+
+pub fn router() -> Router<DataState> {
+    Router::new().route("/v1/users/me", get(me).patch(update))
+}
+
+pub async fn me(caller: Caller) -> Json<UserEnvelope> {
+    Json(UserEnvelope::from(&caller.view.user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    #[serde(default, deserialize_with = "crate::input::nullable")]
+    name: Option<Option<String>>,
+    unsafe_metadata: Option<Value>,
+}
+
+pub async fn update(
+    State(state): State<DataState>,
+    client: Client,
+    caller: Caller,
+    http::Json(body): http::Json<ProfileBody>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let mut values: Vec<(Users, sea_query::Value)> = Vec::new();
+    let mut changed: Vec<&str> = Vec::new();
+    if let Some(name) = &body.name {
+        values.push((Users::Name, parse_name(name.as_deref())?.into()));
+        changed.push("name");
+    }
+    if let Some(v) = &body.unsafe_metadata {
+        values.push((
+            Users::UnsafeMetadata,
+            metadata_text("unsafe_metadata", v)?.into(),
+        ));
+        changed.push("unsafe_metadata");
+    }
+    let resolved = &caller.resolved;
+    let project_id = &resolved.project.id;
+    let user_id = &caller.claims.sub;
+    let mut tx = state.shard(resolved)?.scope(project_id).await?;
+    if !values.is_empty() {
+        users::update(&mut tx, project_id, user_id, values).await?;
+        let ip = client.ip_text();
+        audit::record(
+            &mut tx,
+            Event {
+                actor: Some(user_id),
+                subject: Some(user_id),
+                data: json!({"fields": changed}),
+                ..event(
+                    resolved,
+                    &client,
+                    &ip,
+                    "user.profile_updated",
+                    Outcome::Success,
+                )
+            },
+        )
+        .await?;
+        // Cached views of the user's sessions carry the old row.
+        sessions::reload_views(&mut tx, project_id, user_id).await?;
+    }
+    let user = users::find(&mut tx, project_id, user_id)
+        .await?
+        .ok_or_else(|| identity_shared::error::ApiError::not_found("user"))?;
+    tx.commit().await?;
+    Ok(Json(UserEnvelope::from(&user)))
+}
