@@ -635,3 +635,79 @@ async fn refresh_rotation_answers_the_session_and_keeps_its_scope() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Deleting a project deletes every row it owns: the control plane's list
+/// of project tables covers every table with a `project_id` column in the
+/// catalog, and after the delete none holds a row of the project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_project_leaves_no_rows() {
+    let Some(app) = TestApp::spawn(Store::Postgres).await else {
+        return;
+    };
+    let db = app.db();
+    let pool = db.pg_pool().unwrap();
+    let listed = identity_control_plane::projects::PROJECT_TABLES;
+    for table in scoped_tables(pool).await {
+        assert!(
+            listed.contains(&table.as_str()),
+            "{table} has a project_id but a project delete leaves its rows"
+        );
+    }
+    let p = app.create_project("doomed").await;
+    let keep = app.create_project("kept").await;
+    for project in [&p, &keep] {
+        let signed = app
+            .register(
+                &project.pk,
+                "owner@example.com",
+                "correct horse battery staple",
+            )
+            .await;
+        let at = signed["access_token"].as_str().unwrap().to_string();
+        let (s, t) = app
+            .authed(
+                Method::POST,
+                "/v1/tenants",
+                &project.pk,
+                &at,
+                Some(json!({"name": "Acme"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{t}");
+        let tenant = t["tenant"]["id"].as_str().unwrap();
+        let (s, _) = app
+            .authed(
+                Method::POST,
+                &format!("/v1/tenants/{tenant}/groups"),
+                &project.pk,
+                &at,
+                Some(json!({"name": "Ops"})),
+            )
+            .await;
+        assert_eq!(s, 201);
+        app.login(&project.pk, "owner@example.com", "wrong wrong wrong")
+            .await;
+    }
+    let (s, _) = app
+        .admin(Method::DELETE, &format!("/v1/projects/{}", p.id), None)
+        .await;
+    assert_eq!(s, 204);
+    for table in listed {
+        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE project_id = $1"
+        )))
+        .bind(&p.id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "{table} kept rows of the deleted project");
+    }
+    // The other project is untouched.
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_members WHERE project_id = $1")
+        .bind(&keep.id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+    app.stop().await;
+}

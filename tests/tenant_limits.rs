@@ -495,5 +495,23 @@ async fn the_active_tenant_rides_in_the_token(store: Store) {
             .get("tid")
             .is_none()
     );
+    // The control plane deletes a tenant a session acts in: its members
+    // and their tenant tokens go at once.
+    let (s, b) = switch(owner.clone(), json!(tenant)).await;
+    assert_eq!(s, 200, "{b}");
+    let owner_at = access_token(&b);
+    let (s, _) = app
+        .admin(
+            Method::DELETE,
+            &format!("/v1/projects/{}/tenants/{tenant}", p.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_error(&session(owner_at).await, 401, "tenant_access_changed");
+    let (_, list) = app
+        .send_with_key(Method::GET, "/v1/tenants?all=true", &p.sk, None)
+        .await;
+    assert_eq!(list["items"], json!([]), "{list}");
     app.stop().await;
 }

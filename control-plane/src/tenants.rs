@@ -159,6 +159,49 @@ async fn update(
     Ok(Json(json!({"tenant": row.to_json()})))
 }
 
+/// The tenant's rows beside the users (memberships, groups, invitations),
+/// where they share this database (the default of one database; the data
+/// plane's `DELETE /v1/tenants/{id}` also reaches a separate shard). The
+/// cached views of sessions acting in the tenant reload on every node.
+async fn delete_tenant_rows(
+    tx: &mut identity_shared::db::Tx,
+    project_id: &str,
+    tenant_id: &str,
+) -> Result<(), identity_shared::db::DbError> {
+    use identity_shared::schema::Sessions;
+    let sessions: Vec<(String,)> = tx
+        .fetch_all(
+            Query::select()
+                .column(Sessions::Id)
+                .from(Sessions::Table)
+                .and_where(Expr::col(Sessions::ProjectId).eq(project_id))
+                .and_where(Expr::col(Sessions::TenantId).eq(tenant_id))
+                .and_where(Expr::col(Sessions::RevokedAt).is_null()),
+        )
+        .await?;
+    for table in [
+        "group_members",
+        "tenant_groups",
+        "invitations",
+        "tenant_members",
+    ] {
+        tx.execute(
+            Query::delete()
+                .from_table(sea_query::Alias::new(table))
+                .and_where(Expr::col(identity_shared::schema::ProjectId).eq(project_id))
+                .and_where(Expr::col(sea_query::Alias::new("tenant_id")).eq(tenant_id)),
+        )
+        .await?;
+    }
+    if !sessions.is_empty() {
+        tx.invalidate(identity_shared::invalidation::Invalidation::Sessions(
+            sessions.into_iter().map(|(id,)| id).collect(),
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 async fn remove(
     State(state): State<ControlState>,
     Path((project_id, tenant_id)): Path<(String, String)>,
@@ -174,6 +217,7 @@ async fn remove(
     )
     .await?;
     crate::tenant_sso::delete_for_tenant(&mut tx, &project.id, &row.id).await?;
+    delete_tenant_rows(&mut tx, &project.id, &row.id).await?;
     // Its domains may have been enforced for SSO.
     tx.invalidate(identity_shared::invalidation::Invalidation::Project(
         project.id.clone(),
