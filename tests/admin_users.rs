@@ -333,19 +333,32 @@ async fn impersonation_is_short_marked_and_audited(store: Store) {
         .authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
         .await;
     assert_eq!(s, 200, "{me}");
-    // Never stepped up: the user's credentials are out of reach.
-    assert_error(
-        &app.authed(
+    // It reads; it changes nothing in the user's name (not even a tenant
+    // switch, which would mint tokens), but it may sign itself out.
+    for (method, path, body) in [
+        (
             Method::POST,
             "/v1/auth/email/change",
-            &p.pk,
-            &at,
-            Some(json!({"new_email": "op@example.com"})),
-        )
-        .await,
-        403,
-        "step_up_required",
-    );
+            json!({"new_email": "op@example.com"}),
+        ),
+        (Method::PATCH, "/v1/users/me", json!({"name": "Operator"})),
+        (
+            Method::POST,
+            "/v1/auth/session/tenant",
+            json!({"tenant_id": null}),
+        ),
+        (Method::POST, "/v1/auth/sessions/revoke-all", json!({})),
+    ] {
+        assert_error(
+            &app.authed(method, path, &p.pk, &at, Some(body)).await,
+            403,
+            "impersonation_read_only",
+        );
+    }
+    let (s, _) = app
+        .authed(Method::GET, "/v1/users/me", &p.pk, &at, None)
+        .await;
+    assert_eq!(s, 200);
     // The user sees the session, and the audit trail names the reason.
     let (_, list) = app
         .authed(
@@ -366,6 +379,16 @@ async fn impersonation_is_short_marked_and_audited(store: Store) {
     assert_eq!(
         events["items"][0]["data"]["reason"], "ticket 42",
         "{events}"
+    );
+    let (s, _) = app
+        .authed(Method::POST, "/v1/auth/logout", &p.pk, &at, None)
+        .await;
+    assert!(s.is_success(), "{s}");
+    assert_error(
+        &app.authed(Method::GET, "/v1/users/me", &p.pk, &at, None)
+            .await,
+        401,
+        "session_revoked",
     );
     // Not with a publishable key; not a banned user.
     assert_error(

@@ -209,6 +209,9 @@ async fn remove(
     let mut tx = state.db.control().await?;
     let project = project_store::load(&mut tx, &project_id).await?;
     let row = load(&mut tx, &project.id, &tenant_id).await?;
+    // The data plane's lock on the tenant's memberships (one database).
+    tx.lock_key(&format!("tenant:{}:{}", project.id, row.id))
+        .await?;
     tx.execute(
         Query::delete()
             .from_table(TenantDomains::Table)

@@ -134,6 +134,8 @@ pub async fn update(
                 vec![(Users::EmailVerified, false.into())],
             )
             .await?;
+            // An unproven address vouches for no domain.
+            leave_domain_joined(&mut tx, &resolved, &client, &user.id).await?;
             changed.push("email_verified");
         }
         None => {}

@@ -7,6 +7,7 @@ use crate::request::resolve::Resolved;
 use crate::request::transport::{ACCESS_COOKIE, cookie};
 use crate::tokens::AccessClaims;
 use axum::extract::FromRequestParts;
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use identity_shared::error::ApiError;
@@ -65,6 +66,17 @@ impl FromRequestParts<DataState> for Caller {
             .ok_or_else(|| ApiError::unauthorized("session_revoked", "this session has ended"))?;
         if view.user.is_banned(identity_shared::time::now_ms()) {
             return Err(crate::admin::ban::user_banned());
+        }
+        // Impersonation is for seeing what the user sees: it reads, and
+        // may end its own session, but changes nothing in the user's name.
+        if claims.act.is_some()
+            && !matches!(parts.method, Method::GET | Method::HEAD)
+            && parts.uri.path() != "/v1/auth/logout"
+        {
+            return Err(ApiError::forbidden(
+                "impersonation_read_only",
+                "an impersonation token only reads (and signs out)",
+            ));
         }
         // A token that speaks for a tenant holds only while the member
         // still has that role there (the session cache reloads on every

@@ -128,6 +128,19 @@ pub fn set_session_cookies(
     set_cookie(headers, CSRF_COOKIE, csrf, "/", refresh_ttl, false, secure);
 }
 
+/// Only the access cookie (a new access token for the same session).
+pub fn set_access_cookie(headers: &mut HeaderMap, secure: bool, access: &str, access_ttl: i64) {
+    set_cookie(
+        headers,
+        ACCESS_COOKIE,
+        access,
+        "/",
+        access_ttl,
+        true,
+        secure,
+    );
+}
+
 pub fn clear_session_cookies(headers: &mut HeaderMap, secure: bool) {
     set_cookie(headers, ACCESS_COOKIE, "", "/", 0, true, secure);
     set_cookie(headers, REFRESH_COOKIE, "", "/v1/auth", 0, true, secure);

@@ -66,6 +66,9 @@ pub struct Extras<'a> {
     pub redirect_to: Option<&'a str>,
     /// The session's active tenant, for the access token's claims.
     pub tenant: Option<&'a ActiveTenant>,
+    /// A new access token only: the session's refresh token stays as it
+    /// is (none in the body, no refresh cookie).
+    pub access_only: bool,
 }
 
 /// [`signed_in`], with [`Extras`].
@@ -122,7 +125,17 @@ pub async fn signed_in_trusting(
         }
     }
     match transport {
+        Transport::Bearer if extras.access_only => {}
         Transport::Bearer => body.refresh_token = Some(refresh_value.to_string()),
+        Transport::Cookie if extras.access_only => {
+            body.csrf_token = Some(csrf::csrf_token(state, &session.id));
+            transport::set_access_cookie(
+                &mut response_headers,
+                !state.config.dev_mode,
+                &access,
+                i64::from(ttl),
+            );
+        }
         Transport::Cookie => {
             // Minted by the server from the session, never taken from the
             // request: stable across refreshes (other tabs' requests in
@@ -155,12 +168,10 @@ pub async fn start_session(
     amr: &[&str],
 ) -> ApiResult<(SessionRow, String)> {
     let project = &resolved.project;
-    // Every way in ends here: a banned user gets no session. Read under
-    // the user's credentials lock, which a ban holds while it revokes the
-    // sessions, so no sign-in slips a session past a ban.
-    crate::store::users::lock_credentials(tx, &project.id, &user.id).await?;
-    let current = crate::store::users::find(tx, &project.id, &user.id).await?;
-    if current.is_none_or(|u| u.is_banned(now_ms())) {
+    // Every way in ends here: a banned user gets no session. (A session a
+    // sign-in made while a ban was being written is of no use: every
+    // request and every refresh checks the ban on the user they load.)
+    if user.is_banned(now_ms()) {
         return Err(crate::admin::ban::user_banned());
     }
     // Room for the new session first (the newest MAX - 1 stay): then every

@@ -288,6 +288,11 @@ struct Presented<'a> {
 
 impl Presented<'_> {
     async fn answer(&self) -> ApiResult<Response> {
+        // A ban revokes the sessions; one made while the ban was being
+        // written is refused here.
+        if self.user.is_banned(now_ms()) {
+            return Err(crate::admin::ban::user_banned());
+        }
         signed_in_trusting(
             self.state,
             self.resolved,

@@ -97,26 +97,6 @@ async fn find_where<M>(
     .await
 }
 
-/// Ends the session's unused refresh tokens (a new one replaces them): they
-/// expire now, so presenting one is an invalid token, not a reuse.
-pub async fn retire_unused(
-    tx: &mut Tx,
-    project_id: &str,
-    session_id: &str,
-    now: i64,
-) -> Result<u64, DbError> {
-    tx.execute(
-        Query::update()
-            .table(RefreshTokens::Table)
-            .value(RefreshTokens::ExpiresAt, now)
-            .and_where(Expr::col(RefreshTokens::ProjectId).eq(project_id))
-            .and_where(Expr::col(RefreshTokens::SessionId).eq(session_id))
-            .and_where(Expr::col(RefreshTokens::ConsumedAt).is_null())
-            .and_where(Expr::col(RefreshTokens::ExpiresAt).gt(now)),
-    )
-    .await
-}
-
 /// Consumes an unconsumed, unexpired refresh token (compare-and-set) and
 /// names its successor. Returns false when another request got there first.
 pub async fn consume(

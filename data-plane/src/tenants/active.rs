@@ -1,7 +1,8 @@
 //! `POST /v1/auth/session/tenant`: the signed-in user picks the tenant
-//! their session acts in (or none). The session remembers it, so every
-//! refresh issues tokens carrying `tid`, `tenant_role` and `permissions`
-//! as they stand then; a member removed or given another role gets them
+//! their session acts in (or none), and gets an access token saying so
+//! (no refresh token: the session's own carries the choice on). The
+//! session remembers it, so every refresh issues tokens carrying `tid`,
+//! `tenant_role` and `permissions` as they stand then; a member removed or given another role gets them
 //! at the next refresh, and the token they hold is refused at once
 //! (`401 tenant_access_changed`, see `request::caller`).
 
@@ -9,10 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use identity_shared::audit::{self, Event, Outcome};
-use identity_shared::crypto::{random_token, sha256_hex};
 use identity_shared::error::ApiResult;
 use identity_shared::http;
-use identity_shared::ids::new_id;
 use identity_shared::time::now_ms;
 use serde::Deserialize;
 use serde_json::json;
@@ -25,7 +24,7 @@ use crate::request::client::Client;
 use crate::request::transport::Transport;
 use crate::sessions::cache::ActiveTenant;
 use crate::sessions::issue::{Extras, signed_in_trusting};
-use crate::store::{refresh_tokens, sessions, tenant_members};
+use crate::store::{sessions, tenant_members};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,20 +78,6 @@ pub async fn switch(
                 "this session has ended",
             )
         })?;
-    // A new refresh token in place of the session's unused ones, so the
-    // answer is a whole TokenResponse.
-    refresh_tokens::retire_unused(&mut tx, &project_id, session_id, now).await?;
-    let refresh = random_token();
-    refresh_tokens::insert(
-        &mut tx,
-        &project_id,
-        &new_id("rtk"),
-        session_id,
-        &sha256_hex(refresh.as_bytes()),
-        client.user_agent.as_deref(),
-        session.expires_at,
-    )
-    .await?;
     let ip = client.ip_text();
     audit::record(
         &mut tx,
@@ -118,9 +103,13 @@ pub async fn switch(
         StatusCode::OK,
         user,
         &session,
-        &refresh,
+        "",
         Extras {
             tenant: tenant.as_ref(),
+            // The session's refresh token stays what it is (and carries
+            // the choice from now on): an access token alone must not buy
+            // a refresh token.
+            access_only: true,
             ..Extras::default()
         },
     )
