@@ -5,6 +5,7 @@ mod support;
 
 mod admin_users;
 mod auth;
+mod avatars;
 mod browser;
 mod browser_passkeys;
 mod cli;

@@ -80,6 +80,8 @@ pub struct DataPlane {
     pub outbox: Arc<workers::outbox::Outbox>,
     /// Talks to OAuth and OpenID providers (see `oauth::provider`).
     pub oauth: Arc<oauth::provider::OauthClients>,
+    /// Keeps avatars (see `profile::objects`).
+    pub objects: Arc<dyn object_store::ObjectStore>,
 }
 
 impl DataState {
@@ -122,6 +124,7 @@ impl DataState {
             message_key: master_key.derive("outbox-recipients"),
             outbox: workers::outbox::Outbox::new(config.clone(), master_key.clone())?,
             oauth: Arc::new(oauth::provider::OauthClients::new(config.dev_mode)?),
+            objects: profile::objects::open(&config.object_store(), &config.object_store_env)?,
             master_key: master_key.clone(),
             control_db,
             shards: Arc::new(shards),
@@ -152,6 +155,15 @@ impl DataPlane {
     /// when it has one, else the public base URL plus the project id.
     pub fn issuer(&self, project: &resolve::ProjectInfo) -> String {
         match &project.primary_host {
+            Some(_) => self.public_origin(project),
+            None => format!("{}/{}", self.config.public_base_url, project.id),
+        }
+    }
+
+    /// Where the project's public URLs live: its primary auth domain, else
+    /// the deployment's public base URL.
+    pub fn public_origin(&self, project: &resolve::ProjectInfo) -> String {
+        match &project.primary_host {
             Some(host) => {
                 let scheme = if self.config.public_base_url.starts_with("http://") {
                     "http"
@@ -160,7 +172,7 @@ impl DataPlane {
                 };
                 format!("{scheme}://{host}")
             }
-            None => format!("{}/{}", self.config.public_base_url, project.id),
+            None => self.config.public_base_url.clone(),
         }
     }
 }
@@ -190,6 +202,7 @@ pub fn router(state: DataState) -> Router {
     Router::new()
         .merge(resolved)
         .merge(oauth::navigation_router())
+        .merge(profile::public_router())
         .route(
             "/{project_id}/.well-known/jwks.json",
             get(wellknown::jwks_by_path),
@@ -208,9 +221,18 @@ pub fn router(state: DataState) -> Router {
             state.clone(),
             cors::cors,
         ))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            identity_shared::http::enforce_content_length(limit, req, next)
-        }))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next| {
+                // The avatar upload alone takes more (its route sets its own
+                // body limit too).
+                let limit = if req.uri().path() == profile::AVATAR_PATH {
+                    profile::avatar::BODY_LIMIT
+                } else {
+                    limit
+                };
+                identity_shared::http::enforce_content_length(limit, req, next)
+            },
+        ))
         .layer(axum::middleware::from_fn(
             identity_shared::http::request_context,
         ))

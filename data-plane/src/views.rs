@@ -19,6 +19,7 @@ pub struct UserView {
     pub phone: Option<String>,
     pub phone_verified: bool,
     pub banned: bool,
+    pub avatar_url: Option<String>,
     pub public_metadata: serde_json::Value,
     pub unsafe_metadata: serde_json::Value,
     /// Only in answers to the project's server (secret key).
@@ -47,6 +48,7 @@ impl From<&UserRow> for UserView {
     fn from(u: &UserRow) -> Self {
         Self {
             banned: u.is_banned(identity_shared::time::now_ms()),
+            avatar_url: u.avatar_url.clone(),
             public_metadata: metadata(u.public_metadata.as_deref()),
             unsafe_metadata: metadata(u.unsafe_metadata.as_deref()),
             private_metadata: None,

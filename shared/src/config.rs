@@ -75,6 +75,12 @@ pub struct Config {
     /// Where SMS goes (`IDENTITY_SMS_WEBHOOK_URL` and `_SECRET`).
     pub sms: Option<SmsSettings>,
     pub outbox: OutboxSettings,
+    /// Where avatars are stored: `file:///dir` or `s3://bucket/prefix`
+    /// (`IDENTITY_OBJECT_STORE_URL`); none: see [`Config::object_store`].
+    pub object_store_url: Option<String>,
+    /// The `AWS_*` variables (credentials, region, `AWS_ENDPOINT_URL`) for
+    /// an `s3://` object store. Never shown by `Debug`.
+    pub object_store_env: Vec<(String, Secret<String>)>,
 }
 
 impl Default for Config {
@@ -106,6 +112,8 @@ impl Default for Config {
             email_from: "identity@localhost".into(),
             sms: None,
             outbox: OutboxSettings::default(),
+            object_store_url: None,
+            object_store_env: Vec::new(),
         }
     }
 }
@@ -137,6 +145,7 @@ impl std::fmt::Debug for Config {
             .field("email_from", &self.email_from)
             .field("sms", &self.sms)
             .field("outbox", &self.outbox)
+            .field("object_store_url", &self.object_store_url)
             .finish()
     }
 }
@@ -149,7 +158,7 @@ impl Config {
     /// Reads the process environment (and the TOML file it names).
     pub fn from_env() -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("IDENTITY_"))
+            .filter(|(k, _)| k.starts_with("IDENTITY_") || k.starts_with("AWS_"))
             .collect();
         Self::from_sources(&env)
     }
@@ -312,6 +321,16 @@ impl Config {
             email_from,
             sms,
             outbox,
+            object_store_url: get("IDENTITY_OBJECT_STORE_URL"),
+            object_store_env: {
+                let mut aws: Vec<(String, Secret<String>)> = env
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("AWS_"))
+                    .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
+                    .collect();
+                aws.sort_by(|a, b| a.0.cmp(&b.0));
+                aws
+            },
             public_addr: parse_opt(&get, "IDENTITY_PUBLIC_ADDR")?.unwrap_or(d.public_addr),
             admin_addr: parse_opt(&get, "IDENTITY_ADMIN_ADDR")?.unwrap_or(d.admin_addr),
             dev_mode: parse_bool(&get, "IDENTITY_DEV_MODE")?.unwrap_or(d.dev_mode),
@@ -352,6 +371,14 @@ impl Config {
             admin_token: admin_token.map(Secret::new),
             master_key: master_key.map(Secret::new),
         };
+        if let Some(url) = &config.object_store_url
+            && !(url.starts_with("file://") || url.starts_with("s3://"))
+        {
+            return Err(ConfigError::new(
+                "IDENTITY_OBJECT_STORE_URL",
+                "must be file:///a/directory or s3://bucket/prefix",
+            ));
+        }
         if !(8..=4_194_304).contains(&config.argon2_memory_kib) {
             return Err(ConfigError::new(
                 "IDENTITY_ARGON2_MEMORY_KIB",
@@ -401,6 +428,21 @@ impl Config {
             ));
         }
         Ok(config)
+    }
+
+    /// Where avatars are stored: the configured URL, else a directory
+    /// `objects` beside the SQLite database file, else `./identity-objects`.
+    pub fn object_store(&self) -> String {
+        if let Some(url) = &self.object_store_url {
+            return url.clone();
+        }
+        let beside = self
+            .sqlite_master_key_path()
+            .and_then(|p| p.parent().map(|d| d.join("objects").display().to_string()));
+        format!(
+            "file://{}",
+            beside.unwrap_or_else(|| "./identity-objects".into())
+        )
     }
 
     /// Where the generated master key of an SQLite deployment lives: beside

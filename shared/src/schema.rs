@@ -136,6 +136,8 @@ pub enum Users {
     BannedAt,
     BanReason,
     BannedUntil,
+    AvatarKey,
+    AvatarUrl,
 }
 
 #[derive(Iden, Clone, Copy)]

@@ -80,7 +80,7 @@ impl TestApp {
     /// As [`TestApp::spawn`], with extra `IDENTITY_*` variables.
     pub async fn spawn_with(store: Store, extra: &[(&str, &str)]) -> Option<TestApp> {
         let mut env: HashMap<String, String> = HashMap::new();
-        let mut sqlite_dir = None;
+        let sqlite_dir;
         match store {
             Store::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("identity-test-{}", random_name()));
@@ -95,6 +95,15 @@ impl TestApp {
                 let url = postgres::fresh_database().await?;
                 env.insert("IDENTITY_DATABASE_URL".into(), url);
                 env.insert("IDENTITY_AUTO_MIGRATE".into(), "true".into());
+                // Avatars in a directory of the test's own (SQLite keeps
+                // them beside its database).
+                let dir = std::env::temp_dir().join(format!("identity-test-{}", random_name()));
+                std::fs::create_dir_all(&dir).unwrap();
+                env.insert(
+                    "IDENTITY_OBJECT_STORE_URL".into(),
+                    format!("file://{}", dir.join("objects").display()),
+                );
+                sqlite_dir = Some(TempDir(dir));
             }
         }
         env.insert("IDENTITY_MASTER_KEY".into(), "11".repeat(32));

@@ -235,6 +235,9 @@ pub async fn remove(
     )
     .await?;
     tx.commit().await?;
+    if let Some(key) = &user.avatar_key {
+        crate::profile::avatar::forget(&state, key).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,7 +1,8 @@
 //! The signed-in user's own profile: `GET /v1/users/me`, and `PATCH` for
 //! their name and `unsafe_metadata` (a JSON object of at most 8 KiB that
 //! the user writes and anyone reading the user object sees; never trust
-//! it for authorisation). Avatars are in `avatar`.
+//! it for authorisation). Avatars are in `avatar`: `image` turns an upload
+//! into one, `objects` keeps them.
 
 use axum::Json;
 use axum::Router;
@@ -22,8 +23,28 @@ use crate::request::client::Client;
 use crate::store::{sessions, users};
 use crate::views::UserEnvelope;
 
+pub mod avatar;
+pub mod image;
+pub mod objects;
+
+/// The avatar upload's path, which takes a larger body than the rest.
+pub const AVATAR_PATH: &str = "/v1/users/me/avatar";
+
 pub fn router() -> Router<DataState> {
-    Router::new().route("/v1/users/me", get(me).patch(update))
+    Router::new()
+        .route("/v1/users/me", get(me).patch(update))
+        .route(
+            AVATAR_PATH,
+            axum::routing::put(avatar::put)
+                .delete(avatar::delete)
+                .layer(axum::extract::DefaultBodyLimit::max(avatar::BODY_LIMIT)),
+        )
+}
+
+/// Routes without a project: avatars load in an `<img>`, which sends no
+/// key or cookie.
+pub fn public_router() -> Router<DataState> {
+    Router::new().route("/v1/avatars/{key}", get(avatar::serve))
 }
 
 pub async fn me(caller: Caller) -> Json<UserEnvelope> {

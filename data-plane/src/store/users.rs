@@ -40,6 +40,11 @@ pub struct UserRow {
     pub ban_reason: Option<String>,
     #[serde(default)]
     pub banned_until: Option<i64>,
+    /// The avatar: its object's key in the object store, and its URL.
+    #[serde(default)]
+    pub avatar_key: Option<String>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
 }
 
 impl UserRow {
@@ -49,7 +54,7 @@ impl UserRow {
     }
 }
 
-pub const COLUMNS: [Users; 18] = [
+pub const COLUMNS: [Users; 20] = [
     Users::Id,
     Users::ProjectId,
     Users::Email,
@@ -68,6 +73,8 @@ pub const COLUMNS: [Users; 18] = [
     Users::BannedAt,
     Users::BanReason,
     Users::BannedUntil,
+    Users::AvatarKey,
+    Users::AvatarUrl,
 ];
 
 impl std::fmt::Debug for UserRow {
@@ -150,6 +157,8 @@ pub async fn insert(tx: &mut Tx, project_id: &str, new: NewUser) -> Result<UserR
         banned_at: None,
         ban_reason: None,
         banned_until: None,
+        avatar_key: None,
+        avatar_url: None,
     };
     tx.execute(
         Query::insert()
@@ -174,6 +183,8 @@ pub async fn insert(tx: &mut Tx, project_id: &str, new: NewUser) -> Result<UserR
                 row.banned_at.into(),
                 row.ban_reason.clone().into(),
                 row.banned_until.into(),
+                row.avatar_key.clone().into(),
+                row.avatar_url.clone().into(),
             ]),
     )
     .await
