@@ -9,7 +9,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use identity_shared::audit::{self, Event, Outcome};
 use identity_shared::crypto::random_token;
 use identity_shared::error::{ApiError, ApiResult};
 use identity_shared::schema::Users;
@@ -19,10 +18,8 @@ use serde_json::{Value, json};
 
 use super::image::{self as picture, MAX_BYTES, Refusal};
 use crate::DataState;
-use crate::audit::event;
 use crate::request::caller::Caller;
 use crate::request::client::Client;
-use crate::store::{sessions, users};
 
 /// The largest request body on the upload route: the image and some
 /// multipart framing.
@@ -133,7 +130,8 @@ pub async fn forget(state: &DataState, key: &str) {
     }
 }
 
-async fn audited(
+/// Records the avatar (or none) on the caller's user, audited as `kind`.
+async fn record(
     state: &DataState,
     caller: &Caller,
     client: &Client,
@@ -141,33 +139,19 @@ async fn audited(
     key: Option<&str>,
     url: Option<&str>,
 ) -> ApiResult<()> {
-    let resolved = &caller.resolved;
-    let project_id = &resolved.project.id;
-    let user_id = &caller.claims.sub;
-    let mut tx = state.shard(resolved)?.scope(project_id).await?;
-    users::update(
-        &mut tx,
-        project_id,
-        user_id,
-        vec![
-            (Users::AvatarKey, key.map(str::to_string).into()),
-            (Users::AvatarUrl, url.map(str::to_string).into()),
-        ],
+    let values = vec![
+        (Users::AvatarKey, key.map(str::to_string).into()),
+        (Users::AvatarUrl, url.map(str::to_string).into()),
+    ];
+    super::write_own(
+        state,
+        caller,
+        client,
+        values,
+        kind,
+        json!({"avatar_url": url}),
     )
     .await?;
-    let ip = client.ip_text();
-    audit::record(
-        &mut tx,
-        Event {
-            actor: Some(user_id),
-            subject: Some(user_id),
-            data: json!({"avatar_url": url}),
-            ..event(resolved, client, &ip, kind, Outcome::Success)
-        },
-    )
-    .await?;
-    sessions::reload_views(&mut tx, project_id, user_id).await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -196,7 +180,7 @@ pub async fn put(
         state.public_origin(&caller.resolved.project)
     );
     let old = caller.view.user.avatar_key.clone();
-    audited(
+    record(
         &state,
         &caller,
         &client,
@@ -226,7 +210,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let old = caller.view.user.avatar_key.clone();
     if old.is_some() {
-        audited(&state, &caller, &client, "user.avatar_deleted", None, None).await?;
+        record(&state, &caller, &client, "user.avatar_deleted", None, None).await?;
     }
     if let Some(old) = old {
         forget(&state, &old).await;

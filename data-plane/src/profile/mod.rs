@@ -78,35 +78,55 @@ pub async fn update(
         ));
         changed.push("unsafe_metadata");
     }
+    let user = if values.is_empty() {
+        caller.view.user.clone()
+    } else {
+        let data = json!({"fields": changed});
+        write_own(
+            &state,
+            &caller,
+            &client,
+            values,
+            "user.profile_updated",
+            data,
+        )
+        .await?
+    };
+    Ok(Json(UserEnvelope::from(&user)))
+}
+
+/// Writes `values` to the caller's own user, audits `kind` with `data`,
+/// reloads the cached views of their sessions, and returns the user as it
+/// now stands.
+pub(crate) async fn write_own(
+    state: &DataState,
+    caller: &Caller,
+    client: &Client,
+    values: Vec<(Users, sea_query::Value)>,
+    kind: &'static str,
+    data: Value,
+) -> ApiResult<users::UserRow> {
     let resolved = &caller.resolved;
     let project_id = &resolved.project.id;
     let user_id = &caller.claims.sub;
     let mut tx = state.shard(resolved)?.scope(project_id).await?;
-    if !values.is_empty() {
-        users::update(&mut tx, project_id, user_id, values).await?;
-        let ip = client.ip_text();
-        audit::record(
-            &mut tx,
-            Event {
-                actor: Some(user_id),
-                subject: Some(user_id),
-                data: json!({"fields": changed}),
-                ..event(
-                    resolved,
-                    &client,
-                    &ip,
-                    "user.profile_updated",
-                    Outcome::Success,
-                )
-            },
-        )
-        .await?;
-        // Cached views of the user's sessions carry the old row.
-        sessions::reload_views(&mut tx, project_id, user_id).await?;
-    }
+    users::update(&mut tx, project_id, user_id, values).await?;
+    let ip = client.ip_text();
+    audit::record(
+        &mut tx,
+        Event {
+            actor: Some(user_id),
+            subject: Some(user_id),
+            data,
+            ..event(resolved, client, &ip, kind, Outcome::Success)
+        },
+    )
+    .await?;
+    // Cached views of the user's sessions carry the old row.
+    sessions::reload_views(&mut tx, project_id, user_id).await?;
     let user = users::find(&mut tx, project_id, user_id)
         .await?
         .ok_or_else(|| identity_shared::error::ApiError::not_found("user"))?;
     tx.commit().await?;
-    Ok(Json(UserEnvelope::from(&user)))
+    Ok(user)
 }
