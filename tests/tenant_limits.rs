@@ -452,6 +452,18 @@ async fn the_active_tenant_rides_in_the_token(store: Store) {
     let at = access_token(&b);
     rt = b["refresh_token"].as_str().unwrap().to_string();
     assert_eq!(session(at.clone()).await.0, 200);
+    // A second node (Postgres: one shared database) has the session cached.
+    let peer = if store == Store::Postgres {
+        Some(app.spawn_peer().await)
+    } else {
+        None
+    };
+    if let Some(peer) = &peer {
+        let (s, _) = peer
+            .authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+            .await;
+        assert_eq!(s, 200);
+    }
     // Removed: refused at once; the next token names no tenant.
     let (s, _) = as_user(
         &app,
@@ -463,6 +475,26 @@ async fn the_active_tenant_rides_in_the_token(store: Store) {
     )
     .await;
     assert_eq!(s, 204);
+    let removed_at = std::time::Instant::now();
+    if let Some(peer) = peer {
+        // ...on every node within a second.
+        loop {
+            let got = peer
+                .authed(Method::GET, "/v1/auth/session", &p.pk, &at, None)
+                .await;
+            if got.0 == 401 {
+                assert_eq!(got.1["error"]["code"], "tenant_access_changed");
+                break;
+            }
+            assert!(
+                removed_at.elapsed().as_millis() < 1000,
+                "still {} after 1 s",
+                got.0
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        peer.stop().await;
+    }
     assert_error(&session(at).await, 401, "tenant_access_changed");
     let (s, b) = refresh(rt).await;
     assert_eq!(s, 200, "{b}");
