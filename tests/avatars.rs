@@ -145,6 +145,18 @@ async fn declared_upload(app: &TestApp, p: &Project, token: &str, length: usize)
     (status, text)
 }
 
+/// The local object store's directory of a test server.
+fn objects_dir(app: &TestApp) -> std::path::PathBuf {
+    match app.env.get("IDENTITY_OBJECT_STORE_URL") {
+        Some(url) => url.trim_start_matches("file://").into(),
+        None => {
+            let db = &app.env["IDENTITY_DATABASE_URL"];
+            let path = std::path::Path::new(db.trim_start_matches("sqlite://"));
+            path.parent().unwrap().join("objects")
+        }
+    }
+}
+
 /// Fetches an avatar URL as an `<img>` would: no key, no cookie. (The
 /// URL names the configured public base; the test server listens on a
 /// port of its own.)
@@ -208,6 +220,25 @@ async fn avatars_in_every_format_and_nothing_else(store: Store) {
         .authed(Method::GET, "/v1/users/me", &p.pk, &at, None)
         .await;
     assert_eq!(me["user"]["avatar_url"].as_str(), previous.as_deref());
+    // Forty uploads at once: all stored in turn, each deleting what it
+    // replaced, so one object is left, the one the user shows.
+    let uploads = (0..40).map(|i| {
+        let (app, p, at) = (&app, &p, at.clone());
+        async move {
+            let body = picture(ImageFormat::Png, 8 + i, 8);
+            upload(app, p, &at, body, "image/png", false).await
+        }
+    });
+    let results = futures_util::future::join_all(uploads).await;
+    assert!(results.iter().all(|(s, _)| *s == 200), "{results:?}");
+    let dir = objects_dir(&app).join("avatars").join(&p.id);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "{}", dir.display());
+    let (_, me) = app
+        .authed(Method::GET, "/v1/users/me", &p.pk, &at, None)
+        .await;
+    let shown = me["user"]["avatar_url"].as_str().unwrap();
+    assert_eq!(fetch(&app, shown).await.status(), 200);
     // Big pictures are bounded.
     let (s, b) = upload(
         &app,

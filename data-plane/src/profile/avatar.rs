@@ -143,15 +143,13 @@ async fn record(
         (Users::AvatarKey, key.map(str::to_string).into()),
         (Users::AvatarUrl, url.map(str::to_string).into()),
     ];
-    super::write_own(
-        state,
-        caller,
-        client,
-        values,
-        kind,
-        json!({"avatar_url": url}),
-    )
-    .await?;
+    let data = json!({"avatar_url": url});
+    let (before, _) = super::write_own(state, caller, client, values, kind, data).await?;
+    // What it replaced, read under the user's lock: two uploads at once
+    // each delete what they replaced, and no object is orphaned.
+    if let Some(old) = before.avatar_key.filter(|old| Some(old.as_str()) != key) {
+        forget(state, &old).await;
+    }
     Ok(())
 }
 
@@ -163,6 +161,10 @@ pub async fn put(
     request: Request,
 ) -> ApiResult<Json<Value>> {
     let data = upload_bytes(&state, request).await?;
+    // As many decodes at once as there are cores: each may take up to the
+    // decode's memory cap, so forty uploads at once queue here instead of
+    // taking forty times that.
+    let _decoding = decoders().acquire().await.map_err(ApiError::internal)?;
     let avatar = tokio::task::spawn_blocking(move || picture::process(&data))
         .await
         .map_err(ApiError::internal)?
@@ -179,7 +181,6 @@ pub async fn put(
         "{}/v1/avatars/{key}",
         state.public_origin(&caller.resolved.project)
     );
-    let old = caller.view.user.avatar_key.clone();
     record(
         &state,
         &caller,
@@ -189,10 +190,15 @@ pub async fn put(
         Some(&url),
     )
     .await?;
-    if let Some(old) = old {
-        forget(&state, &old).await;
-    }
     Ok(Json(json!({"avatar_url": url})))
+}
+
+fn decoders() -> &'static tokio::sync::Semaphore {
+    static DECODERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    DECODERS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
 }
 
 /// 32 lowercase hex digits, from 128 random bits.
@@ -208,13 +214,7 @@ pub async fn delete(
     client: Client,
     caller: Caller,
 ) -> ApiResult<StatusCode> {
-    let old = caller.view.user.avatar_key.clone();
-    if old.is_some() {
-        record(&state, &caller, &client, "user.avatar_deleted", None, None).await?;
-    }
-    if let Some(old) = old {
-        forget(&state, &old).await;
-    }
+    record(&state, &caller, &client, "user.avatar_deleted", None, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -91,13 +91,15 @@ pub async fn update(
             data,
         )
         .await?
+        .1
     };
     Ok(Json(UserEnvelope::from(&user)))
 }
 
-/// Writes `values` to the caller's own user, audits `kind` with `data`,
-/// reloads the cached views of their sessions, and returns the user as it
-/// now stands.
+/// Writes `values` to the caller's own user (under the user's lock, so
+/// concurrent writes queue), audits `kind` with `data`, reloads the cached
+/// views of their sessions, and returns the user as it stood before and
+/// as it stands now.
 pub(crate) async fn write_own(
     state: &DataState,
     caller: &Caller,
@@ -105,11 +107,16 @@ pub(crate) async fn write_own(
     values: Vec<(Users, sea_query::Value)>,
     kind: &'static str,
     data: Value,
-) -> ApiResult<users::UserRow> {
+) -> ApiResult<(users::UserRow, users::UserRow)> {
     let resolved = &caller.resolved;
     let project_id = &resolved.project.id;
     let user_id = &caller.claims.sub;
+    let gone = || identity_shared::error::ApiError::not_found("user");
     let mut tx = state.shard(resolved)?.scope(project_id).await?;
+    users::lock_credentials(&mut tx, project_id, user_id).await?;
+    let before = users::find(&mut tx, project_id, user_id)
+        .await?
+        .ok_or_else(gone)?;
     users::update(&mut tx, project_id, user_id, values).await?;
     let ip = client.ip_text();
     audit::record(
@@ -124,9 +131,9 @@ pub(crate) async fn write_own(
     .await?;
     // Cached views of the user's sessions carry the old row.
     sessions::reload_views(&mut tx, project_id, user_id).await?;
-    let user = users::find(&mut tx, project_id, user_id)
+    let after = users::find(&mut tx, project_id, user_id)
         .await?
-        .ok_or_else(|| identity_shared::error::ApiError::not_found("user"))?;
+        .ok_or_else(gone)?;
     tx.commit().await?;
-    Ok(user)
+    Ok((before, after))
 }
